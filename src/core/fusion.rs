@@ -1,0 +1,901 @@
+//! Per-camera plate tracking and multi-frame read fusion (pure, no I/O, no clock: the
+//! caller passes timestamps in milliseconds).
+//!
+//! A car passing a gate camera is read in several frames; single reads confuse O/0, I/1
+//! or pick up band characters. [`Tracker`] links detections across frames into tracks
+//! (IoU, centroid fallback), fuses each track's reads by character voting, and decides
+//! once per track:
+//! - as soon as the fused score reaches `decide_score` with at least
+//!   `min_agreeing_reads` reads equal to the fused plate (fast path for clean reads);
+//! - otherwise when `max_decision_delay_ms` has passed since the first sighting;
+//! - otherwise when the track ends (unseen for `track_timeout_ms`).
+//!
+//! A decided track is never announced again, and a plate decided on this camera is not
+//! announced again until it has been out of sight for `reannounce_gap_ms` (a car waiting
+//! at the barrier keeps producing tracks when detections flicker).
+
+use serde::{Deserialize, Serialize};
+
+use crate::vision::geometry::BoxF;
+use crate::vision::plate_format::confusion_cost;
+use crate::vision::read::PlateRead;
+
+/// Tracker settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TrackerConfig {
+    /// Minimum IoU to continue a track.
+    pub iou_match: f32,
+    /// Centroid fallback: a detection continues a track if the centres are closer than
+    /// this × the wider of the two boxes (fast cars at low frame rates have IoU 0).
+    pub centroid_match: f32,
+    /// A track unseen for this long has ended.
+    pub track_timeout_ms: u64,
+    /// Decide at the latest this long after the first sighting.
+    pub max_decision_delay_ms: u64,
+    /// Fused score needed for an early decision...
+    pub decide_score: f32,
+    /// ...together with this many reads equal to the fused plate.
+    pub min_agreeing_reads: usize,
+    /// Timed-out or ended tracks are announced only at or above this fused score.
+    pub min_final_score: f32,
+    /// A plate is not re-announced on this camera until unseen for this long.
+    pub reannounce_gap_ms: u64,
+    /// Plates within this many edits (after folding O→0, Q→0, I→1) count as the same plate
+    /// for re-announcement suppression (plates of 5+ characters only).
+    pub suppress_max_edits: usize,
+    /// Reads within this normalised edit distance belong to one cluster.
+    pub cluster_distance: f32,
+    /// Weight of the reader's alternatives in the per-position vote.
+    pub alt_vote_weight: f32,
+    /// Weight factor for reads that matched no plate format.
+    pub unmatched_weight: f32,
+    /// Reads kept per track (lowest-score read replaced beyond this).
+    pub max_reads_per_track: usize,
+}
+
+impl Default for TrackerConfig {
+    fn default() -> Self {
+        Self {
+            iou_match: 0.3,
+            centroid_match: 1.0,
+            track_timeout_ms: 1500,
+            max_decision_delay_ms: 1000,
+            decide_score: 0.8,
+            min_agreeing_reads: 2,
+            min_final_score: 0.2,
+            reannounce_gap_ms: 60_000,
+            suppress_max_edits: 1,
+            cluster_distance: 0.34,
+            alt_vote_weight: 0.5,
+            unmatched_weight: 0.6,
+            max_reads_per_track: 32,
+        }
+    }
+}
+
+/// One plate seen in one frame: its box (frame coordinates) and read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlateObservation {
+    pub bbox: BoxF,
+    /// Normalised (and ideally format-matched) read.
+    pub read: PlateRead,
+    /// Quality of the read in `[0, 1]`, e.g. mean character confidence × detector score.
+    pub score: f32,
+    /// Whether the read fitted a configured plate format.
+    pub format_matched: bool,
+}
+
+/// A read stored in a track.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimedRead {
+    pub obs: PlateObservation,
+    pub ts_ms: u64,
+}
+
+/// Why a track was decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DecisionReason {
+    /// Fused score and agreement reached the thresholds.
+    Confident,
+    /// `max_decision_delay_ms` elapsed.
+    Timeout,
+    /// The track ended before either.
+    TrackEnded,
+}
+
+/// An announced plate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FusedRead {
+    pub camera: String,
+    pub track_id: u64,
+    pub plate: String,
+    /// `[0, 1]`: mean per-position confidence × `(1 + share) / 2`, `share` being the
+    /// winning cluster's part of the total read weight.
+    pub score: f32,
+    /// Distinct texts with normalised support, fused plate first.
+    pub candidates: Vec<(String, f32)>,
+    pub char_confidences: Vec<f32>,
+    pub first_seen_ms: u64,
+    pub decided_ms: u64,
+    pub n_reads: usize,
+    /// Index (in the track's reads, arrival order) of the best read supporting the plate:
+    /// the frame to keep as the snapshot.
+    pub best_read_index: usize,
+    /// Box of that read.
+    pub bbox: BoxF,
+    pub format_matched: bool,
+    pub reason: DecisionReason,
+}
+
+/// Result of fusing a set of reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fusion {
+    pub plate: String,
+    pub score: f32,
+    pub char_confidences: Vec<f32>,
+    pub candidates: Vec<(String, f32)>,
+    /// Reads whose text equals `plate`.
+    pub agreeing: usize,
+    pub best_read_index: usize,
+    pub format_matched: bool,
+}
+
+/// Levenshtein distance where look-alike substitutions (O/0, B/8, ...) cost 0.5.
+pub fn read_distance(a: &str, b: &str) -> f32 {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut prev: Vec<f32> = (0..=b.len()).map(|j| j as f32).collect();
+    let mut cur = vec![0.0f32; b.len() + 1];
+    for i in 1..=a.len() {
+        cur[0] = i as f32;
+        for j in 1..=b.len() {
+            let sub = if a[i - 1] == b[j - 1] {
+                0.0
+            } else if confusion_cost(a[i - 1], b[j - 1]).is_some() {
+                0.5
+            } else {
+                1.0
+            };
+            cur[j] = (prev[j - 1] + sub).min(prev[j] + 1.0).min(cur[j - 1] + 1.0);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
+/// [`read_distance`] divided by the longer length (0 for two empty strings).
+pub fn normalized_read_distance(a: &str, b: &str) -> f32 {
+    let n = a.chars().count().max(b.chars().count());
+    if n == 0 {
+        0.0
+    } else {
+        read_distance(a, b) / n as f32
+    }
+}
+
+fn fold_for_identity(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            'O' | 'Q' => '0',
+            'I' => '1',
+            c => c,
+        })
+        .collect()
+}
+
+/// Whether two plate texts should be treated as the same vehicle for suppression.
+pub fn same_plate(a: &str, b: &str, max_edits: usize) -> bool {
+    let (fa, fb) = (fold_for_identity(a), fold_for_identity(b));
+    if fa == fb {
+        return true;
+    }
+    let short = fa.chars().count().min(fb.chars().count()) < 5;
+    !short && max_edits > 0 && read_distance(&fa, &fb) <= max_edits as f32
+}
+
+fn find(parent: &mut [usize], i: usize) -> usize {
+    let mut r = i;
+    while parent[r] != r {
+        r = parent[r];
+    }
+    let mut i = i;
+    while parent[i] != r {
+        let next = parent[i];
+        parent[i] = r;
+        i = next;
+    }
+    r
+}
+
+/// Fuse reads (typically one track's): cluster texts by [`normalized_read_distance`]
+/// (single-link), keep the cluster with the largest total weight (weight = read score,
+/// × `unmatched_weight` without a format match), then vote per position over the
+/// cluster's reads of its (weighted) modal length; votes are `weight × confidence`, plus
+/// `alt_vote_weight ×` the reader's alternatives. `None` when no read has text.
+pub fn fuse_reads(reads: &[TimedRead], cfg: &TrackerConfig) -> Option<Fusion> {
+    let texts: Vec<String> = reads.iter().map(|r| r.obs.read.text()).collect();
+    let valid: Vec<usize> = (0..reads.len()).filter(|&i| !texts[i].is_empty()).collect();
+    if valid.is_empty() {
+        return None;
+    }
+    let weight = |i: usize| {
+        let o = &reads[i].obs;
+        o.score.max(1e-3)
+            * if o.format_matched {
+                1.0
+            } else {
+                cfg.unmatched_weight
+            }
+    };
+    let total_w: f32 = valid.iter().map(|&i| weight(i)).sum();
+
+    // Single-link clustering.
+    let mut parent: Vec<usize> = (0..reads.len()).collect();
+    for (x, &i) in valid.iter().enumerate() {
+        for &j in &valid[x + 1..] {
+            if normalized_read_distance(&texts[i], &texts[j]) <= cfg.cluster_distance {
+                let (ri, rj) = (find(&mut parent, i), find(&mut parent, j));
+                if ri != rj {
+                    parent[rj] = ri;
+                }
+            }
+        }
+    }
+    // Best cluster: largest weight, then more members, then earliest root.
+    let mut clusters: Vec<(usize, f32, usize)> = Vec::new(); // (root, weight, members)
+    for &i in &valid {
+        let r = find(&mut parent, i);
+        match clusters.iter_mut().find(|c| c.0 == r) {
+            Some(c) => {
+                c.1 += weight(i);
+                c.2 += 1;
+            }
+            None => clusters.push((r, weight(i), 1)),
+        }
+    }
+    let best = clusters
+        .iter()
+        .copied()
+        .reduce(|a, b| {
+            if b.1 > a.1 + 1e-6 || ((b.1 - a.1).abs() <= 1e-6 && b.2 > a.2) {
+                b
+            } else {
+                a
+            }
+        })
+        .expect("non-empty");
+    let members: Vec<usize> = valid
+        .iter()
+        .copied()
+        .filter(|&i| find(&mut parent, i) == best.0)
+        .collect();
+
+    // Modal length by weight (ties: more reads, then longer).
+    let mut lengths: Vec<(usize, f32, usize)> = Vec::new();
+    for &i in &members {
+        let l = reads[i].obs.read.len();
+        match lengths.iter_mut().find(|x| x.0 == l) {
+            Some(x) => {
+                x.1 += weight(i);
+                x.2 += 1;
+            }
+            None => lengths.push((l, weight(i), 1)),
+        }
+    }
+    let modal = lengths
+        .iter()
+        .copied()
+        .reduce(|a, b| {
+            let better = b.1 > a.1 + 1e-6 || ((b.1 - a.1).abs() <= 1e-6 && (b.2, b.0) > (a.2, a.0));
+            if better {
+                b
+            } else {
+                a
+            }
+        })
+        .expect("non-empty")
+        .0;
+    let voters: Vec<usize> = members
+        .iter()
+        .copied()
+        .filter(|&i| reads[i].obs.read.len() == modal)
+        .collect();
+    let voter_w: f32 = voters.iter().map(|&i| weight(i)).sum();
+
+    let mut plate = String::with_capacity(modal);
+    let mut char_conf = Vec::with_capacity(modal);
+    for pos in 0..modal {
+        let mut votes: Vec<(char, f32)> = Vec::new();
+        let mut add = |c: char, v: f32| match votes.iter_mut().find(|x| x.0 == c) {
+            Some(x) => x.1 += v,
+            None => votes.push((c, v)),
+        };
+        for &i in &voters {
+            let pc = &reads[i].obs.read.chars[pos];
+            add(pc.ch, weight(i) * pc.conf);
+            for &(a, p) in &pc.alts {
+                add(a, weight(i) * p * cfg.alt_vote_weight);
+            }
+        }
+        // Highest vote; ties go to the character read first (votes keep read order).
+        let winner = votes
+            .iter()
+            .copied()
+            .reduce(|a, b| if b.1 > a.1 + 1e-6 { b } else { a })
+            .expect("voters non-empty")
+            .0;
+        let support: f32 = voters
+            .iter()
+            .map(|&i| {
+                let pc = &reads[i].obs.read.chars[pos];
+                if pc.ch == winner {
+                    weight(i) * pc.conf
+                } else {
+                    0.0
+                }
+            })
+            .sum();
+        plate.push(winner);
+        char_conf.push((support / voter_w).clamp(0.0, 1.0));
+    }
+    let agreeing = members.iter().filter(|&&i| texts[i] == plate).count();
+    let mean_conf = char_conf.iter().sum::<f32>() / char_conf.len().max(1) as f32;
+    // Reads outside the winning cluster (a badge read, a mis-associated box) reduce the
+    // score, by at most half.
+    let share = best.1 / total_w;
+    let score = (mean_conf * (0.5 + 0.5 * share)).clamp(0.0, 1.0);
+
+    // Snapshot read: best score among exact supporters, else among voters.
+    let pool: Vec<usize> = if agreeing > 0 {
+        members
+            .iter()
+            .copied()
+            .filter(|&i| texts[i] == plate)
+            .collect()
+    } else {
+        voters.clone()
+    };
+    let best_read_index = pool
+        .iter()
+        .copied()
+        .reduce(|a, b| {
+            if reads[b].obs.score > reads[a].obs.score {
+                b
+            } else {
+                a
+            }
+        })
+        .expect("pool non-empty");
+
+    let mut candidates: Vec<(String, f32)> = vec![(plate.clone(), score)];
+    let mut others: Vec<(String, f32)> = Vec::new();
+    for &i in &valid {
+        if texts[i] == plate {
+            continue;
+        }
+        match others.iter_mut().find(|x| x.0 == texts[i]) {
+            Some(x) => x.1 += weight(i) / total_w,
+            None => others.push((texts[i].clone(), weight(i) / total_w)),
+        }
+    }
+    others.sort_by(|a, b| b.1.total_cmp(&a.1));
+    candidates.extend(others.into_iter().take(4));
+
+    Some(Fusion {
+        format_matched: reads[best_read_index].obs.format_matched,
+        plate,
+        score,
+        char_confidences: char_conf,
+        candidates,
+        agreeing,
+        best_read_index,
+    })
+}
+
+#[derive(Debug, Clone)]
+struct Track {
+    id: u64,
+    first_seen_ms: u64,
+    last_seen_ms: u64,
+    bbox: BoxF,
+    reads: Vec<TimedRead>,
+    /// Total reads received (kept reads may be fewer).
+    n_reads: usize,
+    /// Decided plate (announced or suppressed).
+    decided: Option<String>,
+}
+
+/// Tracks and decisions for one camera.
+#[derive(Debug, Clone)]
+pub struct Tracker {
+    camera: String,
+    cfg: TrackerConfig,
+    tracks: Vec<Track>,
+    next_id: u64,
+    /// Plates decided on this camera and when they were last seen.
+    recent: Vec<(String, u64)>,
+}
+
+impl Tracker {
+    pub fn new(camera: impl Into<String>, cfg: TrackerConfig) -> Self {
+        Self {
+            camera: camera.into(),
+            cfg,
+            tracks: Vec::new(),
+            next_id: 1,
+            recent: Vec::new(),
+        }
+    }
+
+    pub fn config(&self) -> &TrackerConfig {
+        &self.cfg
+    }
+
+    /// Number of live tracks.
+    pub fn active_tracks(&self) -> usize {
+        self.tracks.len()
+    }
+
+    /// Feed one frame's plate observations; returns plates decided now.
+    pub fn update(&mut self, now_ms: u64, dets: &[PlateObservation]) -> Vec<FusedRead> {
+        let assigned = self.associate(dets);
+        for (d, obs) in dets.iter().enumerate() {
+            let ti = match assigned[d] {
+                Some(t) => t,
+                None => {
+                    self.tracks.push(Track {
+                        id: self.next_id,
+                        first_seen_ms: now_ms,
+                        last_seen_ms: now_ms,
+                        bbox: obs.bbox,
+                        reads: Vec::new(),
+                        n_reads: 0,
+                        decided: None,
+                    });
+                    self.next_id += 1;
+                    self.tracks.len() - 1
+                }
+            };
+            let t = &mut self.tracks[ti];
+            t.last_seen_ms = t.last_seen_ms.max(now_ms);
+            t.bbox = obs.bbox;
+            if let Some(p) = &t.decided {
+                // Keep the plate "seen" while its car stays in view.
+                let p = p.clone();
+                self.touch_recent(&p, now_ms);
+                continue;
+            }
+            if obs.read.is_empty() {
+                continue;
+            }
+            t.n_reads += 1;
+            let tr = TimedRead {
+                obs: obs.clone(),
+                ts_ms: now_ms,
+            };
+            if t.reads.len() < self.cfg.max_reads_per_track.max(1) {
+                t.reads.push(tr);
+            } else if let Some(worst) = (0..t.reads.len())
+                .min_by(|&a, &b| t.reads[a].obs.score.total_cmp(&t.reads[b].obs.score))
+                .filter(|&w| t.reads[w].obs.score < tr.obs.score)
+            {
+                t.reads[worst] = tr;
+            }
+        }
+        self.evaluate(now_ms)
+    }
+
+    /// Advance time without a frame (no detections): timeouts and track ends.
+    pub fn tick(&mut self, now_ms: u64) -> Vec<FusedRead> {
+        self.evaluate(now_ms)
+    }
+
+    /// End every track now (stream stopped), announcing undecided ones.
+    pub fn flush(&mut self, now_ms: u64) -> Vec<FusedRead> {
+        let mut out = Vec::new();
+        for t in std::mem::take(&mut self.tracks) {
+            if t.decided.is_none() {
+                if let Outcome::Announce(f) = self.decide(&t, now_ms, true) {
+                    out.push(f);
+                }
+            }
+        }
+        out
+    }
+
+    /// Greedy association: highest IoU pairs first, then nearest centroids.
+    fn associate(&self, dets: &[PlateObservation]) -> Vec<Option<usize>> {
+        let mut assigned: Vec<Option<usize>> = vec![None; dets.len()];
+        let mut used = vec![false; self.tracks.len()];
+        let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
+        for (ti, t) in self.tracks.iter().enumerate() {
+            for (di, d) in dets.iter().enumerate() {
+                let iou = t.bbox.iou(&d.bbox);
+                if iou >= self.cfg.iou_match {
+                    pairs.push((iou, ti, di));
+                }
+            }
+        }
+        pairs.sort_by(|a, b| b.0.total_cmp(&a.0));
+        for (_, ti, di) in pairs {
+            if !used[ti] && assigned[di].is_none() {
+                used[ti] = true;
+                assigned[di] = Some(ti);
+            }
+        }
+        let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
+        for (ti, t) in self.tracks.iter().enumerate().filter(|(ti, _)| !used[*ti]) {
+            for (di, d) in dets
+                .iter()
+                .enumerate()
+                .filter(|(di, _)| assigned[*di].is_none())
+            {
+                let dist = t.bbox.center().dist(d.bbox.center());
+                let limit = self.cfg.centroid_match * t.bbox.width().max(d.bbox.width());
+                if dist <= limit {
+                    pairs.push((dist, ti, di));
+                }
+            }
+        }
+        pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
+        for (_, ti, di) in pairs {
+            if !used[ti] && assigned[di].is_none() {
+                used[ti] = true;
+                assigned[di] = Some(ti);
+            }
+        }
+        assigned
+    }
+
+    fn touch_recent(&mut self, plate: &str, now_ms: u64) {
+        let max_edits = self.cfg.suppress_max_edits;
+        match self
+            .recent
+            .iter_mut()
+            .find(|(p, _)| same_plate(p, plate, max_edits))
+        {
+            Some(e) => e.1 = e.1.max(now_ms),
+            None => self.recent.push((plate.to_string(), now_ms)),
+        }
+    }
+
+    fn is_suppressed(&self, plate: &str, now_ms: u64) -> bool {
+        self.recent.iter().any(|(p, seen)| {
+            now_ms.saturating_sub(*seen) < self.cfg.reannounce_gap_ms
+                && same_plate(p, plate, self.cfg.suppress_max_edits)
+        })
+    }
+
+    /// Fuse `t` and apply the decision policy. `ended`: the track is over.
+    fn decide(&mut self, t: &Track, now_ms: u64, ended: bool) -> Outcome {
+        let Some(f) = fuse_reads(&t.reads, &self.cfg) else {
+            return Outcome::NotYet;
+        };
+        let reason =
+            if f.score >= self.cfg.decide_score && f.agreeing >= self.cfg.min_agreeing_reads {
+                DecisionReason::Confident
+            } else if ended {
+                DecisionReason::TrackEnded
+            } else if now_ms.saturating_sub(t.first_seen_ms) >= self.cfg.max_decision_delay_ms {
+                DecisionReason::Timeout
+            } else {
+                return Outcome::NotYet;
+            };
+        if reason != DecisionReason::Confident && f.score < self.cfg.min_final_score {
+            // Too weak to announce; a live track keeps collecting reads.
+            return Outcome::NotYet;
+        }
+        let suppressed = self.is_suppressed(&f.plate, now_ms);
+        self.touch_recent(&f.plate, t.last_seen_ms);
+        if suppressed {
+            Outcome::Suppressed(f.plate)
+        } else {
+            Outcome::Announce(self.to_fused(t, f, now_ms, reason))
+        }
+    }
+
+    fn to_fused(&self, t: &Track, f: Fusion, now_ms: u64, reason: DecisionReason) -> FusedRead {
+        FusedRead {
+            camera: self.camera.clone(),
+            track_id: t.id,
+            bbox: t.reads[f.best_read_index].obs.bbox,
+            plate: f.plate,
+            score: f.score,
+            candidates: f.candidates,
+            char_confidences: f.char_confidences,
+            first_seen_ms: t.first_seen_ms,
+            decided_ms: now_ms,
+            n_reads: t.n_reads,
+            best_read_index: f.best_read_index,
+            format_matched: f.format_matched,
+            reason,
+        }
+    }
+
+    fn evaluate(&mut self, now_ms: u64) -> Vec<FusedRead> {
+        let mut out = Vec::new();
+        let tracks = std::mem::take(&mut self.tracks);
+        let mut keep = Vec::with_capacity(tracks.len());
+        for mut t in tracks {
+            let ended = now_ms.saturating_sub(t.last_seen_ms) > self.cfg.track_timeout_ms;
+            if t.decided.is_none() {
+                match self.decide(&t, now_ms, ended) {
+                    Outcome::Announce(f) => {
+                        t.decided = Some(f.plate.clone());
+                        out.push(f);
+                    }
+                    Outcome::Suppressed(p) => t.decided = Some(p),
+                    Outcome::NotYet => {}
+                }
+            }
+            if !ended {
+                keep.push(t);
+            }
+        }
+        self.tracks = keep;
+        let gap = self.cfg.reannounce_gap_ms;
+        self.recent
+            .retain(|(_, seen)| now_ms.saturating_sub(*seen) < gap);
+        out
+    }
+}
+
+enum Outcome {
+    NotYet,
+    Announce(FusedRead),
+    Suppressed(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vision::read::PlateChar;
+
+    fn obs(x: f32, text: &str, conf: f32) -> PlateObservation {
+        PlateObservation {
+            bbox: BoxF::new(x, 100.0, x + 100.0, 130.0),
+            read: PlateRead::from_text(text, conf),
+            score: conf,
+            format_matched: true,
+        }
+    }
+
+    fn tracker() -> Tracker {
+        Tracker::new(
+            "gate-1",
+            TrackerConfig {
+                reannounce_gap_ms: 10_000,
+                ..TrackerConfig::default()
+            },
+        )
+    }
+
+    #[test]
+    fn distances() {
+        assert_eq!(read_distance("AB0123", "ABO123"), 0.5);
+        assert_eq!(read_distance("AB0123", "AB0123"), 0.0);
+        assert_eq!(read_distance("AB0123", "XAB0123"), 1.0);
+        assert_eq!(read_distance("", "ABC"), 3.0);
+        assert!((normalized_read_distance("ABCD", "ABXD") - 0.25).abs() < 1e-6);
+        assert!(same_plate("CJ01ABC", "CJO1ABC", 0));
+        assert!(same_plate("CJ01ABC", "CJ01ABD", 1));
+        assert!(!same_plate("CJ01ABC", "CJ01XYZ", 1));
+        assert!(!same_plate("AB12", "AB13", 1)); // short plates need equality
+    }
+
+    #[test]
+    fn o0_confusion_fused_to_majority() {
+        let mut t = tracker();
+        assert!(t.update(0, &[obs(100.0, "CJ01ABC", 0.9)]).is_empty());
+        // Disagreement: no two reads agree yet.
+        assert!(t.update(100, &[obs(104.0, "CJO1ABC", 0.9)]).is_empty());
+        let out = t.update(200, &[obs(108.0, "CJ01ABC", 0.9)]);
+        assert_eq!(out.len(), 1);
+        let f = &out[0];
+        assert_eq!(f.plate, "CJ01ABC");
+        assert_eq!(f.reason, DecisionReason::Confident);
+        assert_eq!((f.n_reads, f.first_seen_ms, f.decided_ms), (3, 0, 200));
+        assert!(
+            (f.char_confidences[2] - 0.6).abs() < 1e-4,
+            "{:?}",
+            f.char_confidences
+        );
+        assert_eq!(f.candidates[0].0, "CJ01ABC");
+        assert_eq!(f.candidates[1].0, "CJO1ABC");
+        assert_eq!(f.camera, "gate-1");
+        assert!(f.best_read_index == 0 || f.best_read_index == 2);
+        // The decided track is not announced again.
+        for k in 3..20 {
+            assert!(t.update(k * 100, &[obs(108.0, "CJ01ABC", 0.95)]).is_empty());
+        }
+    }
+
+    #[test]
+    fn alternatives_break_ties() {
+        // Two reads disagree on one position; the reader's alternatives tip the vote.
+        let mut a = PlateRead::from_text("B123ABC", 0.9);
+        a.chars[1] = PlateChar {
+            ch: '1',
+            conf: 0.6,
+            alts: vec![('7', 0.35)],
+        };
+        let mut b = PlateRead::from_text("B723ABC", 0.9);
+        b.chars[1] = PlateChar {
+            ch: '7',
+            conf: 0.6,
+            alts: vec![('1', 0.1)],
+        };
+        let reads: Vec<TimedRead> = [a, b]
+            .into_iter()
+            .enumerate()
+            .map(|(i, read)| TimedRead {
+                obs: PlateObservation {
+                    bbox: BoxF::new(0.0, 0.0, 10.0, 5.0),
+                    read,
+                    score: 0.8,
+                    format_matched: true,
+                },
+                ts_ms: i as u64 * 100,
+            })
+            .collect();
+        let f = fuse_reads(&reads, &TrackerConfig::default()).unwrap();
+        assert_eq!(f.plate, "B723ABC");
+        assert_eq!(f.agreeing, 1);
+        assert!(fuse_reads(&[], &TrackerConfig::default()).is_none());
+    }
+
+    #[test]
+    fn stray_read_and_band_length_lose() {
+        let mut t = tracker();
+        let seq = ["RO B123ABC", "B123ABC", "E150", "B123ABC", "B123ABC"];
+        let mut out = Vec::new();
+        for (k, s) in seq.iter().cycle().take(12).enumerate() {
+            out.extend(t.update(k as u64 * 100, &[obs(100.0, s, 0.85)]));
+        }
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].plate, "B123ABC");
+        // Not confident enough early (stray reads); decided by the delay.
+        assert_eq!(
+            (out[0].reason, out[0].decided_ms),
+            (DecisionReason::Timeout, 1_000)
+        );
+        // The stray badge read lowers the score through the cluster share but stays a candidate.
+        assert!(out[0].candidates.iter().any(|c| c.0 == "E150"));
+    }
+
+    #[test]
+    fn stationary_car_not_reannounced_then_new_car_after_gap() {
+        let mut t = tracker();
+        let mut announced = Vec::new();
+        // Car waits at the barrier for 5 s, detections every 100 ms with two dropouts
+        // longer than the track timeout (tracks end and restart).
+        let mut now = 0;
+        while now < 5_000 {
+            let dropout = (1_000..2_700).contains(&now) || (3_000..4_700).contains(&now);
+            let dets = if dropout {
+                vec![]
+            } else {
+                vec![obs(200.0, "B103ABC", 0.9)]
+            };
+            announced.extend(t.update(now, &dets));
+            now += 100;
+        }
+        assert_eq!(announced.len(), 1, "{announced:#?}");
+        // A different car right after is announced.
+        let mut other = Vec::new();
+        for k in 0..3 {
+            other.extend(t.update(5_000 + k * 100, &[obs(600.0, "CJ99XYZ", 0.9)]));
+        }
+        assert_eq!(other.len(), 1);
+        assert_eq!(other[0].plate, "CJ99XYZ");
+        // The first car leaves at 5 s; nothing seen until it returns 12 s later (> gap).
+        assert!(t.tick(7_000).is_empty());
+        assert_eq!(t.active_tracks(), 0);
+        let mut back = Vec::new();
+        for k in 0..3 {
+            back.extend(t.update(17_500 + k * 100, &[obs(200.0, "B103ABC", 0.9)]));
+        }
+        assert_eq!(back.len(), 1);
+        assert_ne!(back[0].track_id, announced[0].track_id);
+        // Within the gap, the same plate with an O/0 variant is still suppressed.
+        assert!(t.tick(20_000).is_empty());
+        let mut again = Vec::new();
+        for k in 0..3 {
+            again.extend(t.update(21_000 + k * 100, &[obs(200.0, "B1O3ABC", 0.9)]));
+        }
+        assert!(again.is_empty());
+    }
+
+    #[test]
+    fn decision_within_max_delay() {
+        let mut t = tracker();
+        // Reads never agree, so only the delay can decide.
+        let seq = ["CJ01ABC", "CJ01ABD", "CJ01ABE", "CJ01ABC", "CJ01ABF"];
+        let mut out = Vec::new();
+        let mut decided_at = None;
+        for (k, s) in seq.iter().cycle().take(20).enumerate() {
+            let now = k as u64 * 150;
+            let o = t.update(now, &[obs(100.0 + k as f32, s, 0.7)]);
+            if !o.is_empty() && decided_at.is_none() {
+                decided_at = Some(now);
+            }
+            out.extend(o);
+        }
+        assert_eq!(out.len(), 1);
+        let d = decided_at.unwrap();
+        assert!(d <= 1_050, "decided at {d}");
+        assert!(matches!(
+            out[0].reason,
+            DecisionReason::Timeout | DecisionReason::Confident
+        ));
+        assert!(out[0].plate.starts_with("CJ01AB"));
+
+        // A single sighting is decided by tick() once the delay passes.
+        let mut t = tracker();
+        assert!(t.update(0, &[obs(100.0, "B77XYZ", 0.6)]).is_empty());
+        assert!(t.tick(500).is_empty());
+        let o = t.tick(1_000);
+        assert_eq!(o.len(), 1);
+        assert_eq!(
+            (o[0].reason, o[0].decided_ms),
+            (DecisionReason::Timeout, 1_000)
+        );
+    }
+
+    #[test]
+    fn track_end_and_flush() {
+        let cfg = TrackerConfig {
+            max_decision_delay_ms: 60_000,
+            ..TrackerConfig::default()
+        };
+        let mut t = Tracker::new("cam", cfg);
+        t.update(0, &[obs(100.0, "B77XYZ", 0.6)]);
+        assert!(t.tick(1_400).is_empty());
+        let o = t.tick(1_600);
+        assert_eq!(o.len(), 1);
+        assert_eq!(o[0].reason, DecisionReason::TrackEnded);
+        assert_eq!(t.active_tracks(), 0);
+
+        t.update(2_000, &[obs(500.0, "HR12ABC", 0.6)]);
+        let o = t.flush(2_100);
+        assert_eq!(o.len(), 1);
+        assert_eq!(o[0].plate, "HR12ABC");
+        // Weak garbage is not announced at track end.
+        let mut t = Tracker::new(
+            "cam",
+            TrackerConfig {
+                min_final_score: 0.5,
+                ..TrackerConfig::default()
+            },
+        );
+        t.update(0, &[obs(100.0, "X1Y2", 0.1)]);
+        assert!(t.tick(5_000).is_empty());
+    }
+
+    #[test]
+    fn association_iou_and_centroid() {
+        let mut t = tracker();
+        // Two cars side by side get separate tracks.
+        assert!(t
+            .update(0, &[obs(100.0, "AAA111", 0.9), obs(400.0, "BBB222", 0.9)])
+            .is_empty());
+        assert_eq!(t.active_tracks(), 2);
+        // Fast car: 80 px shift (IoU ≈ 0.11) still continues its track by centroid, so each
+        // track now has two agreeing reads and decides.
+        let out = t.update(100, &[obs(180.0, "AAA111", 0.9), obs(400.0, "BBB222", 0.9)]);
+        assert_eq!(t.active_tracks(), 2);
+        let mut plates: Vec<_> = out.iter().map(|f| f.plate.as_str()).collect();
+        plates.sort();
+        assert_eq!(plates, vec!["AAA111", "BBB222"]);
+        // Far jump: a new track.
+        t.update(200, &[obs(1_000.0, "CCC333", 0.9)]);
+        assert_eq!(t.active_tracks(), 3);
+    }
+
+    #[test]
+    fn config_serde_defaults() {
+        let c: TrackerConfig = serde_json::from_str(r#"{"reannounce_gap_ms": 5000}"#).unwrap();
+        assert_eq!(c.reannounce_gap_ms, 5000);
+        assert_eq!(c.max_decision_delay_ms, 1000);
+    }
+}

@@ -1,0 +1,66 @@
+//! `lotsense demo`: the demo site from `testdata/demo/` on the embedded
+//! defaults. Cameras are real RTSP streams from an in-process server playing
+//! the clips in `testdata/clips/`, so everything downstream is the real path.
+
+use crate::cli::DemoArgs;
+use crate::config::Config;
+use crate::ingest::testserver::TestCameraServer;
+use anyhow::Context;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const DEMO_CONFIG: &str = "testdata/demo/lotsense.toml";
+const CLIPS: &str = "testdata/clips";
+
+/// Loads the demo config and rewrites `rtsp://testserver/NAME` cameras to the
+/// in-process server; returns the server too.
+pub fn prepare(root: &Path) -> anyhow::Result<(Config, TestCameraServer)> {
+    let path = root.join(DEMO_CONFIG);
+    let mut config = Config::load(&path).with_context(|| format!("the demo needs {} (run it from the repository root)", path.display()))?;
+    let mounts: Vec<(String, PathBuf)> = config
+        .cameras
+        .iter()
+        .filter_map(|c| c.url.strip_prefix("rtsp://testserver/").map(|m| (m.to_string(), root.join(CLIPS).join(format!("{m}.mp4")))))
+        .collect();
+    let refs: Vec<(&str, &Path)> = mounts.iter().map(|(m, p)| (m.as_str(), p.as_path())).collect();
+    let server = TestCameraServer::start(0, &refs)?;
+    for c in &mut config.cameras {
+        if let Some(m) = c.url.strip_prefix("rtsp://testserver/") {
+            c.url = server.url(m);
+        }
+    }
+    config.mqtt.listen = free_addr()?;
+    Ok((config, server))
+}
+
+fn free_addr() -> anyhow::Result<String> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.to_string())
+}
+
+pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let root = std::env::current_dir()?;
+    let (mut config, server) = prepare(&root)?;
+    config.http.listen = args.http.clone();
+    let running = crate::app::start(config).await?;
+    println!("lotsense demo is running");
+    println!("  HTTP     http://{}/healthz   http://{}/metrics", running.http_addr, running.http_addr);
+    println!("  MQTT     mqtt://{}:{}  (try: mosquitto_sub -h {} -p {} -t 'lotsense/#' -v)", running.mqtt_addr.0, running.mqtt_addr.1, running.mqtt_addr.0, running.mqtt_addr.1);
+    println!("  cameras  {}", running.camera_slots.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>().join(", "));
+    let mut rx = running.mqtt.subscribe(&format!("{}/#", running.mqtt.topics.sub("").trim_end_matches('/'))).await?;
+    let printer = tokio::spawn(async move {
+        while let Ok(m) = rx.recv().await {
+            println!("  mqtt  {}  {}", m.topic, String::from_utf8_lossy(&m.payload));
+        }
+    });
+    if args.duration > 0 {
+        tokio::time::sleep(Duration::from_secs(args.duration)).await;
+    } else {
+        tokio::signal::ctrl_c().await?;
+    }
+    printer.abort();
+    running.shutdown().await;
+    server.stop();
+    println!("demo stopped");
+    Ok(())
+}

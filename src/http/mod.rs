@@ -1,0 +1,64 @@
+//! HTTP adapter (axum): health, Prometheus metrics, and the JSON API.
+//!
+//! Handlers translate HTTP to calls on the services the wiring hands them;
+//! business rules live in the core, never here.
+
+use crate::metrics::Metrics;
+use crate::store::Store;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Errors of the HTTP layer.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("cannot listen on {addr}: {source} (set [http] listen to a free address)")]
+    Bind { addr: String, source: std::io::Error },
+}
+
+/// What handlers need; cloned per request (all fields are shared handles).
+#[derive(Clone)]
+pub struct AppState {
+    pub metrics: Arc<Metrics>,
+    pub store: Store,
+    pub site: String,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new().route("/healthz", get(healthz)).route("/metrics", get(metrics)).with_state(state)
+}
+
+async fn healthz(State(st): State<AppState>) -> Response {
+    st.metrics.http_requests.inc();
+    // Healthy means the database answers; cameras may be down without the
+    // service being unhealthy (gates keep working from plate events).
+    match sqlx::query("SELECT 1").execute(st.store.pool()).await {
+        Ok(_) => Json(serde_json::json!({ "status": "ok", "site": st.site })).into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "status": "degraded", "database": e.to_string() }))).into_response(),
+    }
+}
+
+async fn metrics(State(st): State<AppState>) -> Response {
+    st.metrics.http_requests.inc();
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], st.metrics.render()).into_response()
+}
+
+/// Binds and serves until `shutdown` resolves. Returns the bound address at once.
+pub async fn serve(
+    addr: &str,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), HttpError> {
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| HttpError::Bind { addr: addr.to_string(), source })?;
+    let local = listener.local_addr().map_err(|source| HttpError::Bind { addr: addr.to_string(), source })?;
+    let handle = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+            tracing::error!(error = %e, "http server stopped");
+        }
+    });
+    Ok((local, handle))
+}

@@ -1,0 +1,5 @@
+//! The `lotsense` binary: parse arguments, hand over to the library.
+
+fn main() -> std::process::ExitCode {
+    lotsense::cli::main()
+}

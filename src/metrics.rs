@@ -1,0 +1,88 @@
+//! Counters exported at `/metrics` (Prometheus text format).
+//!
+//! One `Metrics` value is created at start-up and shared by `Arc`; adapters
+//! count drops, reconnects and failures here so that "the camera is flaky" is
+//! a graph, not a guess.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// Label set for per-camera series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CameraLabel {
+    pub camera: String,
+}
+
+impl CameraLabel {
+    pub fn new(camera: &str) -> Self {
+        Self { camera: camera.to_string() }
+    }
+}
+
+pub struct Metrics {
+    registry: Registry,
+    /// Buffers that arrived from the camera's pipeline.
+    pub frames_in: Family<CameraLabel, Counter>,
+    /// Frames replaced in the one-slot queue before the vision stage took them.
+    pub frames_dropped: Family<CameraLabel, Counter>,
+    /// Frames the motion gate judged static and skipped.
+    pub frames_skipped: Family<CameraLabel, Counter>,
+    /// Frames that went through detection.
+    pub frames_processed: Family<CameraLabel, Counter>,
+    pub camera_reconnects: Family<CameraLabel, Counter>,
+    pub camera_failures: Family<CameraLabel, Counter>,
+    /// 1 while the camera delivers frames, 0 otherwise.
+    pub camera_online: Family<CameraLabel, Gauge>,
+    pub plate_reads: Family<CameraLabel, Counter>,
+    pub mqtt_reconnects: Counter,
+    pub mqtt_failures: Counter,
+    pub http_requests: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("lotsense");
+        let m = Metrics {
+            registry: Registry::default(),
+            frames_in: Default::default(),
+            frames_dropped: Default::default(),
+            frames_skipped: Default::default(),
+            frames_processed: Default::default(),
+            camera_reconnects: Default::default(),
+            camera_failures: Default::default(),
+            camera_online: Default::default(),
+            plate_reads: Default::default(),
+            mqtt_reconnects: Default::default(),
+            mqtt_failures: Default::default(),
+            http_requests: Default::default(),
+        };
+        registry.register("frames_in", "Frames received from camera pipelines", m.frames_in.clone());
+        registry.register("frames_dropped", "Frames dropped because the vision stage was busy (newest kept)", m.frames_dropped.clone());
+        registry.register("frames_skipped", "Frames skipped by the motion gate", m.frames_skipped.clone());
+        registry.register("frames_processed", "Frames run through plate detection", m.frames_processed.clone());
+        registry.register("camera_reconnects", "Camera pipeline restarts", m.camera_reconnects.clone());
+        registry.register("camera_failures", "Camera pipeline errors, stalls and ends of stream", m.camera_failures.clone());
+        registry.register("camera_online", "1 while a camera delivers frames", m.camera_online.clone());
+        registry.register("plate_reads", "Plate reads decided", m.plate_reads.clone());
+        registry.register("mqtt_reconnects", "MQTT reconnections", m.mqtt_reconnects.clone());
+        registry.register("mqtt_failures", "MQTT connection errors", m.mqtt_failures.clone());
+        registry.register("http_requests", "HTTP requests served", m.http_requests.clone());
+        Metrics { registry, ..m }
+    }
+
+    /// Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        prometheus_client::encoding::text::encode(&mut s, &self.registry).expect("writing to a String cannot fail");
+        s
+    }
+}

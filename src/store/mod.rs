@@ -1,0 +1,197 @@
+//! Persistence adapter: sqlx on SQLite (default, one file, no server) or
+//! PostgreSQL (scale-out), through one code path.
+//!
+//! We use sqlx's `Any` driver so every query is written once. The two
+//! backends differ only in their migrations (types, constraints and
+//! triggers), kept side by side in `migrations/sqlite` and
+//! `migrations/postgres` and compiled into the binary so a deployed lotsense
+//! needs no files beside it. Timestamps are stored as RFC 3339 UTC text and
+//! booleans as integers, because the `Any` driver cannot decode SQLite's
+//! BOOLEAN or PostgreSQL's TIMESTAMPTZ uniformly.
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{AnyPool, Row};
+use std::borrow::Cow;
+use std::time::Duration;
+
+/// Errors of the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage url `{0}` is neither sqlite: nor postgres://")]
+    BadUrl(String),
+    #[error("cannot create the folder for the SQLite file {path}: {source}")]
+    Folder { path: String, source: std::io::Error },
+    #[error("cannot open the database at {url}: {source}")]
+    Connect { url: String, source: sqlx::Error },
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+/// Which database is behind the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The store: a connection pool plus the backend kind.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "foundation", include_str!("migrations/sqlite/0001_foundation.sql"))];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "foundation", include_str!("migrations/postgres/0001_foundation.sql"))];
+
+impl Store {
+    /// Opens (creating if needed) the database at `url` and applies migrations.
+    pub async fn open(url: &str, max_connections: u32) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = backend_of(url)?;
+        let connect_url = match backend {
+            Backend::Sqlite => sqlite_url(url)?,
+            Backend::Postgres => url.to_string(),
+        };
+        let mut opts = AnyPoolOptions::new().max_connections(max_connections.max(1)).acquire_timeout(Duration::from_secs(10));
+        if backend == Backend::Sqlite {
+            // WAL lets readers run beside the one writer; busy_timeout makes a
+            // second writer wait instead of failing with SQLITE_BUSY.
+            opts = opts.after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
+                    sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
+                    sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
+                    sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = opts
+            .connect(&connect_url)
+            .await
+            .map_err(|source| StoreError::Connect { url: redact(url), source })?;
+        let store = Store { pool, backend };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let list = match self.backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS,
+            Backend::Postgres => POSTGRES_MIGRATIONS,
+        };
+        let migrations = list
+            .iter()
+            .map(|(v, d, sql)| Migration::new(*v, Cow::Borrowed(*d), MigrationType::Simple, sqlx::SqlSafeStr::into_sql_str(*sql), false))
+            .collect();
+        Migrator::with_migrations(migrations).run(&self.pool).await?;
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Versions of the applied migrations, oldest first.
+    pub async fn applied_migrations(&self) -> Result<Vec<i64>, StoreError> {
+        let rows = sqlx::query("SELECT version FROM _sqlx_migrations WHERE success = TRUE ORDER BY version")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|r: &AnyRow| r.get::<i64, _>(0)).collect())
+    }
+
+    /// Names of the user tables (for checks and diagnostics).
+    pub async fn tables(&self) -> Result<Vec<String>, StoreError> {
+        let sql = match self.backend {
+            Backend::Sqlite => "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+            Backend::Postgres => "SELECT table_name::text FROM information_schema.tables WHERE table_schema = current_schema() ORDER BY table_name",
+        };
+        let rows = sqlx::query(sql).fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(|r: &AnyRow| r.get::<String, _>(0)).collect())
+    }
+
+    /// Appends an audit record.
+    pub async fn audit(&self, actor: &str, action: &str, subject: Option<&str>, reason: Option<&str>, detail: Option<&serde_json::Value>) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO audit_log (at, actor, action, subject, reason, detail_json) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(now_text())
+            .bind(actor)
+            .bind(action)
+            .bind(subject)
+            .bind(reason)
+            .bind(detail.map(|d| d.to_string()))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records a camera going online/offline.
+    pub async fn camera_event(&self, camera: &str, status: &str, reason: Option<&str>) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO camera_events (camera, status, reason, at) VALUES ($1, $2, $3, $4)")
+            .bind(camera)
+            .bind(status)
+            .bind(reason)
+            .bind(now_text())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Current UTC time as stored text.
+pub fn now_text() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+fn backend_of(url: &str) -> Result<Backend, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Backend::Sqlite)
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Backend::Postgres)
+    } else {
+        Err(StoreError::BadUrl(url.to_string()))
+    }
+}
+
+/// `sqlite://var/x.db` → a URL that creates the file, after making its folder.
+fn sqlite_url(url: &str) -> Result<String, StoreError> {
+    let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if path != ":memory:" && !path.is_empty() {
+        if let Some(parent) = std::path::Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|source| StoreError::Folder { path: parent.display().to_string(), source })?;
+        }
+    }
+    let mut q = String::from(query);
+    if !q.contains("mode=") {
+        if !q.is_empty() {
+            q.push('&');
+        }
+        q.push_str("mode=rwc");
+    }
+    Ok(format!("sqlite://{path}?{q}"))
+}
+
+/// Hides a password in a URL before it goes into a message.
+fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}

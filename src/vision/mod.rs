@@ -1,0 +1,28 @@
+//! Pure vision maths and plate logic: no I/O, no ONNX calls.
+//!
+//! Data flows through typed values between stages:
+//! frame ([`image::ImageView`]) → [`letterbox::Letterbox`] + [`tensor`] (model input) →
+//! detector output → [`db`] / [`nms`] (boxes in frame coordinates) → [`crop`] + [`tensor`]
+//! (reader input) → [`ctc`] ([`ctc::CtcText`]) → [`read::PlateRead`] (A–Z0–9 with
+//! confidences) → [`plate_format`] / [`plate_select`] → `core::fusion` (tracks, decisions).
+//! [`motion`] decides whether a frame is worth running the models on at all.
+//!
+//! Running the models (ONNX Runtime) is not done here; the runtime modules call these
+//! functions on the model inputs and outputs.
+
+pub mod crop;
+pub mod ctc;
+pub mod db;
+pub mod error;
+pub mod geometry;
+pub mod hull;
+pub mod image;
+pub mod letterbox;
+pub mod motion;
+pub mod nms;
+pub mod plate_format;
+pub mod plate_select;
+pub mod read;
+pub mod tensor;
+
+pub use error::VisionError;
