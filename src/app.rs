@@ -7,7 +7,13 @@
 //! - camera status events: bounded (64), the camera thread waits (rare events);
 //! - plate reads and core commands: bounded, senders wait, never dropped.
 
-use crate::config::Config;
+use crate::anpr::evidence::EvidenceStore;
+use crate::anpr::live::{GateCamera, LivePipeline, MotionGate};
+use crate::anpr::{EngineSettings, PlateEngine};
+use crate::config::{CameraRole, Config};
+use crate::core::fusion::TrackerConfig;
+use crate::events::{PlateRead, Role};
+use crate::onnx::OnnxRuntime;
 use crate::ingest::{self, CameraEvent, CameraSource, FrameSlot};
 use crate::metrics::Metrics;
 use crate::mqtt::{self, ClientSettings, EmbeddedBroker, MqttHandle, Topics};
@@ -28,10 +34,18 @@ pub struct Running {
     pub store: Store,
     pub metrics: Arc<Metrics>,
     pub camera_slots: Vec<(String, Arc<FrameSlot>)>,
+    /// Bay occupancy (`None` when the site has no bays).
+    pub occupancy: Option<crate::occupancy::OccupancyHandle>,
+    /// The parking services (entries, exits, payments, reservations, flags).
+    pub parking: crate::service::ParkingService,
+    /// Input for decided plate reads (the same path camera reads take:
+    /// stored, published, then decided by the parking core). Bounded; senders wait.
+    pub plate_tx: mpsc::Sender<PlateRead>,
     stop: Arc<AtomicBool>,
     shutdown_tx: tokio::sync::watch::Sender<bool>,
     camera_threads: Vec<std::thread::JoinHandle<()>>,
     http_task: tokio::task::JoinHandle<()>,
+    anpr: Option<LivePipeline>,
 }
 
 /// Starts everything the config describes.
@@ -61,6 +75,13 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         tracing::warn!(%host, port, "MQTT broker not reachable yet; retrying in the background");
     }
 
+    // Parking core: services over the store, seeded from the config; gate commands over MQTT.
+    let parking = crate::service::ParkingService::new(store.clone(), crate::service::Settings::from_config(&config), Some(mqtt.clone())).await?;
+    parking.seed(&config).await.context("seeding spaces, permits and lists")?;
+    for k in &config.api_keys {
+        crate::http::api::auth::store_key(&store, &k.name, k.role, &k.hash, k.rate_per_minute, "config").await.context("storing [[api_keys]]")?;
+    }
+
     // Cameras.
     ingest::init_gstreamer()?;
     let stop = Arc::new(AtomicBool::new(false));
@@ -82,23 +103,109 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         tracing::info!(camera = %cam.id, role = ?cam.role, "camera started");
     }
     drop(ev_tx);
-    tokio::spawn(camera_status_task(ev_rx, mqtt.clone(), store.clone()));
+    // Overview cameras → bay occupancy → boards (retained MQTT, /api/displays).
+    let occupancy = crate::occupancy::start(&config, &camera_slots, mqtt.clone(), metrics.clone(), stop.clone())?;
+    tokio::spawn(camera_status_task(ev_rx, mqtt.clone(), store.clone(), occupancy.clone()));
+
+    // Gate cameras → plate pipeline → plate events (stored, published, handed to the core).
+    let (plate_tx, plate_rx) = mpsc::channel::<PlateRead>(256);
+    let plate_input = plate_tx.clone();
+    let anpr = start_anpr(&config, &camera_slots, plate_tx, metrics.clone())?;
+    // Consumers of decided plate reads besides MQTT and the store (the parking core).
+    let (core_tx, core_rx) = mpsc::channel::<PlateRead>(256);
+    let plate_consumers: Vec<mpsc::Sender<PlateRead>> = vec![core_tx];
+    tokio::spawn(parking_reads_task(core_rx, parking.clone()));
+    tokio::spawn(plate_events_task(plate_rx, mqtt.clone(), store.clone(), plate_consumers));
 
     // HTTP.
     let (shutdown_tx, mut shutdown_rx) = tokio::sync::watch::channel(false);
-    let state = crate::http::AppState { metrics: metrics.clone(), store: store.clone(), site: config.site.name.clone() };
+    let state = crate::http::AppState { metrics: metrics.clone(), store: store.clone(), site: config.site.name.clone(), occupancy: occupancy.clone(), parking: Some(parking.clone()) };
+    parking.spawn_background(shutdown_rx.clone());
     let (http_addr, http_task) = crate::http::serve(&config.http.listen, crate::http::router(state), async move {
         let _ = shutdown_rx.wait_for(|v| *v).await;
     })
     .await?;
     tracing::info!(%http_addr, "http listening");
 
-    Ok(Running { http_addr, mqtt_addr: (host, port), mqtt, store, metrics, camera_slots, stop, shutdown_tx, camera_threads, http_task })
+    Ok(Running { http_addr, mqtt_addr: (host, port), mqtt, store, metrics, camera_slots, occupancy, parking, plate_tx: plate_input, stop, shutdown_tx, camera_threads, http_task, anpr })
+}
+
+/// Loads the plate engine and starts the live pipeline when there are gate
+/// cameras. Evidence past retention is cleaned now and hourly.
+fn start_anpr(config: &Config, slots: &[(String, Arc<FrameSlot>)], out: mpsc::Sender<PlateRead>, metrics: Arc<Metrics>) -> anyhow::Result<Option<LivePipeline>> {
+    let mut cams = Vec::new();
+    for (id, slot) in slots {
+        let Some(c) = config.camera(id) else { continue };
+        let role = match c.role {
+            CameraRole::Entry => Role::Entry,
+            CameraRole::Exit => Role::Exit,
+            CameraRole::Overview => continue,
+        };
+        // The motion gate is on by default for gate cameras.
+        let m = c.motion.clone().unwrap_or_default();
+        let motion = m.enabled.then(|| MotionGate { threshold: m.threshold, zone: m.zone.clone() });
+        cams.push(GateCamera { id: id.clone(), role, gate: c.gate.clone(), lane: c.lane.clone(), slot: slot.clone(), motion });
+    }
+    if cams.is_empty() {
+        return Ok(None);
+    }
+    let rt = OnnxRuntime::load(config.onnxruntime.library.as_deref())?;
+    let mut settings = EngineSettings::from_lpr(&config.lpr)?;
+    // One engine serves all cameras; a per-camera ROI applies when exactly one camera sets it.
+    settings.roi = None;
+    let engine = Arc::new(PlateEngine::load(&rt, &config.models.dir, settings).context("loading the plate models")?);
+    let tracker = TrackerConfig {
+        max_decision_delay_ms: config.lpr.max_decision_delay_ms,
+        reannounce_gap_ms: config.lpr.reannounce_gap_secs * 1000,
+        ..TrackerConfig::default()
+    };
+    let evidence = Arc::new(EvidenceStore::new(&config.storage.data_dir, config.evidence.retention_days));
+    let cleaner = evidence.clone();
+    tokio::spawn(async move {
+        loop {
+            let c = cleaner.clone();
+            let _ = tokio::task::spawn_blocking(move || c.clean(chrono::Utc::now())).await;
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
+    });
+    tracing::info!(cameras = cams.len(), detector = %engine.detector.name, reader = %engine.reader.name, "plate pipeline started");
+    Ok(Some(LivePipeline::start(engine, cams, tracker, evidence, out, metrics)?))
+}
+
+/// Stores, publishes (not retained) and forwards each decided plate read, in
+/// order. Nothing is dropped: each consumer's bounded channel is awaited.
+async fn plate_events_task(mut rx: mpsc::Receiver<PlateRead>, mqtt: MqttHandle, store: Store, consumers: Vec<mpsc::Sender<PlateRead>>) {
+    while let Some(read) = rx.recv().await {
+        let json = serde_json::to_string(&read).expect("PlateRead serialises");
+        if let Err(e) = store.plate_read(&read, &json).await {
+            tracing::error!(plate = %read.plate, error = %e, "plate read not stored");
+        }
+        if let Err(e) = mqtt.publish(mqtt.topics.plates(), json, false).await {
+            tracing::warn!(plate = %read.plate, error = %e, "plate read not published");
+        }
+        for c in &consumers {
+            if c.send(read.clone()).await.is_err() {
+                tracing::error!(plate = %read.plate, "plate read consumer closed");
+            }
+        }
+    }
+}
+
+/// Hands decided plate reads to the parking core, one at a time, in order.
+async fn parking_reads_task(mut rx: mpsc::Receiver<PlateRead>, parking: crate::service::ParkingService) {
+    while let Some(read) = rx.recv().await {
+        if let Err(e) = parking.on_plate_read(read.clone()).await {
+            tracing::error!(plate = %read.plate, read = %read.id, error = %e, "plate read not decided");
+        }
+    }
 }
 
 /// Publishes camera status (retained) and records it.
-async fn camera_status_task(mut rx: mpsc::Receiver<CameraEvent>, mqtt: MqttHandle, store: Store) {
+async fn camera_status_task(mut rx: mpsc::Receiver<CameraEvent>, mqtt: MqttHandle, store: Store, occupancy: Option<crate::occupancy::OccupancyHandle>) {
     while let Some(ev) = rx.recv().await {
+        if let Some(o) = &occupancy {
+            o.on_camera_event(&ev);
+        }
         let (camera, status, reason) = match &ev {
             CameraEvent::Online { camera } => (camera.clone(), "online", None),
             CameraEvent::Offline { camera, reason } => (camera.clone(), "offline", Some(reason.clone())),
@@ -119,6 +226,9 @@ impl Running {
     pub async fn shutdown(self) {
         self.stop.store(true, Ordering::Relaxed);
         let _ = self.shutdown_tx.send(true);
+        if let Some(p) = self.anpr {
+            let _ = tokio::task::spawn_blocking(move || p.stop()).await;
+        }
         for t in self.camera_threads {
             let _ = tokio::task::spawn_blocking(move || t.join()).await;
         }

@@ -33,23 +33,62 @@ pub enum Command {
     /// Fetch and verify the ONNX models and the ONNX Runtime library listed in models/manifest.toml.
     #[command(subcommand)]
     Models(ModelsCmd),
-    /// Read plates in still images (issue: plate pipeline).
+    /// Bay layout tools for overview cameras.
+    #[command(subcommand)]
+    Bays(BaysCmd),
+    /// Read plates in still images: each plate with score, box and raw text.
     Read {
         images: Vec<PathBuf>,
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        anpr: AnprArgs,
     },
-    /// Evaluate accuracy and speed on a labelled data set.
+    /// Evaluate accuracy and speed on a labelled data set: `anpr` (OpenALPR-style
+    /// folders or crop sets) or `occupancy`.
     Eval {
         /// `anpr` or `occupancy`.
         what: String,
+        /// Folder searched recursively; each sub-folder is a group.
         #[arg(long)]
         data: PathBuf,
+        /// One JSON object instead of tables.
         #[arg(long)]
         json: bool,
+        /// Evaluate only the first N samples.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Also write per-sample outcomes to this JSON file.
+        #[arg(long)]
+        outcomes: Option<PathBuf>,
+        #[command(flatten)]
+        anpr: AnprArgs,
     },
     /// Benchmarks that print figures (`anpr`, `core`, `occupancy`).
     Bench { what: String },
+}
+
+/// Plate-engine knobs shared by `read`, `eval anpr` and `bench anpr`.
+#[derive(Args, Debug, Clone)]
+pub struct AnprArgs {
+    /// Config file whose [lpr] section (formats, thresholds) applies.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Built-in plate format presets to use when no config is given (ro, hr, br, us).
+    #[arg(long, value_delimiter = ',')]
+    pub formats: Vec<String>,
+    /// Longer side of the text-detector input (multiple of 32).
+    #[arg(long)]
+    pub det_max_side: Option<usize>,
+    /// Read at most this many text boxes per frame.
+    #[arg(long)]
+    pub max_reads: Option<usize>,
+    /// Region of interest x,y,w,h.
+    #[arg(long, value_delimiter = ',', num_args = 4)]
+    pub roi: Option<Vec<u32>>,
+    /// Models folder.
+    #[arg(long, default_value = "models")]
+    pub models: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -60,6 +99,25 @@ pub struct DemoArgs {
     /// HTTP listen address for the demo.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub http: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BaysCmd {
+    /// Draw a camera's bay polygons, space ids and current states on a frame and write a PNG.
+    Preview {
+        /// The TOML configuration with the camera and its bays.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The overview camera.
+        #[arg(long)]
+        camera: String,
+        /// A frame to draw on (JPEG/PNG); without it one frame is taken from the camera.
+        #[arg(long)]
+        frame: Option<PathBuf>,
+        /// Where to write the PNG (default `bays-<camera>.png`).
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -128,6 +186,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(crate::demo::run(args))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Bays(BaysCmd::Preview { config, camera, frame, out }) => {
+            crate::occupancy::preview::command(&config, &camera, frame.as_deref(), out.as_deref())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Config(ConfigCmd::Check { file }) => match Config::load(&file) {
             Ok(c) => {
                 println!("{}: ok ({} cameras, {} gates, {} spaces, {} bays, {} tariffs)", file.display(), c.cameras.len(), c.gates.len(), c.spaces.len(), c.bays.len(), c.tariffs.len());
@@ -179,8 +241,59 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(if bad { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
-        Command::Read { .. } | Command::Eval { .. } | Command::Bench { .. } => {
-            anyhow::bail!("this subcommand is not built yet: the plate pipeline, evaluation and benchmarks land with the vision and core issues")
+        Command::Read { images, json, anpr } => {
+            let engine = anpr_engine(&anpr)?;
+            crate::anpr::read_command(&engine, &images, json)?;
+            Ok(ExitCode::SUCCESS)
         }
+        Command::Eval { what, data, json, limit, outcomes, anpr } => match what.as_str() {
+            "anpr" => {
+                let engine = anpr_engine(&anpr)?;
+                crate::anpr::eval::run_command(&engine, &data, json, limit, outcomes.as_deref())?;
+                Ok(ExitCode::SUCCESS)
+            }
+            "occupancy" => {
+                let classifier = crate::occupancy::classifier::for_cli(anpr.config.as_deref(), &anpr.models)?;
+                crate::occupancy::eval::command(&classifier, &data, json)?;
+                Ok(ExitCode::SUCCESS)
+            }
+            other => anyhow::bail!("unknown evaluation `{other}` (use `anpr` or `occupancy`)"),
+        },
+        Command::Bench { what } => match what.as_str() {
+            "occupancy" => {
+                let classifier = crate::occupancy::classifier::for_cli(None, std::path::Path::new("models"))?;
+                let r = crate::occupancy::bench::run(&classifier, 30)?;
+                println!("{}", crate::occupancy::bench::format(&r, crate::occupancy::Classifier::name(&classifier)));
+                Ok(ExitCode::SUCCESS)
+            }
+            other => anyhow::bail!("unknown benchmark `{other}` (use `anpr`, `core` or `occupancy`)"),
+        },
     }
+}
+
+/// Builds the plate engine from `read`/`eval`/`bench` arguments.
+fn anpr_engine(a: &AnprArgs) -> anyhow::Result<crate::anpr::PlateEngine> {
+    let mut settings = match &a.config {
+        Some(path) => {
+            let c = Config::load(path)?;
+            crate::anpr::EngineSettings::from_lpr(&c.lpr)?
+        }
+        None => crate::anpr::EngineSettings::default(),
+    };
+    if !a.formats.is_empty() {
+        let names: Vec<&str> = a.formats.iter().map(String::as_str).collect();
+        let presets = crate::vision::plate_format::FormatConfig::with_presets(&names)?;
+        settings.format.regions.extend(presets.regions);
+    }
+    if let Some(v) = a.det_max_side {
+        settings.det_max_side = v;
+    }
+    if let Some(v) = a.max_reads {
+        settings.max_reads = v;
+    }
+    if let Some(r) = &a.roi {
+        settings.roi = Some([r[0], r[1], r[2], r[3]]);
+    }
+    let rt = crate::onnx::OnnxRuntime::load(None)?;
+    Ok(crate::anpr::PlateEngine::load(&rt, &a.models, settings)?)
 }

@@ -27,17 +27,23 @@
 //! - [`app`]: the only module that wires adapters together.
 //! - [`cli`], [`demo`], [`telemetry`], [`metrics`]: the edges.
 
+#![recursion_limit = "256"]
+
+pub mod anpr;
 pub mod app;
 pub mod cli;
 pub mod config;
 pub mod core;
 pub mod demo;
+pub mod events;
 pub mod http;
 pub mod ingest;
 pub mod metrics;
 pub mod models;
 pub mod mqtt;
+pub mod occupancy;
 pub mod onnx;
+pub mod service;
 pub mod store;
 pub mod telemetry;
 pub mod vision;

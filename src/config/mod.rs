@@ -10,9 +10,14 @@
 //! 3. cross-field validation ([`validate`]), naming the camera, gate or bay.
 
 mod locate;
+mod parking;
 mod validate;
 
 pub use locate::{ConfigPath, Locator, Seg};
+pub use parking::{
+    parse_window, ApiKeyConfig, ApiRole, EarlyDepartureKind, ListsConfig, PaymentsConfig, PermitConfig, PolicyConfig,
+    ReservationsConfig, WindowConfig,
+};
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -80,6 +85,15 @@ pub struct Config {
     pub spaces: Vec<SpaceConfig>,
     pub bays: Vec<BayConfig>,
     pub tariffs: Vec<TariffConfig>,
+    /// Bay occupancy from overview cameras and the boards (issue 5).
+    pub occupancy: OccupancyConfig,
+    /// Parking core (issue 4): site policy, reservations, permits, lists, payments, API keys.
+    pub policy: PolicyConfig,
+    pub reservations: ReservationsConfig,
+    pub permits: Vec<PermitConfig>,
+    pub lists: ListsConfig,
+    pub payments: PaymentsConfig,
+    pub api_keys: Vec<ApiKeyConfig>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -346,6 +360,76 @@ pub struct BayConfig {
     pub polygon: Vec<[f32; 2]>,
 }
 
+/// `[occupancy]`: how overview cameras are sampled and judged, and what the
+/// boards are shown. The bays themselves are `[[bays]]` (or imported here).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OccupancyConfig {
+    /// The bay classifier (ONNX, `patches` [N,3,32,64] → `p_occupied` [N]).
+    pub model: PathBuf,
+    /// Samples per second taken from each overview camera (default 1).
+    pub sample_rate: f32,
+    /// Probability at or above which a sample counts towards "occupied".
+    pub high: f64,
+    /// Probability at or below which a sample counts towards "free".
+    pub low: f64,
+    /// Consecutive confident samples needed to change a bay's state.
+    pub required_samples: u32,
+    /// A bay with no sample for this long becomes `unknown`.
+    pub sample_timeout_secs: u32,
+    /// A camera whose picture has not changed at all for this long is frozen: its bays become `unknown`.
+    pub frozen_secs: u32,
+    /// Board topics are published at most this often (changes in between are coalesced).
+    pub publish_interval_ms: u64,
+    /// Announce the free counters to Home Assistant (MQTT discovery, retained).
+    pub home_assistant: bool,
+    /// Home Assistant's discovery prefix.
+    pub discovery_prefix: String,
+    /// Per zone: show this many fewer free spaces than counted (held back for
+    /// e.g. staff or cars already driving in). The farthest free bays (highest rank) are held back.
+    pub sign_offsets: BTreeMap<String, u32>,
+    /// Bays imported from PKLot-style XML files (`<parking><space id occupied><contour><point x y/>`).
+    pub imports: Vec<BayImportConfig>,
+}
+
+impl Default for OccupancyConfig {
+    fn default() -> Self {
+        Self {
+            model: PathBuf::from("models/occupancy/bay_classifier.onnx"),
+            sample_rate: 1.0,
+            high: 0.7,
+            low: 0.3,
+            required_samples: 3,
+            sample_timeout_secs: 60,
+            frozen_secs: 30,
+            publish_interval_ms: 1000,
+            home_assistant: true,
+            discovery_prefix: "homeassistant".into(),
+            sign_offsets: BTreeMap::new(),
+            imports: Vec::new(),
+        }
+    }
+}
+
+/// One PKLot-style XML file of bay polygons for an overview camera.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BayImportConfig {
+    /// The overview camera the polygons are drawn for.
+    pub camera: String,
+    /// The XML file (relative to the config file).
+    pub file: PathBuf,
+    /// Space id = prefix + the XML `id` (e.g. `P-` + `12` → `P-12`); the space must be in [[spaces]].
+    #[serde(default)]
+    pub space_prefix: String,
+    /// Multiply the XML coordinates by this (when the XML was drawn at another resolution).
+    #[serde(default = "one")]
+    pub scale: f32,
+}
+
+fn one() -> f32 {
+    1.0
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TariffConfig {
     pub id: String,
@@ -420,7 +504,12 @@ impl Config {
                 }
             };
         }
-        sections!(site, storage, mqtt, http, onnxruntime, models, lpr, evidence, cameras, gates, spaces, bays, tariffs);
+        sections!(site, storage, mqtt, http, onnxruntime, models, lpr, evidence, cameras, gates, spaces, bays, tariffs, occupancy, policy, reservations, permits, lists, payments, api_keys);
+        // Bays imported from PKLot-style XML files join `bays` (checked like the others).
+        if typed_ok {
+            let base = Path::new(file).parent().unwrap_or(Path::new("."));
+            crate::occupancy::pklot::expand_imports(&mut config, base, &mut problems);
+        }
         // Cross-field rules need every section typed; with a type error they
         // would judge defaults, not what was written.
         if typed_ok {

@@ -139,6 +139,44 @@ pub(super) fn validate(c: &Config, out: &mut Vec<Problem>) {
     }
     let _ = camera_ids;
 
+    // --- occupancy
+    let occ = root.key("occupancy");
+    let o = &c.occupancy;
+    if !(o.sample_rate > 0.0 && o.sample_rate <= 30.0) {
+        err(occ.key("sample_rate"), format!("{} samples per second must be above 0 and at most 30", o.sample_rate));
+    }
+    if !((0.0..=1.0).contains(&o.low) && (0.0..=1.0).contains(&o.high) && o.low < o.high) {
+        err(occ.key("high"), format!("thresholds need 0 <= low < high <= 1 (low {}, high {})", o.low, o.high));
+    }
+    if o.required_samples == 0 {
+        err(occ.key("required_samples"), "must be at least 1".into());
+    }
+    if o.sample_rate > 0.0 && (o.sample_timeout_secs as f32) < 2.0 / o.sample_rate {
+        err(occ.key("sample_timeout_secs"), format!("{} s is shorter than two sampling periods at {} samples/s", o.sample_timeout_secs, o.sample_rate));
+    }
+    if o.frozen_secs == 0 {
+        err(occ.key("frozen_secs"), "must be at least 1".into());
+    }
+    if !is_topic_level(&o.discovery_prefix) {
+        err(occ.key("discovery_prefix"), "must be one MQTT topic level without `/`, `+` or `#`".into());
+    }
+    for zone in o.sign_offsets.keys() {
+        if !c.spaces.iter().any(|s| &s.zone == zone) {
+            err(occ.key("sign_offsets").key(zone), format!("zone `{zone}` has no spaces in [[spaces]]"));
+        }
+    }
+    for (i, imp) in o.imports.iter().enumerate() {
+        let p = occ.key("imports").index(i);
+        match c.cameras.iter().find(|cam| cam.id == imp.camera) {
+            None => err(p.key("camera"), format!("bay import {} names camera `{}`, which is not defined in [[cameras]]", imp.file.display(), imp.camera)),
+            Some(cam) if cam.role != CameraRole::Overview => err(p.key("camera"), format!("bay import {}: camera `{}` is not an overview camera", imp.file.display(), imp.camera)),
+            _ => {}
+        }
+        if !(imp.scale.is_finite() && imp.scale > 0.0) {
+            err(p.key("scale"), format!("bay import {}: scale must be a positive number", imp.file.display()));
+        }
+    }
+
     // --- tariffs
     let _ = unique_ids(c.tariffs.iter().map(|t| t.id.as_str()), &root.key("tariffs"), "tariff", &mut err);
     let mut covered = HashSet::new();
@@ -186,6 +224,7 @@ pub(super) fn validate(c: &Config, out: &mut Vec<Problem>) {
             }
         }
     }
+    super::parking::validate(c, out);
 }
 
 fn unique_ids<'a>(

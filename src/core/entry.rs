@@ -82,6 +82,9 @@ pub enum EntryReason {
     DuplicateSession,
     ReservationNotYetValid,
     FullForVehicleType,
+    /// The database is unreachable and the plate has no cached permit or
+    /// allow-list entry (see [`crate::core::offline`]).
+    OfflineNoEntitlement,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

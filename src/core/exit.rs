@@ -91,6 +91,8 @@ pub enum ExitReason {
     AmbiguousHold,
     /// Unmatched/ambiguous read, but the read plate holds a fee-covering permit.
     UnmatchedPermit,
+    /// The database is unreachable: only fee-covering permits are let out.
+    OfflineHold,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -27,6 +27,7 @@ pub mod fusion;
 pub mod hysteresis;
 pub mod matching;
 pub mod money;
+pub mod offline;
 pub mod payment;
 pub mod permit;
 pub mod plate;
@@ -46,8 +47,10 @@ pub use flags::{
 pub use hysteresis::{BayState, Hysteresis, HysteresisConfig};
 pub use matching::{match_exit, ExitMatch, MatchCandidate, MatchConfig};
 pub use money::{Currency, Money};
+pub use offline::{decide_offline_entry, decide_offline_exit};
 pub use payment::{
-    amount_owed, last_charge_at, net_paid, Debt, Payment, PaymentKind, PaymentMethod, PaymentStatus,
+    amount_owed, check_payment_amount, last_charge_at, net_paid, Debt, Payment, PaymentKind,
+    PaymentMethod, PaymentRejection, PaymentStatus,
 };
 pub use permit::{active_permits, Permit, PermitKind};
 pub use plate::{plate_distance, ListMembership, Plate, PlateLists};

@@ -121,6 +121,39 @@ impl Debt {
     }
 }
 
+/// Why a payment request cannot be accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum PaymentRejection {
+    /// Zero or negative amount.
+    NonPositive,
+    /// Nothing is owed right now.
+    NothingDue,
+    /// More than what is owed; overpayments are refused rather than kept.
+    ExceedsDue { due: Money },
+    /// The amount is in another currency than the site's.
+    WrongCurrency,
+}
+
+/// Whether a payment of `amount` may be taken when `due` is owed. Partial
+/// payments are allowed (a kiosk may take cash in steps); overpayments are
+/// not, so no refund is ever needed for a mistyped amount.
+pub fn check_payment_amount(amount: Money, due: Money) -> Result<(), PaymentRejection> {
+    if amount.currency != due.currency {
+        return Err(PaymentRejection::WrongCurrency);
+    }
+    if amount.amount_minor <= 0 {
+        return Err(PaymentRejection::NonPositive);
+    }
+    if due.amount_minor <= 0 {
+        return Err(PaymentRejection::NothingDue);
+    }
+    if amount.amount_minor > due.amount_minor {
+        return Err(PaymentRejection::ExceedsDue { due });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -193,5 +226,19 @@ pub(crate) mod tests {
         )];
         assert_eq!(debt.outstanding(&paid).unwrap().amount_minor, 400);
         assert!(!debt.is_settled(&paid).unwrap());
+    }
+
+    #[test]
+    fn payment_amount_rules() {
+        let m = |a| Money::new(a, Currency::EUR);
+        assert_eq!(check_payment_amount(m(500), m(500)), Ok(()));
+        assert_eq!(check_payment_amount(m(200), m(500)), Ok(()));
+        assert_eq!(check_payment_amount(m(0), m(500)), Err(PaymentRejection::NonPositive));
+        assert_eq!(check_payment_amount(m(100), m(0)), Err(PaymentRejection::NothingDue));
+        assert_eq!(check_payment_amount(m(600), m(500)), Err(PaymentRejection::ExceedsDue { due: m(500) }));
+        assert_eq!(
+            check_payment_amount(Money::new(5, Currency::RON), m(500)),
+            Err(PaymentRejection::WrongCurrency)
+        );
     }
 }

@@ -94,6 +94,18 @@ impl SitePolicy {
     pub fn dedupe_window(&self) -> Duration {
         Duration::seconds(self.dedupe_window_secs.into())
     }
+
+    /// The unpaid-exit policy in force. A payment gateway that is down must
+    /// never trap cars behind a barrier: while it is unavailable, money owed
+    /// at exit becomes a recorded debt (`pay_later`) whatever the site's
+    /// normal policy, and the debt is shown on the next visit.
+    pub fn unpaid_exit_when(&self, gateway_available: bool) -> UnpaidExitPolicy {
+        if gateway_available {
+            self.unpaid_exit
+        } else {
+            UnpaidExitPolicy::PayLater
+        }
+    }
 }
 
 #[cfg(test)]
@@ -109,5 +121,12 @@ mod tests {
         assert_eq!(json["compatibility"]["preferences"]["car"][0], "compact");
         let back: SitePolicy = serde_json::from_value(json).unwrap();
         assert_eq!(back, policy);
+    }
+
+    #[test]
+    fn gateway_down_means_pay_later() {
+        let policy = SitePolicy::new(LotId::new("north"), chrono_tz::UTC);
+        assert_eq!(policy.unpaid_exit_when(true), UnpaidExitPolicy::RequirePayment);
+        assert_eq!(policy.unpaid_exit_when(false), UnpaidExitPolicy::PayLater);
     }
 }

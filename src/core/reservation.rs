@@ -191,6 +191,13 @@ impl Reservation {
         })
     }
 
+    /// Whether the booking has been paid in full. Only a paid booking covers
+    /// its window at exit; an unpaid one is priced like a walk-in stay.
+    pub fn is_paid(&self, payments: &[crate::core::payment::Payment]) -> Result<bool, CoreError> {
+        let paid = crate::core::payment::net_paid(payments, self.price.currency)?;
+        Ok(paid.amount_minor >= self.price.amount_minor)
+    }
+
     /// Refund due if the booking is cancelled at `now`. Only `booked`
     /// reservations can be cancelled.
     pub fn cancellation_refund(
@@ -371,6 +378,25 @@ mod tests {
             price: Money::new(1000, Currency::EUR),
             status: ReservationStatus::Booked,
         }
+    }
+
+    #[test]
+    fn paid_only_when_net_payments_cover_the_price() {
+        use crate::core::payment::{Payment, PaymentKind, PaymentMethod, PaymentStatus};
+        use crate::core::types::PaymentId;
+        let r = reservation("r", ReservationTarget::SpaceType(SpaceType::Compact), range(10, 12));
+        let pay = |kind, amount| Payment {
+            id: PaymentId::new("p"),
+            kind,
+            method: PaymentMethod::Card,
+            status: PaymentStatus::Succeeded,
+            amount: Money::new(amount, Currency::EUR),
+            at: at(9, 0),
+        };
+        assert!(!r.is_paid(&[]).unwrap());
+        assert!(!r.is_paid(&[pay(PaymentKind::Charge, 999)]).unwrap());
+        assert!(r.is_paid(&[pay(PaymentKind::Charge, 1000)]).unwrap());
+        assert!(!r.is_paid(&[pay(PaymentKind::Charge, 1000), pay(PaymentKind::Refund, 1)]).unwrap());
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! Handlers translate HTTP to calls on the services the wiring hands them;
 //! business rules live in the core, never here.
 
+pub mod api;
+
 use crate::metrics::Metrics;
 use crate::store::Store;
 use axum::extract::State;
@@ -26,10 +28,23 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub store: Store,
     pub site: String,
+    /// Bay occupancy and board figures (`None` when the site has no bays).
+    pub occupancy: Option<crate::occupancy::OccupancyHandle>,
+    /// The parking services behind `/api` (`None`: the parking API is not mounted).
+    pub parking: Option<crate::service::ParkingService>,
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new().route("/healthz", get(healthz)).route("/metrics", get(metrics)).with_state(state)
+    let api = state.parking.clone().map(api::router);
+    let base = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/api/displays", get(crate::occupancy::http::displays))
+        .with_state(state);
+    match api {
+        Some(api) => base.merge(api),
+        None => base,
+    }
 }
 
 async fn healthz(State(st): State<AppState>) -> Response {

@@ -9,6 +9,8 @@
 //! booleans as integers, because the `Any` driver cannot decode SQLite's
 //! BOOLEAN or PostgreSQL's TIMESTAMPTZ uniformly.
 
+pub mod parking;
+
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, Row};
@@ -44,10 +46,14 @@ pub struct Store {
     backend: Backend,
 }
 
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "foundation", include_str!("migrations/sqlite/0001_foundation.sql"))];
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "foundation", include_str!("migrations/postgres/0001_foundation.sql"))];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "foundation", include_str!("migrations/sqlite/0001_foundation.sql")),
+    (2, "parking", include_str!("migrations/sqlite/0002_parking.sql")),
+];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "foundation", include_str!("migrations/postgres/0001_foundation.sql")),
+    (2, "parking", include_str!("migrations/postgres/0002_parking.sql")),
+];
 
 impl Store {
     /// Opens (creating if needed) the database at `url` and applies migrations.
@@ -141,6 +147,27 @@ impl Store {
             .bind(status)
             .bind(reason)
             .bind(now_text())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records a decided plate read (the full event as JSON beside the key columns).
+    pub async fn plate_read(&self, read: &crate::events::PlateRead, json: &str) -> Result<(), StoreError> {
+        let role = match read.role {
+            crate::events::Role::Entry => "entry",
+            crate::events::Role::Exit => "exit",
+        };
+        sqlx::query("INSERT INTO plate_reads (id, camera, role, gate, plate, raw_text, score, read_at, event_json) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+            .bind(&read.id)
+            .bind(&read.camera)
+            .bind(role)
+            .bind(read.gate.as_deref())
+            .bind(&read.plate)
+            .bind(&read.raw_text)
+            .bind(read.score as f64)
+            .bind(read.timestamp.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+            .bind(json)
             .execute(&self.pool)
             .await?;
         Ok(())

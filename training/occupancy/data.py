@@ -9,9 +9,11 @@ Sources:
   * ``manifest``  -- the cve_clfdata patches (1920x1080 video, ~69x29 px), train split only. The patch is
                      the bay itself, so the canvas around it is reflect-padded.
   * ``video``     -- the same lot cut from carPark.mp4 (1280x720, bays ~45x19 px) with real context, for
-                     the train bays of the manifest and for the extra bays listed in extra_bays.csv.
+                     the train bays of the manifest and for the extra bays listed in extra_bays.csv
+                     (hand-checked labels, with frame ranges for the few bays that change state).
   * ``romanian``  -- MIT dash-cam frames: a car-sized box anchored on each labelled licence plate, used as
                      extra *occupied* examples seen from the ground at an oblique angle.
+  * ``synthetic`` -- procedural empty ground (concrete, brick, pavers, ...) as extra *free* examples.
 
 Validation bays (manifest split == "val") are never loaded into any training source; ``load_val`` returns
 the held-out manifest patches.

@@ -1,0 +1,326 @@
+//! The plate engine: one frame in, ranked plate reads out.
+//!
+//! Stages, each a typed hand-over:
+//! 1. [`TextDetector::detect`]: frame (or its region of interest) → text boxes
+//!    (PP-OCRv6 DB detector; pre/post-processing are pure functions in `vision`);
+//! 2. box pre-filter: plate-like geometry only, at most `max_reads` boxes, so
+//!    the reader (≈ 30 ms a box) runs on few crops;
+//! 3. [`TextReader::read`]: deskewed crops (perspective warp of the rotated
+//!    box) → CTC reads with per-character confidences and alternatives;
+//! 4. format rules and plate selection (`vision::plate_format`, `plate_select`).
+//!
+//! The detector and reader are separate types so the live pipeline can run
+//! them on separate threads.
+
+use crate::onnx::{Model, OnnxError, OnnxRuntime};
+use crate::vision::crop::{crop_quad, expand_quad};
+use crate::vision::ctc::{CtcDecoder, CtcText};
+use crate::vision::db::{db_postprocess, DbParams, TextBox};
+use crate::vision::geometry::{BoxF, Quad};
+use crate::vision::image::{ImageView, RgbImage};
+use crate::vision::plate_format::{FormatConfig, FormatMatch, PlateFormatter};
+use crate::vision::plate_select::{rank_plate_candidates, SelectionConfig, TextCandidate};
+use crate::vision::read::{normalize_plate, PlateRead};
+use crate::vision::tensor::{pp_ocr_det_input, pp_ocr_rec_batch};
+use crate::vision::VisionError;
+use std::path::Path;
+use std::time::Instant;
+
+/// Errors of the plate engine.
+#[derive(Debug, thiserror::Error)]
+pub enum AnprError {
+    #[error(transparent)]
+    Onnx(#[from] OnnxError),
+    #[error(transparent)]
+    Vision(#[from] VisionError),
+    #[error("model {model}: unexpected output shape {shape:?}")]
+    Shape { model: String, shape: Vec<usize> },
+    #[error("the reader model has no `character` metadata (is it a PP-OCR reader?)")]
+    NoAlphabet,
+    #[error(transparent)]
+    Models(#[from] crate::models::ModelsError),
+}
+
+/// Engine settings; the defaults are what the evaluation chose (see README).
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// The detector input's longer side (multiple of 32).
+    pub det_max_side: usize,
+    /// Look for plates only in this region `[x, y, w, h]` of the frame.
+    pub roi: Option<[u32; 4]>,
+    pub db: DbParams,
+    /// Boxes scoring below this are dropped (`lpr.detection_threshold`).
+    pub detection_threshold: f32,
+    /// Boxes smaller than this (pixels², frame scale) are dropped (`lpr.min_area`).
+    pub min_area: f32,
+    /// Plate-like text boxes: width/height within this range.
+    pub min_aspect: f32,
+    pub max_aspect: f32,
+    /// At most this many boxes are read per frame (largest and surest first).
+    pub max_reads: usize,
+    /// Crops get this margin (fraction of the box height) before reading.
+    pub crop_margin: f32,
+    pub rec_height: usize,
+    pub rec_min_width: usize,
+    pub rec_max_width: usize,
+    pub format: FormatConfig,
+    pub selection: SelectionConfig,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        Self {
+            det_max_side: 960,
+            roi: None,
+            db: DbParams::rapidocr(),
+            detection_threshold: 0.5,
+            min_area: 60.0,
+            min_aspect: 1.2,
+            max_aspect: 12.0,
+            max_reads: 6,
+            crop_margin: 0.12,
+            rec_height: 48,
+            rec_min_width: 320,
+            rec_max_width: 960,
+            format: FormatConfig::default(),
+            selection: SelectionConfig::default(),
+        }
+    }
+}
+
+impl EngineSettings {
+    /// Settings from the site's `[lpr]` section.
+    pub fn from_lpr(lpr: &crate::config::LprConfig) -> Result<Self, VisionError> {
+        let mut s = Self::default();
+        s.detection_threshold = lpr.detection_threshold;
+        s.min_area = lpr.min_area as f32;
+        let mut format = FormatConfig { min_plate_length: lpr.min_plate_length, ..FormatConfig::default() };
+        if !lpr.format.is_empty() {
+            let patterns = lpr.format.clone();
+            format.regions.push(crate::vision::plate_format::RegionFormat { name: "site".into(), patterns });
+        }
+        format.replace_rules = lpr
+            .replace_rules
+            .iter()
+            .map(|r| crate::vision::plate_format::ReplaceRule { pattern: r.pattern.clone(), replacement: r.replacement.clone() })
+            .collect();
+        PlateFormatter::new(&format)?;
+        s.format = format;
+        Ok(s)
+    }
+}
+
+/// Time spent per stage for one frame, milliseconds.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct StageTimes {
+    pub detect_pre: f64,
+    pub detect_infer: f64,
+    pub detect_post: f64,
+    pub crop: f64,
+    pub read: f64,
+    pub select: f64,
+}
+
+impl StageTimes {
+    pub fn total(&self) -> f64 {
+        self.detect_pre + self.detect_infer + self.detect_post + self.crop + self.read + self.select
+    }
+}
+
+fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
+/// The PP-OCR DB text detector.
+pub struct TextDetector {
+    model: Model,
+    pub name: String,
+}
+
+impl TextDetector {
+    pub fn new(rt: &OnnxRuntime, path: &Path) -> Result<Self, AnprError> {
+        let model = rt.session(path)?;
+        Ok(Self { name: model.name.clone(), model })
+    }
+
+    /// Text boxes in frame coordinates.
+    pub fn detect(&self, img: &ImageView, s: &EngineSettings, t: &mut StageTimes) -> Result<Vec<TextBox>, AnprError> {
+        let (view, off) = match s.roi {
+            Some([x, y, w, h]) => {
+                let (x, y) = ((x as usize).min(img.width - 1), (y as usize).min(img.height - 1));
+                let (w, h) = ((w as usize).min(img.width - x), (h as usize).min(img.height - y));
+                (img.crop(x, y, w, h).unwrap_or(*img), (x as f32, y as f32))
+            }
+            None => (*img, (0.0, 0.0)),
+        };
+        let t0 = Instant::now();
+        let (input, lb) = pp_ocr_det_input(&view, s.det_max_side)?;
+        t.detect_pre += ms(t0);
+        let t0 = Instant::now();
+        let (shape, prob) = self.model.run_f32("x", &[1, 3, lb.dst_h, lb.dst_w], input)?;
+        t.detect_infer += ms(t0);
+        if shape.len() != 4 || shape[2] != lb.dst_h || shape[3] != lb.dst_w {
+            return Err(AnprError::Shape { model: self.name.clone(), shape });
+        }
+        let t0 = Instant::now();
+        let mut boxes = db_postprocess(&prob, lb.dst_w, lb.dst_h, &lb, &s.db)?;
+        if off != (0.0, 0.0) {
+            for b in &mut boxes {
+                b.quad = b.quad.map(|p| crate::vision::geometry::Point::new(p.x + off.0, p.y + off.1));
+            }
+        }
+        t.detect_post += ms(t0);
+        Ok(boxes)
+    }
+}
+
+/// The PP-OCR CTC text reader.
+pub struct TextReader {
+    model: Model,
+    decoder: CtcDecoder,
+    pub name: String,
+}
+
+impl TextReader {
+    pub fn new(rt: &OnnxRuntime, path: &Path) -> Result<Self, AnprError> {
+        let model = rt.session(path)?;
+        let meta = model.metadata("character").ok_or(AnprError::NoAlphabet)?;
+        Ok(Self { name: model.name.clone(), decoder: CtcDecoder::from_metadata(&meta), model })
+    }
+
+    /// Reads a batch of upright crops in one call.
+    pub fn read(&self, crops: &[ImageView], s: &EngineSettings) -> Result<Vec<CtcText>, AnprError> {
+        if crops.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (input, w, _) = pp_ocr_rec_batch(crops, s.rec_height, s.rec_min_width, s.rec_max_width)?;
+        let (shape, probs) = self.model.run_f32("x", &[crops.len(), 3, s.rec_height, w], input)?;
+        if shape.len() != 3 || shape[0] != crops.len() || shape[2] != self.decoder.num_classes() {
+            return Err(AnprError::Shape { model: self.name.clone(), shape });
+        }
+        Ok(self.decoder.decode_batch(&probs, shape[0], shape[1], shape[2])?)
+    }
+}
+
+/// One plate found in a frame.
+#[derive(Debug, Clone)]
+pub struct PlateHit {
+    /// Final plate text (format rules applied).
+    pub plate: String,
+    /// Reader output before normalisation.
+    pub raw_text: String,
+    /// Characters aligned with `plate` (confidences, alternatives).
+    pub read: PlateRead,
+    pub format: Option<FormatMatch>,
+    pub format_matched: bool,
+    /// Selection score (higher is more plate-like).
+    pub score: f32,
+    pub det_score: f32,
+    pub quad: Quad,
+    pub bbox: BoxF,
+    /// The exact crop that was read.
+    pub crop: RgbImage,
+}
+
+/// All text boxes (for recall measurements) and the ranked plate hits.
+#[derive(Debug, Clone, Default)]
+pub struct FrameResult {
+    pub boxes: Vec<TextBox>,
+    pub hits: Vec<PlateHit>,
+    pub times: StageTimes,
+}
+
+/// Detector + reader + rules.
+pub struct PlateEngine {
+    pub detector: TextDetector,
+    pub reader: TextReader,
+    formatter: PlateFormatter,
+    pub settings: EngineSettings,
+}
+
+impl PlateEngine {
+    /// Loads the default models from the models folder.
+    pub fn load(rt: &OnnxRuntime, models_dir: &Path, settings: EngineSettings) -> Result<Self, AnprError> {
+        let det = crate::models::model_path(models_dir, "ppocr_v6_det_small")?;
+        let rec = crate::models::model_path(models_dir, "ppocr_v6_rec_small")?;
+        Ok(Self {
+            detector: TextDetector::new(rt, &det)?,
+            reader: TextReader::new(rt, &rec)?,
+            formatter: PlateFormatter::new(&settings.format)?,
+            settings,
+        })
+    }
+
+    pub fn formatter(&self) -> &PlateFormatter {
+        &self.formatter
+    }
+
+    /// Full pipeline on one frame.
+    pub fn process(&self, img: &ImageView) -> Result<FrameResult, AnprError> {
+        let mut times = StageTimes::default();
+        let boxes = self.detector.detect(img, &self.settings, &mut times)?;
+        let hits = self.read_boxes(img, &boxes, &mut times)?;
+        Ok(FrameResult { boxes, hits, times })
+    }
+
+    /// Stages 2–4 on boxes from the detector.
+    pub fn read_boxes(&self, img: &ImageView, boxes: &[TextBox], times: &mut StageTimes) -> Result<Vec<PlateHit>, AnprError> {
+        let s = &self.settings;
+        let t0 = Instant::now();
+        let chosen = prefilter(boxes, s);
+        let quads: Vec<Quad> = chosen.iter().map(|b| expand_quad(&b.quad, s.crop_margin).clip(img.width as f32, img.height as f32)).collect();
+        let crops: Vec<(usize, RgbImage)> = quads.iter().enumerate().filter_map(|(i, q)| crop_quad(img, q, false).map(|c| (i, c))).collect();
+        times.crop += ms(t0);
+        let t0 = Instant::now();
+        let views: Vec<ImageView> = crops.iter().map(|(_, c)| c.view()).collect();
+        let texts = self.reader.read(&views, s)?;
+        times.read += ms(t0);
+        let t0 = Instant::now();
+        let cands: Vec<TextCandidate> = crops
+            .iter()
+            .zip(&texts)
+            .map(|((i, _), t)| TextCandidate { quad: chosen[*i].quad, det_score: chosen[*i].score, raw_text: t.text(), read: normalize_plate(t) })
+            .collect();
+        let ranked = rank_plate_candidates(&cands, Some(&self.formatter), &s.selection);
+        let mut hits = Vec::new();
+        for r in ranked.into_iter().filter(|r| r.reject.is_none()) {
+            let c = &cands[r.index];
+            let (ci, crop) = &crops[r.index];
+            let read = r.format.as_ref().map(|f| f.read.clone()).unwrap_or_else(|| c.read.clone());
+            hits.push(PlateHit {
+                plate: r.text.clone(),
+                raw_text: c.raw_text.clone(),
+                read,
+                format_matched: r.format.as_ref().is_some_and(|f| f.format_matched),
+                format: r.format,
+                score: r.score,
+                det_score: c.det_score,
+                quad: quads[*ci],
+                bbox: c.quad.bbox(),
+                crop: crop.clone(),
+            });
+        }
+        times.select += ms(t0);
+        Ok(hits)
+    }
+}
+
+/// Plate-like boxes only, surest and largest first, at most `max_reads`.
+fn prefilter(boxes: &[TextBox], s: &EngineSettings) -> Vec<TextBox> {
+    let mut v: Vec<TextBox> = boxes
+        .iter()
+        .filter(|b| {
+            let (w, h) = (b.quad.width(), b.quad.height());
+            let aspect = if h > 0.0 { w / h } else { 0.0 };
+            b.score >= s.detection_threshold && w * h >= s.min_area && (s.min_aspect..=s.max_aspect).contains(&aspect)
+        })
+        .copied()
+        .collect();
+    v.sort_by(|a, b| {
+        let ka = a.score * a.quad.height().sqrt();
+        let kb = b.score * b.quad.height().sqrt();
+        kb.total_cmp(&ka)
+    });
+    v.truncate(s.max_reads);
+    v
+}

@@ -1,0 +1,152 @@
+//! The publish stage: bay updates → [`Board`] → retained MQTT messages for
+//! the boards, the snapshot for HTTP, and a broadcast of every update for the
+//! parking core.
+//!
+//! Policies:
+//! - input: bounded channel of [`BayUpdate`]s; the pipelines wait when it is
+//!   full (updates are few: only changes);
+//! - output: only topics whose payload changed are published, retained, at
+//!   most once per `interval` (changes in between are coalesced); the initial
+//!   all-`unknown` state is published at once, so a board never keeps showing
+//!   a previous run's numbers;
+//! - after every (re)connect everything is published again (and the Home
+//!   Assistant discovery configs), since a restarted broker may have lost it;
+//! - a publish that cannot be queued within 2 s (broker gone for long) is
+//!   dropped and counted; its topic is retried on the next round.
+
+use super::board::{Board, OccupancySnapshot};
+use super::OccupancyStats;
+use crate::events::BayUpdate;
+use crate::mqtt::MqttHandle;
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::time::Instant;
+
+#[derive(Debug, Clone)]
+pub struct PublishSettings {
+    pub interval: Duration,
+    /// Home Assistant discovery prefix, when discovery is on.
+    pub discovery_prefix: Option<String>,
+    pub site: String,
+}
+
+pub async fn run(
+    mut rx: mpsc::Receiver<BayUpdate>,
+    mut board: Board,
+    mqtt: MqttHandle,
+    settings: PublishSettings,
+    snapshot_tx: watch::Sender<OccupancySnapshot>,
+    updates_tx: broadcast::Sender<BayUpdate>,
+    stats: Arc<OccupancyStats>,
+) {
+    let mut connected = mqtt.connected();
+    let mut sent: HashMap<String, String> = HashMap::new();
+    let mut discovery_due = settings.discovery_prefix.is_some();
+    let mut dirty = true;
+    let mut last_publish: Option<Instant> = None;
+    loop {
+        let due = match (dirty, last_publish) {
+            (false, _) => None,
+            (true, None) => Some(Instant::now()),
+            (true, Some(t)) => Some(t + settings.interval),
+        };
+        tokio::select! {
+            u = rx.recv() => match u {
+                Some(u) => {
+                    if board.apply(&u) {
+                        dirty = true;
+                    }
+                    let _ = updates_tx.send(u);
+                }
+                None => {
+                    // The pipelines are gone (shutdown): publish the last state and stop.
+                    publish(&board, &mqtt, &settings, &mut sent, &mut discovery_due, &snapshot_tx, &stats).await;
+                    break;
+                }
+            },
+            changed = connected.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                tracing::info!("mqtt (re)connected: publishing the boards again");
+                sent.clear();
+                discovery_due = settings.discovery_prefix.is_some();
+                dirty = true;
+                last_publish = None;
+            }
+            _ = sleep_until(due), if due.is_some() => {
+                dirty = !publish(&board, &mqtt, &settings, &mut sent, &mut discovery_due, &snapshot_tx, &stats).await;
+                last_publish = Some(Instant::now());
+            }
+        }
+    }
+}
+
+async fn sleep_until(due: Option<Instant>) {
+    match due {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Publishes what changed; true when everything went out.
+async fn publish(
+    board: &Board,
+    mqtt: &MqttHandle,
+    settings: &PublishSettings,
+    sent: &mut HashMap<String, String>,
+    discovery_due: &mut bool,
+    snapshot_tx: &watch::Sender<OccupancySnapshot>,
+    stats: &OccupancyStats,
+) -> bool {
+    let snap = board.snapshot();
+    let mut ok = true;
+    if *discovery_due {
+        if let Some(prefix) = &settings.discovery_prefix {
+            let mut all = true;
+            for (topic, payload) in snap.discovery(&mqtt.topics, prefix, &settings.site) {
+                all &= send(mqtt, topic, payload, stats).await;
+            }
+            *discovery_due = !all;
+            ok &= all;
+        }
+    }
+    let mut count = 0;
+    for (topic, payload) in snap.messages(&mqtt.topics) {
+        if sent.get(&topic) == Some(&payload) {
+            continue;
+        }
+        if send(mqtt, topic.clone(), payload.clone(), stats).await {
+            sent.insert(topic, payload);
+            count += 1;
+        } else {
+            sent.remove(&topic);
+            ok = false;
+        }
+    }
+    if count > 0 {
+        stats.publications.fetch_add(count, Ordering::Relaxed);
+        tracing::debug!(messages = count, free = snap.free, occupied = snap.occupied, unknown = snap.unknown, "boards published");
+    }
+    snapshot_tx.send_replace(snap);
+    ok
+}
+
+async fn send(mqtt: &MqttHandle, topic: String, payload: String, stats: &OccupancyStats) -> bool {
+    match tokio::time::timeout(Duration::from_secs(2), mqtt.publish(topic.clone(), payload, true)).await {
+        Ok(Ok(())) => true,
+        Ok(Err(e)) => {
+            stats.publish_failures.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%topic, error = %e, "board message not published");
+            false
+        }
+        Err(_) => {
+            stats.publish_failures.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%topic, "board message not queued within 2 s (broker unreachable?); retried later");
+            false
+        }
+    }
+}

@@ -1,0 +1,299 @@
+//! Overview camera to the boards, end to end: the in-process RTSP server
+//! streams a clip cut from the aerial lot video (testdata/clips/aerial-lot.mp4),
+//! lotsense warps and classifies its 32 bays with the committed model, and a
+//! separate MQTT client on the real broker (in-process, and Mosquitto when it
+//! runs) receives retained counts that match the labelled bays
+//! (testdata/occupancy/aerial-lot-labels.csv, derived from the data set's
+//! manifest; see testdata/occupancy/make_fixture.py and SOURCE.md).
+//! Then the RTSP server is stopped: the bays become `unknown`; it is started
+//! again: they recover.
+
+mod common;
+
+use lotsense::config::Config;
+use lotsense::ingest::testserver::TestCameraServer;
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const CLIP: &str = "testdata/clips/aerial-lot.mp4";
+const BAYS: &str = "testdata/occupancy/aerial-lot.toml";
+const LABELS: &str = "testdata/occupancy/aerial-lot-labels.csv";
+
+fn config(dir: &Path, site: &str, mqtt: &str, camera_url: &str, discovery_prefix: &str) -> Config {
+    let text = format!(
+        r#"
+[site]
+name = "{site}"
+[storage]
+url = "sqlite://{d}/db.sqlite"
+data_dir = "{d}"
+{mqtt}
+[http]
+listen = "127.0.0.1:0"
+[[cameras]]
+id = "overview"
+role = "overview"
+url = "{camera_url}"
+fps = 5
+[occupancy]
+sample_rate = 4.0
+required_samples = 2
+sample_timeout_secs = 5
+publish_interval_ms = 200
+discovery_prefix = "{discovery_prefix}"
+[occupancy.sign_offsets]
+E = 1
+{bays}
+"#,
+        d = dir.display(),
+        bays = std::fs::read_to_string(BAYS).unwrap()
+    );
+    Config::from_toml(&text, "test").unwrap()
+}
+
+/// What the boards must show, computed here from the labels and the
+/// documented sign-offset rule (the farthest free bays of a zone are held back).
+struct Expected {
+    bays: BTreeMap<String, String>,
+    free: u32,
+    occupied: u32,
+    zones: BTreeMap<String, u32>,
+    levels: BTreeMap<String, u32>,
+    types: BTreeMap<String, u32>,
+}
+
+fn expected(config: &Config) -> Expected {
+    let text = std::fs::read_to_string(LABELS).unwrap();
+    let labels: HashMap<String, String> = text.lines().skip(1).map(|l| {
+        let f: Vec<&str> = l.split(',').collect();
+        (f[0].to_string(), f[2].to_string())
+    }).collect();
+    let mut e = Expected { bays: BTreeMap::new(), free: 0, occupied: 0, zones: BTreeMap::new(), levels: BTreeMap::new(), types: BTreeMap::new() };
+    let mut held = std::collections::HashSet::new();
+    for (zone, n) in &config.occupancy.sign_offsets {
+        let mut free: Vec<_> = config.spaces.iter().filter(|s| &s.zone == zone && labels[&s.id] == "free").collect();
+        free.sort_by(|a, b| b.rank.cmp(&a.rank).then(b.id.cmp(&a.id)));
+        held.extend(free.iter().take(*n as usize).map(|s| s.id.clone()));
+    }
+    for s in &config.spaces {
+        let label = labels[&s.id].clone();
+        let shown_free = (label == "free" && !held.contains(&s.id)) as u32;
+        e.free += shown_free;
+        e.occupied += (label == "occupied") as u32;
+        *e.zones.entry(s.zone.clone()).or_default() += shown_free;
+        *e.levels.entry(s.level.clone()).or_default() += shown_free;
+        let kind = serde_json::to_value(s.kind).unwrap().as_str().unwrap().to_string();
+        *e.types.entry(kind).or_default() += shown_free;
+        e.bays.insert(s.id.clone(), label);
+    }
+    assert_eq!(e.bays.len(), 32);
+    e
+}
+
+/// A board: a separate MQTT client that keeps the latest payload per topic.
+struct BoardClient {
+    latest: tokio::sync::watch::Receiver<HashMap<String, (String, bool)>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+async fn board(host: &str, port: u16, filters: &[String]) -> BoardClient {
+    let mut opts = MqttOptions::new(format!("board-{}", uuid::Uuid::new_v4().simple()), host, port);
+    opts.set_keep_alive(Duration::from_secs(5));
+    opts.set_max_packet_size(1 << 20, 1 << 20);
+    let (client, mut el) = AsyncClient::new(opts, 64);
+    for f in filters {
+        client.subscribe(f.clone(), QoS::AtLeastOnce).await.unwrap();
+    }
+    let (tx, rx) = tokio::sync::watch::channel(HashMap::new());
+    let task = tokio::spawn(async move {
+        let _keep = client;
+        loop {
+            match el.poll().await {
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    let (t, v) = (p.topic.to_string(), String::from_utf8_lossy(&p.payload).to_string());
+                    tx.send_modify(|m| {
+                        m.insert(t, (v, p.retain));
+                    });
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    });
+    BoardClient { latest: rx, task }
+}
+
+impl BoardClient {
+    /// Waits until `pred` holds on the latest messages; returns them either way.
+    async fn wait(&mut self, secs: u64, pred: impl Fn(&HashMap<String, (String, bool)>) -> bool) -> (bool, HashMap<String, (String, bool)>) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let now = self.latest.borrow_and_update().clone();
+            if pred(&now) {
+                return (true, now);
+            }
+            if Instant::now() >= deadline {
+                return (false, now);
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(200), self.latest.changed()).await;
+        }
+    }
+}
+
+fn occupancy(m: &HashMap<String, (String, bool)>, site: &str) -> Option<serde_json::Value> {
+    m.get(&format!("lotsense/{site}/occupancy")).and_then(|(v, _)| serde_json::from_str(v).ok())
+}
+
+fn counts_match(m: &HashMap<String, (String, bool)>, site: &str, e: &Expected) -> bool {
+    occupancy(m, site).is_some_and(|j| j["unknown"] == 0 && j["free"] == e.free && j["occupied"] == e.occupied)
+}
+
+/// Counts and every board topic as labelled.
+fn boards_match(m: &HashMap<String, (String, bool)>, site: &str, e: &Expected) -> bool {
+    counts_match(m, site, e)
+        && e.bays.iter().all(|(id, l)| m.get(&format!("lotsense/{site}/bays/{id}")).is_some_and(|v| &v.0 == l))
+        && e.zones.iter().all(|(z, n)| m.get(&format!("lotsense/{site}/zones/{z}/free")).is_some_and(|v| v.0 == n.to_string()))
+}
+
+fn all_unknown(m: &HashMap<String, (String, bool)>, site: &str) -> bool {
+    occupancy(m, site).is_some_and(|j| j["unknown"] == 32 && j["free"] == 0 && j["occupied"] == 0)
+}
+
+/// Every board topic matches the labels (retained).
+fn check_topics(m: &HashMap<String, (String, bool)>, site: &str, e: &Expected) {
+    let get = |t: String| m.get(&t).unwrap_or_else(|| panic!("no message on {t}")).clone();
+    for (id, label) in &e.bays {
+        assert_eq!(&get(format!("lotsense/{site}/bays/{id}")).0, label, "bay {id}");
+    }
+    for (zone, n) in &e.zones {
+        assert_eq!(get(format!("lotsense/{site}/zones/{zone}/free")).0, n.to_string(), "zone {zone}");
+    }
+    for (level, n) in &e.levels {
+        assert_eq!(get(format!("lotsense/{site}/levels/{level}/free")).0, n.to_string(), "level {level}");
+    }
+    for (kind, n) in &e.types {
+        assert_eq!(get(format!("lotsense/{site}/types/{kind}/free")).0, n.to_string(), "type {kind}");
+    }
+    let j = occupancy(m, site).unwrap();
+    assert_eq!(j["total"], 32);
+    assert_eq!(j["held_back"], 1, "zone E holds one free bay back");
+    for k in ["by_level", "by_zone", "by_type", "updated"] {
+        assert!(!j[k].is_null(), "{k} missing in {j}");
+    }
+    assert_eq!(j["by_zone"]["E"]["free"], e.zones["E"]);
+}
+
+/// GET over a plain TCP connection (no HTTP client in the dependencies).
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> serde_json::Value {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    let text = String::from_utf8_lossy(&buf);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    let body = &text[text.find("\r\n\r\n").unwrap() + 4..];
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bay_counts_reach_the_boards_go_unknown_when_the_camera_stops_and_recover() {
+    let server = TestCameraServer::start(0, &[("aerial", Path::new(CLIP))]).unwrap();
+    let rtsp_port = server.port;
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let site = "occtest";
+    let cfg = config(dir.path(), site, &format!("[mqtt]\nlisten = \"127.0.0.1:{port}\""), &server.url("aerial"), "homeassistant");
+    let e = expected(&cfg);
+    let running = lotsense::app::start(cfg).await.unwrap();
+    let mut b = board("127.0.0.1", port, &[format!("lotsense/{site}/#"), "homeassistant/#".into()]).await;
+
+    let (ok, m) = b.wait(30, |m| boards_match(m, site, &e)).await;
+    assert!(ok, "the boards never showed the labelled counts; last occupancy: {:?}", occupancy(&m, site));
+    check_topics(&m, site, &e);
+    // Home Assistant discovery for the free counters, retained.
+    let (ok, m) = b.wait(5, |m| m.contains_key(&format!("homeassistant/sensor/lotsense_{site}/zone_E_free/config"))).await;
+    assert!(ok, "no discovery config: {:?}", m.keys().filter(|k| k.starts_with("homeassistant")).collect::<Vec<_>>());
+    let cfg: serde_json::Value = serde_json::from_str(&m[&format!("homeassistant/sensor/lotsense_{site}/free/config")].0).unwrap();
+    assert_eq!(cfg["state_topic"], format!("lotsense/{site}/occupancy"));
+    // The same figures over HTTP.
+    let d = http_get(running.http_addr, "/api/displays").await;
+    assert_eq!(d["free"], e.free);
+    assert_eq!(d["zones"]["E"], e.zones["E"]);
+    assert_eq!(d["bays"]["O-004"], e.bays["O-004"].as_str());
+    assert_eq!(d["classifier"], "ok");
+
+    // A board that connects now still gets the counts (retained).
+    let mut late = board("127.0.0.1", port, &[format!("lotsense/{site}/#")]).await;
+    let (ok, m) = late.wait(5, |m| boards_match(m, site, &e)).await;
+    assert!(ok, "a late board did not get the retained counts: {:?}", occupancy(&m, site));
+    assert!(m[&format!("lotsense/{site}/occupancy")].1, "delivered as retained");
+    check_topics(&m, site, &e);
+    late.task.abort();
+
+    // The camera's server goes away: every bay becomes unknown, on every board.
+    server.stop();
+    let (ok, m) = b.wait(20, |m| all_unknown(m, site) && e.bays.keys().all(|id| m[&format!("lotsense/{site}/bays/{id}")].0 == "unknown")).await;
+    assert!(ok, "bays did not go unknown after the camera stopped: {:?}", occupancy(&m, site));
+    assert!(e.bays.keys().all(|id| m[&format!("lotsense/{site}/bays/{id}")].0 == "unknown"));
+    assert_eq!(m[&format!("lotsense/{site}/zones/W/free")].0, "0");
+    let snap = running.occupancy.as_ref().unwrap().snapshot();
+    assert_eq!(snap.unknown, 32);
+
+    // Back again: the bays recover.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let server = TestCameraServer::start(rtsp_port, &[("aerial", Path::new(CLIP))]).unwrap();
+    let (ok, m) = b.wait(45, |m| boards_match(m, site, &e)).await;
+    assert!(ok, "bays did not recover after the camera came back: {:?}", occupancy(&m, site));
+    check_topics(&m, site, &e);
+    let stats = running.occupancy.as_ref().unwrap().stats.view();
+    assert!(stats.samples >= 4 && stats.offline_events >= 1 && stats.failures == 0, "{stats:?}");
+
+    b.task.abort();
+    running.shutdown().await;
+    server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bay_counts_through_mosquitto_reach_a_board_that_connects_later() {
+    if !common::mosquitto_available() {
+        return;
+    }
+    let server = TestCameraServer::start(0, &[("aerial", Path::new(CLIP))]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let site = format!("occ{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let prefix = format!("ha{site}");
+    let cfg = config(dir.path(), &site, "[mqtt]\nurl = \"mqtt://127.0.0.1:1883\"", &server.url("aerial"), &prefix);
+    let e = expected(&cfg);
+    let running = lotsense::app::start(cfg).await.unwrap();
+    let mut b = board("127.0.0.1", 1883, &[format!("lotsense/{site}/occupancy")]).await;
+    let (ok, m) = b.wait(30, |m| counts_match(m, &site, &e)).await;
+    assert!(ok, "the boards never showed the labelled counts: {:?}", occupancy(&m, &site));
+    b.task.abort();
+    let mut late = board("127.0.0.1", 1883, &[format!("lotsense/{site}/#"), format!("{prefix}/#")]).await;
+    let discovery = format!("{prefix}/sensor/lotsense_{site}/level_L1_free/config");
+    let (ok, m) = late.wait(5, |m| boards_match(m, &site, &e) && m.contains_key(&discovery)).await;
+    assert!(ok, "a late board did not get the retained counts: {:?}", occupancy(&m, &site));
+    check_topics(&m, &site, &e);
+    running.shutdown().await;
+    server.stop();
+    // Leave nothing retained behind on the shared broker.
+    let (client, mut el) = AsyncClient::new(MqttOptions::new(format!("clean-{site}"), "127.0.0.1", 1883), 256);
+    let poller = tokio::spawn(async move {
+        loop {
+            if el.poll().await.is_err() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    });
+    for t in m.keys() {
+        client.publish(t.clone(), QoS::AtLeastOnce, true, Vec::<u8>::new()).await.unwrap();
+    }
+    for t in [format!("lotsense/{site}/available"), format!("lotsense/{site}/cameras/overview/status")] {
+        client.publish(t, QoS::AtLeastOnce, true, Vec::<u8>::new()).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    poller.abort();
+}
