@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what lotsense needs on a Debian/Ubuntu machine, skipping what is
-# already there: system packages (GStreamer, OpenCV, clang, Mosquitto client
-# tools), then builds lotsense and fetches the ONNX Runtime library and the
+# already there: system packages (GStreamer and its plugins, Mosquitto client
+# tools, python3-pip), then builds lotsense and fetches the ONNX Runtime library and the
 # default models (checksums verified). Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,11 +10,10 @@ say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 t0=$(date +%s)
 
 APT_PACKAGES=(
-  pkg-config clang libclang-dev
+  pkg-config gcc libc6-dev
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
-  libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
   mosquitto-clients python3 python3-pip
 )
 

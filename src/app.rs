@@ -6,6 +6,8 @@
 //! - camera → vision: a one-frame slot per camera, newest wins, drops counted;
 //! - camera status events: bounded (64), the camera thread waits (rare events);
 //! - plate reads and core commands: bounded, senders wait, never dropped.
+//! - bay updates (occupancy): one batch per sample, bounded (256), the
+//!   camera's occupancy thread waits; see `occupancy` for the board publisher.
 
 use crate::anpr::evidence::EvidenceStore;
 use crate::anpr::live::{GateCamera, LivePipeline, MotionGate};
@@ -144,15 +146,14 @@ fn start_anpr(config: &Config, slots: &[(String, Arc<FrameSlot>)], out: mpsc::Se
         // The motion gate is on by default for gate cameras.
         let m = c.motion.clone().unwrap_or_default();
         let motion = m.enabled.then(|| MotionGate { threshold: m.threshold, zone: m.zone.clone() });
-        cams.push(GateCamera { id: id.clone(), role, gate: c.gate.clone(), lane: c.lane.clone(), slot: slot.clone(), motion });
+        cams.push(GateCamera { id: id.clone(), role, gate: c.gate.clone(), lane: c.lane.clone(), slot: slot.clone(), motion, roi: c.roi });
     }
     if cams.is_empty() {
         return Ok(None);
     }
     let rt = OnnxRuntime::load(config.onnxruntime.library.as_deref())?;
-    let mut settings = EngineSettings::from_lpr(&config.lpr)?;
-    // One engine serves all cameras; a per-camera ROI applies when exactly one camera sets it.
-    settings.roi = None;
+    // One engine serves all cameras; each camera's ROI is applied per frame.
+    let settings = EngineSettings::from_lpr(&config.lpr)?;
     let engine = Arc::new(PlateEngine::load(&rt, &config.models.dir, settings).context("loading the plate models")?);
     let tracker = TrackerConfig {
         max_decision_delay_ms: config.lpr.max_decision_delay_ms,
@@ -169,7 +170,8 @@ fn start_anpr(config: &Config, slots: &[(String, Arc<FrameSlot>)], out: mpsc::Se
         }
     });
     tracing::info!(cameras = cams.len(), detector = %engine.detector.name, reader = %engine.reader.name, "plate pipeline started");
-    Ok(Some(LivePipeline::start(engine, cams, tracker, evidence, out, metrics)?))
+    let known = Arc::new(crate::anpr::known::KnownPlates::new(&config.lpr.known_plates, config.lpr.match_distance));
+    Ok(Some(LivePipeline::start(engine, cams, tracker, evidence, known, out, metrics)?))
 }
 
 /// Stores, publishes (not retained) and forwards each decided plate read, in

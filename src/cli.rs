@@ -61,11 +61,40 @@ pub enum Command {
         /// Also write per-sample outcomes to this JSON file.
         #[arg(long)]
         outcomes: Option<PathBuf>,
+        /// anpr: simulate a per-camera region of interest covering this fraction of
+        /// each side of the frame (e.g. 0.5), placed to contain the labelled plate.
+        #[arg(long)]
+        roi_sim: Option<f32>,
         #[command(flatten)]
         anpr: AnprArgs,
     },
     /// Benchmarks that print figures (`anpr`, `core`, `occupancy`).
     Bench { what: String },
+    /// Print the HTTP API's OpenAPI 3 document (also served at /api/openapi.json).
+    Openapi,
+    /// API keys: create one in a site's database, or hash one for `[[api_keys]]`.
+    #[command(subcommand)]
+    Keys(KeysCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCmd {
+    /// Create a key with a role in the database of the site in CONFIG; prints the key once.
+    Add {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// A unique name (shown in logs and the audit log); an existing name gets a new key.
+        #[arg(long)]
+        name: String,
+        /// kiosk, sensor, board, operator, security or admin.
+        #[arg(long)]
+        role: String,
+        /// Requests per minute (default by role).
+        #[arg(long)]
+        rate_per_minute: Option<u32>,
+    },
+    /// Print the `sha256:` hash of a key, for `hash = "…"` in `[[api_keys]]`.
+    Hash { key: String },
 }
 
 /// Plate-engine knobs shared by `read`, `eval anpr` and `bench anpr`.
@@ -74,7 +103,8 @@ pub struct AnprArgs {
     /// Config file whose [lpr] section (formats, thresholds) applies.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Built-in plate format presets to use when no config is given (ro, hr, br, us).
+    /// Built-in plate format presets (ro, hr, br, us). `GROUP=PRESET[+PRESET]`
+    /// entries apply to one evaluation group only, e.g. `eu=hr,br=br,us=us`.
     #[arg(long, value_delimiter = ',')]
     pub formats: Vec<String>,
     /// Longer side of the text-detector input (multiple of 32).
@@ -155,7 +185,7 @@ pub enum ModelsCmd {
 /// Entry point used by `main`.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    crate::telemetry::init(cli.log_json, "info,rumqttd=warn,sqlx=warn");
+    crate::telemetry::init(cli.log_json, "info,rumqttd=off,sqlx=warn");
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -246,10 +276,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::anpr::read_command(&engine, &images, json)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Eval { what, data, json, limit, outcomes, anpr } => match what.as_str() {
+        Command::Eval { what, data, json, limit, outcomes, roi_sim, anpr } => match what.as_str() {
             "anpr" => {
-                let engine = anpr_engine(&anpr)?;
-                crate::anpr::eval::run_command(&engine, &data, json, limit, outcomes.as_deref())?;
+                let mut engine = anpr_engine(&anpr)?;
+                let mut groups = std::collections::BTreeMap::new();
+                for spec in anpr.formats.iter().filter_map(|f| f.split_once('=')) {
+                    let names: Vec<&str> = spec.1.split('+').collect();
+                    let mut fmt = engine.settings.format.clone();
+                    fmt.regions = crate::vision::plate_format::FormatConfig::with_presets(&names)?.regions;
+                    groups.insert(spec.0.to_string(), fmt);
+                }
+                crate::anpr::eval::run_command(&mut engine, &data, json, limit, outcomes.as_deref(), &groups, roi_sim)?;
                 Ok(ExitCode::SUCCESS)
             }
             "occupancy" => {
@@ -260,14 +297,44 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             other => anyhow::bail!("unknown evaluation `{other}` (use `anpr` or `occupancy`)"),
         },
         Command::Bench { what } => match what.as_str() {
+            "anpr" => {
+                crate::anpr::bench::run(std::path::Path::new("models"), 15)?;
+                Ok(ExitCode::SUCCESS)
+            }
             "occupancy" => {
                 let classifier = crate::occupancy::classifier::for_cli(None, std::path::Path::new("models"))?;
                 let r = crate::occupancy::bench::run(&classifier, 30)?;
                 println!("{}", crate::occupancy::bench::format(&r, crate::occupancy::Classifier::name(&classifier)));
                 Ok(ExitCode::SUCCESS)
             }
+            "core" => {
+                runtime()?.block_on(crate::bench_core::run())?;
+                Ok(ExitCode::SUCCESS)
+            }
             other => anyhow::bail!("unknown benchmark `{other}` (use `anpr`, `core` or `occupancy`)"),
         },
+        Command::Openapi => {
+            println!("{}", serde_json::to_string_pretty(&crate::http::api::openapi::document())?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Keys(KeysCmd::Hash { key }) => {
+            println!("{}", crate::http::api::auth::hash_key(&key));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Keys(KeysCmd::Add { config, name, role, rate_per_minute }) => {
+            let config = Config::load(&config)?;
+            let role = crate::config::ApiRole::parse(&role).ok_or_else(|| anyhow::anyhow!("unknown role `{role}` (kiosk, sensor, board, operator, security or admin)"))?;
+            let key = crate::http::api::auth::generate_key();
+            runtime()?.block_on(async {
+                let store = crate::store::Store::open(&config.storage.url, 1).await?;
+                crate::http::api::auth::store_key(&store, &name, role, &crate::http::api::auth::hash_key(&key), rate_per_minute, "cli").await?;
+                store.close().await;
+                anyhow::Ok(())
+            })?;
+            println!("{key}");
+            eprintln!("key `{name}` ({}) stored; it is shown only now", role.as_str());
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -280,8 +347,9 @@ fn anpr_engine(a: &AnprArgs) -> anyhow::Result<crate::anpr::PlateEngine> {
         }
         None => crate::anpr::EngineSettings::default(),
     };
-    if !a.formats.is_empty() {
-        let names: Vec<&str> = a.formats.iter().map(String::as_str).collect();
+    let global: Vec<&str> = a.formats.iter().map(String::as_str).filter(|f| !f.contains('=')).collect();
+    if !global.is_empty() {
+        let names = global;
         let presets = crate::vision::plate_format::FormatConfig::with_presets(&names)?;
         settings.format.regions.extend(presets.regions);
     }

@@ -47,12 +47,24 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!("  HTTP     http://{}/healthz   http://{}/metrics", running.http_addr, running.http_addr);
     println!("  MQTT     mqtt://{}:{}  (try: mosquitto_sub -h {} -p {} -t 'lotsense/#' -v)", running.mqtt_addr.0, running.mqtt_addr.1, running.mqtt_addr.0, running.mqtt_addr.1);
     println!("  cameras  {}", running.camera_slots.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>().join(", "));
+    // Parking API: a fresh admin key for this run (stored hashed), a stand-in
+    // gate controller that acknowledges commands, and one scripted car.
+    let key = crate::http::api::auth::generate_key();
+    crate::http::api::auth::store_key(&running.store, "demo-admin", crate::config::ApiRole::Admin, &crate::http::api::auth::hash_key(&key), None, "demo").await?;
+    println!("  API key  {key}   (admin; try: curl -H 'Authorization: Bearer {key}' http://{}/api/parkings)", running.http_addr);
+    println!("  OpenAPI  http://{}/api/openapi.json", running.http_addr);
+    for (gate, _) in &running.parking.settings().gates {
+        crate::service::gates::simulate_gate(running.mqtt.clone(), gate).await?;
+    }
     let mut rx = running.mqtt.subscribe(&format!("{}/#", running.mqtt.topics.sub("").trim_end_matches('/'))).await?;
     let printer = tokio::spawn(async move {
         while let Ok(m) = rx.recv().await {
             println!("  mqtt  {}  {}", m.topic, String::from_utf8_lossy(&m.payload));
         }
     });
+    if let Err(e) = scripted_car(running.http_addr, &key).await {
+        println!("  demo car: {e}");
+    }
     if args.duration > 0 {
         tokio::time::sleep(Duration::from_secs(args.duration)).await;
     } else {
@@ -62,5 +74,25 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     running.shutdown().await;
     server.stop();
     println!("demo stopped");
+    Ok(())
+}
+
+/// Drives one car through the API: entry an hour ago, exit (payment
+/// required), card payment, exit (gate opens). Prints each answer.
+async fn scripted_car(addr: std::net::SocketAddr, key: &str) -> anyhow::Result<()> {
+    use serde_json::json;
+    let mut c = crate::http::api::client::Client::new(addr, Some(key));
+    let ts = (chrono::Utc::now() - chrono::Duration::minutes(65)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let plate = format!("DEMO{:03}", rand::random::<u16>() % 1000);
+    let e = c.post("/api/entry", &json!({ "license_plate": plate, "vehicle_type": "car", "timestamp": ts })).await?.json();
+    println!("  demo car {plate}: entry → {} ({}) space {}", e["verdict"], e["reason"], e["space"]["space_id"]);
+    let x = c.post("/api/exit", &json!({ "license_plate": plate })).await?.json();
+    println!("  demo car {plate}: exit → {} {} minor units", x["verdict"], x["amount_due"]);
+    if let (Some(session), Some(amount)) = (e["session_id"].as_str(), x["amount_due"].as_i64().filter(|a| *a > 0)) {
+        let p = c.post("/api/payments", &json!({ "session_id": session, "payment_method": "card", "amount": amount, "idempotency_key": format!("demo-{session}") })).await?.json();
+        println!("  demo car {plate}: paid {} ({}), receipt {}  → http://{addr}/api/receipts/{}/print", p["payment"]["amount"], p["payment"]["status"], p["receipt"]["number"], p["payment"]["payment_id"].as_str().unwrap_or(""));
+        let x = c.post("/api/exit", &json!({ "license_plate": plate })).await?.json();
+        println!("  demo car {plate}: exit → {} ({})", x["verdict"], x["reason"]);
+    }
     Ok(())
 }

@@ -48,6 +48,8 @@ pub struct PlateRead {
     pub candidates: Vec<Candidate>,
     /// Whether `plate` fits one of the site's plate formats.
     pub format_matched: bool,
+    /// Name from `[lpr] known_plates` when the plate is a known one.
+    pub known_as: Option<String>,
     /// Plate box in frame pixels `[x1, y1, x2, y2]`.
     pub plate_box: [f32; 4],
     /// Number of frames whose reads were fused.

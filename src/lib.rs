@@ -31,6 +31,7 @@
 
 pub mod anpr;
 pub mod app;
+pub mod bench_core;
 pub mod cli;
 pub mod config;
 pub mod core;

@@ -189,7 +189,7 @@ fn frame(seq: u64, fill: u8) -> Frame {
 fn the_pipeline_makes_bays_unknown_when_the_camera_is_offline_or_frozen_and_recovers() {
     let slot = FrameSlot::new();
     let link = Arc::new(CameraLink::default());
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<BayUpdate>(64);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<BayUpdate>>(64);
     let stop = Arc::new(AtomicBool::new(false));
     let cls = Arc::new(Scripted(Mutex::new(0.95)));
     let cfg = lotsense::core::hysteresis::HysteresisConfig { high: 0.7, low: 0.3, required_samples: 2, sample_timeout_secs: 30 };
@@ -211,7 +211,7 @@ fn the_pipeline_makes_bays_unknown_when_the_camera_is_offline_or_frozen_and_reco
     let t = std::thread::spawn(move || p.run());
     let mut fill = 0u8;
     // Feeds changing frames every 60 ms until `n` updates arrived or 5 s passed.
-    let mut feed = |n: usize, frozen: bool, rx: &mut tokio::sync::mpsc::Receiver<BayUpdate>| -> Vec<BayUpdate> {
+    let mut feed = |n: usize, frozen: bool, rx: &mut tokio::sync::mpsc::Receiver<Vec<BayUpdate>>| -> Vec<BayUpdate> {
         let mut got = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(5);
         while got.len() < n && Instant::now() < deadline {
@@ -221,7 +221,7 @@ fn the_pipeline_makes_bays_unknown_when_the_camera_is_offline_or_frozen_and_reco
             slot.put(frame(fill as u64, fill));
             std::thread::sleep(Duration::from_millis(60));
             while let Ok(u) = rx.try_recv() {
-                got.push(u);
+                got.extend(u);
             }
         }
         got
@@ -235,7 +235,7 @@ fn the_pipeline_makes_bays_unknown_when_the_camera_is_offline_or_frozen_and_reco
     let mut off = Vec::new();
     while off.len() < 2 && Instant::now() < deadline {
         if let Ok(u) = rx.try_recv() {
-            off.push(u);
+            off.extend(u);
         }
         std::thread::sleep(Duration::from_millis(10));
     }

@@ -297,3 +297,92 @@ async fn bay_counts_through_mosquitto_reach_a_board_that_connects_later() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     poller.abort();
 }
+
+/// A TCP proxy in front of the broker whose connections can be cut, to make
+/// lotsense's MQTT client reconnect.
+struct Proxy {
+    port: u16,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    async fn start(upstream: u16) -> Proxy {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let c2 = conns.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((mut down, _)) = l.accept().await {
+                let h = tokio::spawn(async move {
+                    if let Ok(mut up) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await {
+                        let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
+                    }
+                });
+                c2.lock().unwrap().push(h);
+            }
+        });
+        Proxy { port, conns, accept }
+    }
+    fn cut(&self) {
+        for h in self.conns.lock().unwrap().drain(..) {
+            h.abort();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_boards_are_published_again_after_every_mqtt_reconnect() {
+    let broker_port = common::free_port();
+    lotsense::mqtt::EmbeddedBroker::start(format!("127.0.0.1:{broker_port}").parse().unwrap()).unwrap();
+    let proxy = Proxy::start(broker_port).await;
+    let dir = tempfile::tempdir().unwrap();
+    let site = "occreconnect";
+    // The camera is unreachable: every bay stays unknown, and that is what the boards must show.
+    let dead = common::free_port();
+    let cfg = config(dir.path(), site, &format!("[mqtt]\nurl = \"mqtt://127.0.0.1:{}\"", proxy.port), &format!("rtsp://127.0.0.1:{dead}/x"), "homeassistant");
+    let running = lotsense::app::start(cfg).await.unwrap();
+    let topic = format!("lotsense/{site}/occupancy");
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (client, mut el) = AsyncClient::new(MqttOptions::new("counter", "127.0.0.1", broker_port), 64);
+    client.subscribe(topic.clone(), QoS::AtLeastOnce).await.unwrap();
+    let s2 = seen.clone();
+    let counter = tokio::spawn(async move {
+        let _keep = client;
+        loop {
+            match el.poll().await {
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    let j: serde_json::Value = serde_json::from_slice(&p.payload).unwrap();
+                    assert_eq!(j["unknown"], 32, "{j}");
+                    s2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    });
+    let wait_more_than = |n: usize, secs: u64| {
+        let seen = seen.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(secs);
+            while seen.load(std::sync::atomic::Ordering::SeqCst) <= n && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            seen.load(std::sync::atomic::Ordering::SeqCst)
+        }
+    };
+    let first = wait_more_than(0, 10).await;
+    assert!(first >= 1, "the initial (all unknown) boards were not published");
+    // Nothing changes, so nothing more is published...
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let settled = seen.load(std::sync::atomic::Ordering::SeqCst);
+    // ...until the connection drops and comes back: then everything again.
+    for round in 1..=2 {
+        proxy.cut();
+        let now = wait_more_than(settled + round - 1, 20).await;
+        assert!(now >= settled + round, "round {round}: boards not published again after the reconnect ({now} messages)");
+    }
+    counter.abort();
+    proxy.accept.abort();
+    running.shutdown().await;
+}

@@ -143,9 +143,14 @@ impl TextDetector {
         Ok(Self { name: model.name.clone(), model })
     }
 
-    /// Text boxes in frame coordinates.
+    /// Text boxes in frame coordinates, inside the settings' region of interest.
     pub fn detect(&self, img: &ImageView, s: &EngineSettings, t: &mut StageTimes) -> Result<Vec<TextBox>, AnprError> {
-        let (view, off) = match s.roi {
+        self.detect_in(img, s.roi, s, t)
+    }
+
+    /// Text boxes in frame coordinates, inside `roi` (`[x, y, w, h]`, e.g. a camera's).
+    pub fn detect_in(&self, img: &ImageView, roi: Option<[u32; 4]>, s: &EngineSettings, t: &mut StageTimes) -> Result<Vec<TextBox>, AnprError> {
+        let (view, off) = match roi {
             Some([x, y, w, h]) => {
                 let (x, y) = ((x as usize).min(img.width - 1), (y as usize).min(img.height - 1));
                 let (w, h) = ((w as usize).min(img.width - x), (h as usize).min(img.height - y));
@@ -227,6 +232,8 @@ pub struct PlateHit {
 pub struct FrameResult {
     pub boxes: Vec<TextBox>,
     pub hits: Vec<PlateHit>,
+    /// Texts that were read but rejected as plates, with the reason (for `read --all`).
+    pub rejected: Vec<(String, String)>,
     pub times: StageTimes,
 }
 
@@ -255,16 +262,28 @@ impl PlateEngine {
         &self.formatter
     }
 
+    /// Replaces the plate formats (e.g. per country group in an evaluation).
+    pub fn set_format(&mut self, format: FormatConfig) -> Result<(), AnprError> {
+        self.formatter = PlateFormatter::new(&format)?;
+        self.settings.format = format;
+        Ok(())
+    }
+
     /// Full pipeline on one frame.
     pub fn process(&self, img: &ImageView) -> Result<FrameResult, AnprError> {
         let mut times = StageTimes::default();
         let boxes = self.detector.detect(img, &self.settings, &mut times)?;
-        let hits = self.read_boxes(img, &boxes, &mut times)?;
-        Ok(FrameResult { boxes, hits, times })
+        let mut rejected = Vec::new();
+        let hits = self.read_boxes_explained(img, &boxes, &mut times, Some(&mut rejected))?;
+        Ok(FrameResult { boxes, hits, rejected, times })
     }
 
     /// Stages 2–4 on boxes from the detector.
     pub fn read_boxes(&self, img: &ImageView, boxes: &[TextBox], times: &mut StageTimes) -> Result<Vec<PlateHit>, AnprError> {
+        self.read_boxes_explained(img, boxes, times, None)
+    }
+
+    fn read_boxes_explained(&self, img: &ImageView, boxes: &[TextBox], times: &mut StageTimes, mut rejected: Option<&mut Vec<(String, String)>>) -> Result<Vec<PlateHit>, AnprError> {
         let s = &self.settings;
         let t0 = Instant::now();
         let chosen = prefilter(boxes, s);
@@ -283,6 +302,11 @@ impl PlateEngine {
             .collect();
         let ranked = rank_plate_candidates(&cands, Some(&self.formatter), &s.selection);
         let mut hits = Vec::new();
+        if let Some(out) = rejected.as_deref_mut() {
+            for r in ranked.iter().filter(|r| r.reject.is_some()) {
+                out.push((cands[r.index].raw_text.clone(), format!("{:?}", r.reject)));
+            }
+        }
         for r in ranked.into_iter().filter(|r| r.reject.is_none()) {
             let c = &cands[r.index];
             let (ci, crop) = &crops[r.index];

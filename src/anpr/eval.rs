@@ -8,6 +8,7 @@
 
 use super::{load_rgb, view_of, PlateEngine};
 use crate::vision::geometry::BoxF;
+use crate::vision::plate_format::FormatConfig;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -184,13 +185,30 @@ fn scores(items: &[(&Outcome, Option<(bool, bool)>)]) -> Scores {
     }
 }
 
-/// Runs the engine over the samples. `progress` is called after each sample.
-pub fn evaluate(engine: &PlateEngine, samples: &[Sample], mut progress: impl FnMut(usize)) -> Result<(Report, Vec<Outcome>), String> {
+/// Runs the engine over the samples. `group_formats` gives a group (country)
+/// its own plate formats, as a site of that country would configure them.
+pub fn evaluate(
+    engine: &mut PlateEngine,
+    samples: &[Sample],
+    group_formats: &BTreeMap<String, FormatConfig>,
+    roi_sim: Option<f32>,
+    mut progress: impl FnMut(usize),
+) -> Result<(Report, Vec<Outcome>), String> {
+    let default_format = engine.settings.format.clone();
+    let mut current_group: Option<String> = None;
     let mut outcomes = Vec::new();
     let mut det = Vec::new();
     let mut stage: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     for (i, s) in samples.iter().enumerate() {
+        if current_group.as_deref() != Some(s.group.as_str()) {
+            let f = group_formats.get(&s.group).cloned().unwrap_or_else(|| default_format.clone());
+            engine.set_format(f).map_err(|e| e.to_string())?;
+            current_group = Some(s.group.clone());
+        }
         let img = load_rgb(&s.image)?;
+        if let (Some(frac), Some(b)) = (roi_sim, s.bbox) {
+            engine.settings.roi = Some(simulated_roi(img.width(), img.height(), &b, frac, i));
+        }
         let t0 = Instant::now();
         let res = engine.process(&view_of(&img)).map_err(|e| format!("{}: {e}", s.image.display()))?;
         let ms = t0.elapsed().as_secs_f64() * 1000.0;
@@ -224,12 +242,31 @@ pub fn evaluate(engine: &PlateEngine, samples: &[Sample], mut progress: impl FnM
     let settings = BTreeMap::from([
         ("det_max_side".to_string(), s.det_max_side.to_string()),
         ("max_reads".to_string(), s.max_reads.to_string()),
-        ("roi".to_string(), format!("{:?}", s.roi)),
+        ("roi".to_string(), match roi_sim {
+            Some(f) => format!("simulated per-camera ROI, {:.0}% of each side", f * 100.0),
+            None => format!("{:?}", s.roi),
+        }),
         ("detector".to_string(), engine.detector.name.clone()),
         ("reader".to_string(), engine.reader.name.clone()),
     ]);
     let stages_ms = stage.into_iter().map(|(k, mut v)| (k.to_string(), (percentile(&mut v, 0.5) * 100.0).round() / 100.0)).collect();
     Ok((Report { all: scores(&pairs), by_group, stages_ms, settings }, outcomes))
+}
+
+/// A camera's region of interest as an installer would set it: a fixed
+/// fraction of the frame that contains the plate, placed at a pseudo-random
+/// (deterministic) offset so the plate is not always centred.
+pub fn simulated_roi(w: u32, h: u32, plate: &BoxF, frac: f32, seed: usize) -> [u32; 4] {
+    let (rw, rh) = ((w as f32 * frac).round(), (h as f32 * frac).round());
+    let pick = |lo: f32, hi: f32, k: usize| {
+        // Golden-ratio sequence: spread, repeatable, independent of the label.
+        let t = ((seed as f32 + 1.0) * 0.618_034 * (k as f32 + 1.0)).fract();
+        if hi <= lo { lo } else { lo + t * (hi - lo) }
+    };
+    // The window's left edge may lie anywhere that keeps the plate inside it.
+    let x = pick((plate.x2 - rw).max(0.0), plate.x1.min(w as f32 - rw).max(0.0), 0);
+    let y = pick((plate.y2 - rh).max(0.0), plate.y1.min(h as f32 - rh).max(0.0), 1);
+    [x as u32, y as u32, rw as u32, rh as u32]
 }
 
 /// Human-readable table.
@@ -250,7 +287,15 @@ pub fn print_report(r: &Report) {
 }
 
 /// The `eval anpr` command: progress bar on a terminal, table or JSON.
-pub fn run_command(engine: &PlateEngine, data: &Path, json: bool, limit: Option<usize>, outcomes_file: Option<&Path>) -> anyhow::Result<()> {
+pub fn run_command(
+    engine: &mut PlateEngine,
+    data: &Path,
+    json: bool,
+    limit: Option<usize>,
+    outcomes_file: Option<&Path>,
+    group_formats: &BTreeMap<String, FormatConfig>,
+    roi_sim: Option<f32>,
+) -> anyhow::Result<()> {
     let mut samples = load_dataset(data).map_err(anyhow::Error::msg)?;
     if samples.is_empty() {
         anyhow::bail!("no labelled samples under {} (expected NAME.jpg + NAME.txt, or groundtruth.csv + images/)", data.display());
@@ -260,7 +305,7 @@ pub fn run_command(engine: &PlateEngine, data: &Path, json: bool, limit: Option<
     }
     let bar = indicatif::ProgressBar::new(samples.len() as u64);
     bar.set_style(indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} frames, {eta} left").expect("valid template"));
-    let (report, outcomes) = evaluate(engine, &samples, |i| bar.set_position(i as u64)).map_err(anyhow::Error::msg)?;
+    let (report, outcomes) = evaluate(engine, &samples, group_formats, roi_sim, |i| bar.set_position(i as u64)).map_err(anyhow::Error::msg)?;
     bar.finish_and_clear();
     if let Some(f) = outcomes_file {
         std::fs::write(f, serde_json::to_string_pretty(&outcomes)?)?;

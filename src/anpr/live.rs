@@ -35,6 +35,8 @@ pub struct GateCamera {
     pub lane: Option<String>,
     pub slot: Arc<FrameSlot>,
     pub motion: Option<MotionGate>,
+    /// Look for plates only here (`[x, y, w, h]`, frame pixels).
+    pub roi: Option<[u32; 4]>,
 }
 
 /// Motion gate settings for one camera.
@@ -67,11 +69,13 @@ pub struct LivePipeline {
 
 impl LivePipeline {
     /// Starts the detect and read threads. Decided reads go to `out`.
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         engine: Arc<PlateEngine>,
         cameras: Vec<GateCamera>,
         tracker: TrackerConfig,
         evidence: Arc<EvidenceStore>,
+        known: Arc<super::known::KnownPlates>,
         out: tokio::sync::mpsc::Sender<PlateRead>,
         metrics: Arc<Metrics>,
     ) -> std::io::Result<Self> {
@@ -88,7 +92,7 @@ impl LivePipeline {
         {
             let stop = stop.clone();
             threads.push(std::thread::Builder::new().name("anpr-read".into()).spawn(move || {
-                let mut reader = ReadStage::new(engine, cams, tracker, evidence, out, metrics);
+                let mut reader = ReadStage::new(engine, cams, tracker, evidence, out, metrics, known);
                 reader.run(rx, &stop)
             })?);
         }
@@ -135,7 +139,7 @@ fn detect_loop(engine: &PlateEngine, cams: &[GateCamera], tx: SyncSender<DetJob>
                 }
             }
             let mut times = StageTimes::default();
-            match engine.detector.detect(&view, &engine.settings, &mut times) {
+            match engine.detector.detect_in(&view, cam.roi, &engine.settings, &mut times) {
                 Ok(boxes) => {
                     metrics.frames_processed.get_or_create(&labels[i]).inc();
                     if tx.send(DetJob { cam: i, frame, boxes, times }).is_err() {
@@ -181,6 +185,7 @@ struct ReadStage {
     evidence: Arc<EvidenceStore>,
     out: tokio::sync::mpsc::Sender<PlateRead>,
     metrics: Arc<Metrics>,
+    known: Arc<super::known::KnownPlates>,
 }
 
 fn epoch_ms(t: chrono::DateTime<chrono::Utc>) -> u64 {
@@ -188,10 +193,19 @@ fn epoch_ms(t: chrono::DateTime<chrono::Utc>) -> u64 {
 }
 
 impl ReadStage {
-    fn new(engine: Arc<PlateEngine>, cams: Arc<Vec<GateCamera>>, cfg: TrackerConfig, evidence: Arc<EvidenceStore>, out: tokio::sync::mpsc::Sender<PlateRead>, metrics: Arc<Metrics>) -> Self {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        engine: Arc<PlateEngine>,
+        cams: Arc<Vec<GateCamera>>,
+        cfg: TrackerConfig,
+        evidence: Arc<EvidenceStore>,
+        out: tokio::sync::mpsc::Sender<PlateRead>,
+        metrics: Arc<Metrics>,
+        known: Arc<super::known::KnownPlates>,
+    ) -> Self {
         let trackers = cams.iter().map(|c| Tracker::new(c.id.clone(), cfg.clone())).collect();
         let recent = cams.iter().map(|_| VecDeque::new()).collect();
-        Self { engine, cams, trackers, recent, evidence, out, metrics }
+        Self { engine, cams, trackers, recent, evidence, out, metrics, known }
     }
 
     fn run(&mut self, rx: Receiver<DetJob>, stop: &AtomicBool) {
@@ -284,6 +298,10 @@ impl ReadStage {
                 },
                 None => Evidence::default(),
             };
+            let (plate, known_as) = match self.known.lookup(&fr.plate) {
+                Some((p, name)) => (p, Some(name)),
+                None => (fr.plate.clone(), None),
+            };
             let read = PlateRead {
                 schema: PLATE_READ_SCHEMA,
                 id,
@@ -294,7 +312,8 @@ impl ReadStage {
                 direction: None,
                 timestamp: ts,
                 first_seen: first,
-                plate: fr.plate.clone(),
+                plate,
+                known_as,
                 raw_text: seen.map(|s| s.raw_text.clone()).unwrap_or_default(),
                 score: fr.score,
                 char_confidences: fr.char_confidences.clone(),

@@ -3,8 +3,10 @@
 //! fusion, evidence, events), evaluation and benchmarks.
 
 pub mod engine;
+pub mod bench;
 pub mod eval;
 pub mod evidence;
+pub mod known;
 pub mod live;
 
 pub use engine::{AnprError, EngineSettings, FrameResult, PlateEngine, PlateHit, StageTimes};
@@ -51,6 +53,11 @@ pub fn read_command(engine: &PlateEngine, images: &[std::path::PathBuf], json: b
             println!("{} ({:.0} ms)", path.display(), res.times.total());
             if res.hits.is_empty() {
                 println!("  no plate found");
+            }
+            if std::env::var_os("LOTSENSE_READ_ALL").is_some() {
+                for (raw, why) in &res.rejected {
+                    println!("  rejected {raw:?}: {why}");
+                }
             }
             for h in &res.hits {
                 println!(

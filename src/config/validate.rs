@@ -42,8 +42,12 @@ pub(super) fn validate(c: &Config, out: &mut Vec<Problem>) {
     if c.http.listen.parse::<std::net::SocketAddr>().is_err() {
         err(root.key("http").key("listen"), format!("`{}` is not an address such as `127.0.0.1:8080`", c.http.listen));
     }
-    if !matches!(c.models.plate_detector.as_str(), "text" | "platedet") {
-        err(root.key("models").key("plate_detector"), format!("`{}` is not a plate detector (use `text` or `platedet`)", c.models.plate_detector));
+    match c.models.plate_detector.as_str() {
+        "text" => {}
+        // Fetchable (opt-in licence) but not wired into the engine yet: say so
+        // rather than silently running the text detector.
+        "platedet" => err(root.key("models").key("plate_detector"), "`platedet` can be fetched (AGPL-3.0, opt-in) but the plate engine does not use it yet; use `text`".into()),
+        other => err(root.key("models").key("plate_detector"), format!("`{other}` is not a plate detector (use `text`)")),
     }
 
     // --- lpr

@@ -6,7 +6,7 @@
 //!      ▼
 //!  pipeline thread per camera:  sampler (rate, frozen) → warp (bay → 64x32 patch) →
 //!                               classifier (one batched ONNX call) → tracker (hysteresis)
-//!      │ BayUpdate (on change)          bounded channel (1024), the pipeline waits
+//!      │ Vec<BayUpdate> (a sample's changes)   bounded channel (256), the pipeline waits
 //!      ▼
 //!  publisher task: Board (counts, sign offsets) → retained MQTT (rate-limited, again
 //!                  after every reconnect, Home Assistant discovery) · snapshot (watch)
@@ -114,7 +114,7 @@ pub struct OccupancyHandle {
     snapshot: watch::Receiver<OccupancySnapshot>,
     updates: broadcast::Sender<BayUpdate>,
     links: Arc<HashMap<String, Arc<CameraLink>>>,
-    input: mpsc::Sender<BayUpdate>,
+    input: mpsc::Sender<Vec<BayUpdate>>,
     pub stats: Arc<OccupancyStats>,
     /// Whether the classifier loaded (false: every bay stays unknown).
     pub classifier_ok: bool,
@@ -140,7 +140,7 @@ impl OccupancyHandle {
     /// Feeds a bay state from elsewhere (e.g. a bay sensor reported through
     /// the API) into the same boards. Waits when the channel is full.
     pub async fn submit(&self, update: BayUpdate) -> bool {
-        self.input.send(update).await.is_ok()
+        self.input.send(vec![update]).await.is_ok()
     }
 
     /// Feed from the camera-status task: offline/finished makes that camera's bays unknown.
@@ -174,7 +174,7 @@ pub fn start(
     }
     let occ = &config.occupancy;
     let stats = Arc::new(OccupancyStats::default());
-    let (tx, rx) = mpsc::channel::<BayUpdate>(1024);
+    let (tx, rx) = mpsc::channel::<Vec<BayUpdate>>(256);
     let board = Board::new(&config.spaces, &occ.sign_offsets);
     let (snap_tx, snap_rx) = watch::channel(board.snapshot());
     let (updates_tx, _) = broadcast::channel(1024);

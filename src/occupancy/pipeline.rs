@@ -1,8 +1,8 @@
 //! One overview camera's pipeline, on its own thread:
 //!
 //! ```text
-//! FrameSlot ─Frame─► Sampler ─Frame─► warp (PatchBatch) ─► Classifier (one call) ─Vec<f32>─► BayTracker ─BayUpdate─► channel
-//!  (newest wins)     (rate, frozen)                                                        (hysteresis)           (bounded, waits)
+//! FrameSlot ─Frame─► Sampler ─Frame─► warp (PatchBatch) ─► Classifier (one call) ─Vec<f32>─► BayTracker ─Vec<BayUpdate>─► channel
+//!  (newest wins)     (rate, frozen)                                                        (hysteresis)  (one per sample) (bounded, waits)
 //! ```
 //!
 //! Camera status comes from [`CameraLink`] (set from the ingest's
@@ -62,7 +62,8 @@ pub struct CameraPipeline {
     pub sampler: Sampler,
     pub slot: Arc<FrameSlot>,
     pub link: Arc<CameraLink>,
-    pub out: mpsc::Sender<BayUpdate>,
+    /// The changes of one sample travel together, so a board never shows half a sample.
+    pub out: mpsc::Sender<Vec<BayUpdate>>,
     pub stats: Arc<OccupancyStats>,
     pub metrics: Arc<Metrics>,
     pub stop: Arc<AtomicBool>,
@@ -177,14 +178,14 @@ impl CameraPipeline {
         }
     }
 
-    /// Sends updates; false when the receiver is gone (shutdown).
+    /// Sends the changes of one sample; false when the receiver is gone (shutdown).
     fn emit(&self, updates: Vec<BayUpdate>) -> bool {
-        for u in updates {
-            tracing::debug!(camera = %self.camera, space = %u.space_id, state = %u.state, p = ?u.probability, "bay changed");
-            if self.out.blocking_send(u).is_err() {
-                return false;
-            }
+        if updates.is_empty() {
+            return true;
         }
-        true
+        for u in &updates {
+            tracing::debug!(camera = %self.camera, space = %u.space_id, state = %u.state, p = ?u.probability, "bay changed");
+        }
+        self.out.blocking_send(updates).is_ok()
     }
 }

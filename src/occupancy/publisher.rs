@@ -3,8 +3,9 @@
 //! parking core.
 //!
 //! Policies:
-//! - input: bounded channel of [`BayUpdate`]s; the pipelines wait when it is
-//!   full (updates are few: only changes);
+//! - input: bounded channel of batches of [`BayUpdate`]s (the changes of one
+//!   sample, applied together); the pipelines wait when it is full (updates
+//!   are few: only changes);
 //! - output: only topics whose payload changed are published, retained, at
 //!   most once per `interval` (changes in between are coalesced); the initial
 //!   all-`unknown` state is published at once, so a board never keeps showing
@@ -34,7 +35,7 @@ pub struct PublishSettings {
 }
 
 pub async fn run(
-    mut rx: mpsc::Receiver<BayUpdate>,
+    mut rx: mpsc::Receiver<Vec<BayUpdate>>,
     mut board: Board,
     mqtt: MqttHandle,
     settings: PublishSettings,
@@ -55,11 +56,13 @@ pub async fn run(
         };
         tokio::select! {
             u = rx.recv() => match u {
-                Some(u) => {
-                    if board.apply(&u) {
-                        dirty = true;
+                Some(batch) => {
+                    for u in batch {
+                        if board.apply(&u) {
+                            dirty = true;
+                        }
+                        let _ = updates_tx.send(u);
                     }
-                    let _ = updates_tx.send(u);
                 }
                 None => {
                     // The pipelines are gone (shutdown): publish the last state and stop.

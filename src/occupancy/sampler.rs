@@ -24,13 +24,16 @@ pub enum Decision {
     Frozen,
 }
 
+/// Pixels, width, height, first seen.
+type Picture = (Arc<Vec<u8>>, u32, u32, DateTime<Utc>);
+
 #[derive(Debug)]
 pub struct Sampler {
     period: Duration,
     frozen_after: Duration,
     next_due: Option<DateTime<Utc>>,
     /// The last sampled picture and when it first appeared.
-    last: Option<(Arc<Vec<u8>>, u32, u32, DateTime<Utc>)>,
+    last: Option<Picture>,
     frozen: bool,
 }
 

@@ -46,8 +46,7 @@ impl BayTracker {
     pub fn apply(&mut self, probs: &[f32], at: DateTime<Utc>) -> Vec<BayUpdate> {
         debug_assert_eq!(probs.len(), self.bays.len());
         let mut out = Vec::new();
-        for i in 0..self.bays.len().min(probs.len()) {
-            let p = probs[i];
+        for (i, &p) in probs.iter().enumerate().take(self.bays.len()) {
             match self.bays[i].1.update(p as f64, at) {
                 Ok(Some(state)) => {
                     let prob = (state != BayState::Unknown).then_some(p);

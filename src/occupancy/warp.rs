@@ -119,11 +119,6 @@ impl SquareToQuad {
         }
     }
 
-    #[inline]
-    fn map(&self, u: f32, v: f32) -> (f32, f32) {
-        let w = self.g * u + self.h * v + 1.0;
-        ((self.a * u + self.b * v + self.c) / w, (self.d * u + self.e * v + self.f) / w)
-    }
 }
 
 /// Warps `quad` out of `img` into `out` (exactly [`PATCH_LEN`] floats, CHW,
@@ -134,28 +129,41 @@ pub fn warp_into(img: &ImageView, quad: &BayQuad, out: &mut [f32]) {
     assert_eq!(out.len(), PATCH_LEN, "a patch is 3x{PATCH_H}x{PATCH_W} floats");
     let m = SquareToQuad::new(&quad.corners);
     let plane = PATCH_W * PATCH_H;
-    let (maxx, maxy) = ((img.width - 1) as f32, (img.height - 1) as f32);
+    let (w, h, stride) = (img.width, img.height, img.stride);
+    let (maxx, maxy) = ((w - 1) as f32, (h - 1) as f32);
+    let data = img.data;
     const K: f32 = 1.0 / 255.0;
+    let du = 1.0 / PATCH_W as f32;
+    let (r_plane, rest) = out.split_at_mut(plane);
+    let (g_plane, b_plane) = rest.split_at_mut(plane);
     for j in 0..PATCH_H {
         let v = (j as f32 + 0.5) / PATCH_H as f32;
+        // Along a row the numerators and the denominator are affine in u:
+        // step them instead of evaluating the map per pixel.
+        let u0 = 0.5 * du;
+        let (mut nx, mut ny, mut dw) = (m.a * u0 + m.b * v + m.c, m.d * u0 + m.e * v + m.f, m.g * u0 + m.h * v + 1.0);
+        let (sx, sy, sw) = (m.a * du, m.d * du, m.g * du);
+        let row = j * PATCH_W;
         for i in 0..PATCH_W {
-            let (x, y) = m.map((i as f32 + 0.5) / PATCH_W as f32, v);
-            let x = (x - 0.5).clamp(0.0, maxx);
-            let y = (y - 0.5).clamp(0.0, maxy);
+            let inv = 1.0 / dw;
+            let x = (nx * inv - 0.5).max(0.0).min(maxx);
+            let y = (ny * inv - 0.5).max(0.0).min(maxy);
+            nx += sx;
+            ny += sy;
+            dw += sw;
             let (x0, y0) = (x as usize, y as usize);
-            let (x1, y1) = ((x0 + 1).min(img.width - 1), (y0 + 1).min(img.height - 1));
             let (fx, fy) = (x - x0 as f32, y - y0 as f32);
-            let (r0, r1) = (y0 * img.stride, y1 * img.stride);
-            let o = j * PATCH_W + i;
-            for ch in 0..3 {
-                let p00 = img.data[r0 + x0 * 3 + ch] as f32;
-                let p10 = img.data[r0 + x1 * 3 + ch] as f32;
-                let p01 = img.data[r1 + x0 * 3 + ch] as f32;
-                let p11 = img.data[r1 + x1 * 3 + ch] as f32;
-                let top = p00 + (p10 - p00) * fx;
-                let bot = p01 + (p11 - p01) * fx;
-                out[ch * plane + o] = (top + (bot - top) * fy) * K;
-            }
+            let dx = if x0 + 1 < w { 3 } else { 0 };
+            let dy = if y0 + 1 < h { stride } else { 0 };
+            let i00 = y0 * stride + x0 * 3;
+            let p00 = &data[i00..i00 + 3 + dx];
+            let p01 = &data[i00 + dy..i00 + dy + 3 + dx];
+            let (w00, w10, w01, w11) = ((1.0 - fx) * (1.0 - fy), fx * (1.0 - fy), (1.0 - fx) * fy, fx * fy);
+            let px = |c: usize| (p00[c] as f32 * w00 + p00[c + dx] as f32 * w10 + p01[c] as f32 * w01 + p01[c + dx] as f32 * w11) * K;
+            let o = row + i;
+            r_plane[o] = px(0);
+            g_plane[o] = px(1);
+            b_plane[o] = px(2);
         }
     }
 }

@@ -23,8 +23,7 @@ pub mod setup;
 use crate::config::Config;
 use crate::core::{
     self, check_booking, check_payment_amount, decide_entry, decide_exit, match_exit, net_paid,
-    reservation_quote, BookingRejection, CoreError, Currency, EntryContext, EntryDecision,
-    EntryVerdict, ExitContext, ExitDecision, ExitMatch, ExitVerdict, FlagStatus, Money,
+    reservation_quote, BookingRejection, CoreError, Currency, EntryContext, EntryVerdict, ExitContext, ExitDecision, ExitMatch, ExitVerdict, FlagStatus, Money,
     OpenSession, PaymentMethod, PaymentRejection, Plate, RaisedFlag, ReservationStatus,
     ReservationTarget, SitePolicy, Space, SpaceStatus, SpaceType, TariffTable, TimeRange,
     VehicleType,
@@ -464,6 +463,9 @@ impl ParkingService {
         let s = &self.inner.settings;
         let now = req.at;
         let plate = &req.plate;
+        // The nearest free bays of each type are enough for the core to choose
+        // from; only when that could wrongly look full is the whole list read.
+        let mut full_scan = false;
         for _attempt in 0..MAX_ATTEMPTS {
             let mut tx = self.db().write().await?;
             let lists = st::list_membership(&mut tx, plate).await?;
@@ -486,7 +488,11 @@ impl ParkingService {
                 None => st::vehicle_type_of(&mut tx, plate).await?.unwrap_or(VehicleType::Unknown),
             };
             let held = st::held_spaces(&mut tx, now, s.lead_ms()).await?;
-            let rows = st::available_spaces(&mut tx).await?;
+            let (rows, truncated) = if full_scan {
+                (st::available_spaces(&mut tx).await?, false)
+            } else {
+                st::nearest_available_spaces(&mut tx, 16 + held.len() as i64).await?
+            };
             let mut spaces: Vec<Space> = rows.iter().map(|r| r.to_core(held.iter().any(|h| h.0 == r.space_id))).collect();
             // A checked-in booking's own bay (re-entry) is offered to it too.
             if let Some(r) = res_row.as_ref().filter(|r| r.status == "checked_in") {
@@ -532,6 +538,11 @@ impl ParkingService {
                 break (decision, Some(sid));
             };
 
+            if truncated && decision.reason == core::EntryReason::FullForVehicleType {
+                drop(tx);
+                full_scan = true;
+                continue;
+            }
             let admitted = decision.opens_session();
             if admitted {
                 let sid = session_id.as_deref().unwrap_or_default();
@@ -1409,22 +1420,33 @@ impl ParkingService {
 
     pub async fn availability(&self, space_type: Option<SpaceType>) -> Result<Vec<TypeAvailability>, ServiceError> {
         let mut c = self.db().read().await?;
-        let views = self.space_views(&mut c).await?;
+        let counts = st::space_counts(&mut c).await?;
+        // Bays held for bookings count as reserved, not available.
+        let held = st::held_spaces(&mut c, Utc::now(), self.inner.settings.lead_ms()).await?;
+        let mut held_by_type: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+        for (space_id, _, _) in &held {
+            if let Some(sp) = st::space(&mut c, space_id).await?.filter(|sp| sp.status == "available") {
+                *held_by_type.entry(sp.space_type).or_default() += 1;
+            }
+        }
         let mut out: Vec<TypeAvailability> = Vec::new();
         for t in SpaceType::ALL {
             if space_type.is_some_and(|x| x != t) {
                 continue;
             }
             let mut a = TypeAvailability { space_type: t.to_string(), ..Default::default() };
-            for v in views.iter().filter(|v| v.space.space_type == t.as_str()) {
-                a.total += 1;
-                match v.display_status.as_str() {
-                    "available" => a.available += 1,
-                    "occupied" => a.occupied += 1,
-                    "reserved" => a.reserved += 1,
-                    _ => a.out_of_service += 1,
+            for (ty, status, n) in counts.iter().filter(|(ty, _, _)| ty == t.as_str()) {
+                a.total += n;
+                match status.as_str() {
+                    "available" => a.available += n,
+                    "occupied" => a.occupied += n,
+                    _ => a.out_of_service += n,
                 }
+                let _ = ty;
             }
+            let reserved = held_by_type.get(t.as_str()).copied().unwrap_or(0);
+            a.reserved = reserved;
+            a.available -= reserved;
             if a.total > 0 || space_type.is_some() {
                 out.push(a);
             }
@@ -1573,6 +1595,3 @@ fn _assert_send(s: &ParkingService, r: EntryRequest) {
     fn is_send<T: Send>(_: T) {}
     is_send(s.entry(r));
 }
-
-#[allow(dead_code)]
-fn _entry_decision_type(_: EntryDecision) {}

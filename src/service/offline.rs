@@ -62,6 +62,13 @@ impl ParkingService {
         self.inner.offline.queue.lock().expect("offline queue").len()
     }
 
+    /// Hands this service's queued offline decisions to `other` (a service
+    /// rebuilt over a new pool).
+    pub fn adopt_offline_into(&self, other: &ParkingService) {
+        let q = std::mem::take(&mut *self.inner.offline.queue.lock().expect("offline queue"));
+        other.inner.offline.queue.lock().expect("offline queue").extend(q);
+    }
+
     fn queue(&self, q: Queued) {
         self.inner.offline.queue.lock().expect("offline queue").push(q);
     }

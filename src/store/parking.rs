@@ -460,6 +460,34 @@ pub async fn available_spaces(conn: &mut Conn) -> R<Vec<SpaceRow>> {
     rows.iter().map(space_row).collect()
 }
 
+/// The `limit` nearest free bays of each space type (by rank, then id):
+/// enough for the core to choose from without reading the whole car park.
+/// `truncated` says whether some type had more.
+pub async fn nearest_available_spaces(conn: &mut Conn, limit: i64) -> R<(Vec<SpaceRow>, bool)> {
+    let mut out = Vec::new();
+    let mut truncated = false;
+    for t in SpaceType::ALL {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SPACE_COLS} FROM spaces WHERE status = 'available' AND space_type = $1 AND in_config = 1 ORDER BY rank, id LIMIT $2"
+        )))
+        .bind(t.as_str())
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?;
+        truncated |= rows.len() as i64 >= limit;
+        for r in &rows {
+            out.push(space_row(r)?);
+        }
+    }
+    Ok((out, truncated))
+}
+
+/// Bays per (type, stored status), counted by the database.
+pub async fn space_counts(conn: &mut Conn) -> R<Vec<(String, String, i64)>> {
+    let rows = sqlx::query("SELECT space_type, status, COUNT(*) FROM spaces WHERE in_config = 1 GROUP BY space_type, status").fetch_all(conn).await?;
+    rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))).collect()
+}
+
 pub async fn space(conn: &mut Conn, id: &str) -> R<Option<SpaceRow>> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {SPACE_COLS} FROM spaces WHERE id = $1"))).bind(id).fetch_optional(conn).await?;
     row.as_ref().map(space_row).transpose()

@@ -141,7 +141,9 @@ impl Default for SelectionConfig {
             min_aspect: 1.2,
             max_aspect: 12.0,
             min_height_px: 8.0,
-            reject_chars: ":".into(),
+            // ':' alone is not rejected: Croatian coats of arms and Balkan
+            // separators are read as ':'. Clocks are caught by `looks_like_time`.
+            reject_chars: String::new(),
             stop_words: DEFAULT_STOP_WORDS.iter().map(|s| s.to_string()).collect(),
         }
     }
@@ -217,6 +219,9 @@ fn reject_reason(
     if let Some(ch) = c.raw_text.chars().find(|ch| cfg.reject_chars.contains(*ch)) {
         return Some(RejectReason::ForbiddenChar(ch));
     }
+    if looks_like_time(&c.raw_text) {
+        return Some(RejectReason::ForbiddenChar(':'));
+    }
     let lower = c.raw_text.to_lowercase();
     if lower.contains("www")
         || lower.contains(".com")
@@ -255,6 +260,23 @@ fn reject_reason(
 /// Score and rank text boxes as plate candidates: accepted candidates by descending score,
 /// then rejected ones (also by score, for debugging). With a `formatter`, each read is
 /// format-matched and the formatted text is what length/mix rules see.
+/// A clock or timestamp overlay: only digits and date/time separators, with a
+/// `:` (`12:34:56`, `2014-05-01 12:34`). Plates read with a `:` for a coat of
+/// arms or a separator (`RK:855AP`, `1T4:3213`) have letters and pass.
+pub fn looks_like_time(raw: &str) -> bool {
+    raw.contains(':') && raw.chars().all(|c| c.is_ascii_digit() || ":/-. ".contains(c))
+}
+
+#[cfg(test)]
+#[test]
+fn clocks_are_times_but_plates_with_a_colon_are_not() {
+    assert!(looks_like_time("12:34:56"));
+    assert!(looks_like_time("2014-05-01 12:34"));
+    assert!(!looks_like_time("RK:855AP"));
+    assert!(!looks_like_time("1T4:3213"));
+    assert!(!looks_like_time("7ABC123"));
+}
+
 pub fn rank_plate_candidates(
     cands: &[TextCandidate],
     formatter: Option<&PlateFormatter>,

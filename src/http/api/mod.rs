@@ -4,6 +4,7 @@
 //! the authorisation check and the OpenAPI document.
 
 pub mod auth;
+pub mod client;
 pub mod error;
 pub mod openapi;
 mod receipt;

@@ -1,4 +1,4 @@
-//! The printable receipt page (plain HTML, no scripts, prints on A4 or 80 mm).
+//! The printable receipt page: plain HTML with one print button (hidden when printed).
 
 use crate::store::parking::ReceiptRow;
 
