@@ -93,6 +93,7 @@ impl EngineSettings {
     pub fn from_lpr(lpr: &crate::config::LprConfig) -> Result<Self, VisionError> {
         let mut s = Self::default();
         s.detection_threshold = lpr.detection_threshold;
+        s.det_max_side = lpr.detector_max_side;
         s.min_area = lpr.min_area as f32;
         let mut format = FormatConfig { min_plate_length: lpr.min_plate_length, ..FormatConfig::default() };
         if !lpr.format.is_empty() {

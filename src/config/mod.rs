@@ -217,6 +217,10 @@ pub struct LprConfig {
     pub max_decision_delay_ms: u64,
     /// A decided plate is not announced again until it has been gone this long.
     pub reannounce_gap_secs: u64,
+    /// Longer side of the text detector's input, a multiple of 32. 960 is the
+    /// accurate default; 640 or 480 with a camera `roi` trade accuracy for
+    /// speed (see the README's accuracy-versus-latency table).
+    pub detector_max_side: usize,
 }
 
 impl Default for LprConfig {
@@ -232,6 +236,7 @@ impl Default for LprConfig {
             match_distance: 1,
             max_decision_delay_ms: 1000,
             reannounce_gap_secs: 60,
+            detector_max_side: 960,
         }
     }
 }
