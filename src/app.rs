@@ -108,6 +108,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     // Overview cameras → bay occupancy → boards (retained MQTT, /api/displays).
     let occupancy = crate::occupancy::start(&config, &camera_slots, mqtt.clone(), metrics.clone(), stop.clone())?;
     tokio::spawn(camera_status_task(ev_rx, mqtt.clone(), store.clone(), occupancy.clone()));
+    if let Some(o) = &occupancy {
+        tokio::spawn(bay_states_task(o.clone(), parking.clone()));
+    }
 
     // Gate cameras → plate pipeline → plate events (stored, published, handed to the core).
     let (plate_tx, plate_rx) = mpsc::channel::<PlateRead>(256);
@@ -172,6 +175,43 @@ fn start_anpr(config: &Config, slots: &[(String, Arc<FrameSlot>)], out: mpsc::Se
     tracing::info!(cameras = cams.len(), detector = %engine.detector.name, reader = %engine.reader.name, "plate pipeline started");
     let known = Arc::new(crate::anpr::known::KnownPlates::new(&config.lpr.known_plates, config.lpr.match_distance));
     Ok(Some(LivePipeline::start(engine, cams, tracker, evidence, known, out, metrics)?))
+}
+
+/// Camera bay states feed the parking core like a sensor report: the space's
+/// sensor state is recorded and an occupied bay with no session is flagged.
+/// `unknown` (camera down) changes nothing in the core. If this task falls
+/// behind the broadcast, it re-applies the whole current snapshot.
+async fn bay_states_task(occupancy: crate::occupancy::OccupancyHandle, parking: crate::service::ParkingService) {
+    use tokio::sync::broadcast::error::RecvError;
+    let mut rx = occupancy.subscribe();
+    let apply = |space: String, occupied: bool, camera: String| {
+        let parking = parking.clone();
+        async move {
+            let status = if occupied { "occupied" } else { "available" };
+            if let Err(e) = parking.set_space_status(&space, status, false, &format!("camera:{camera}"), Some("bay classifier")).await {
+                tracing::warn!(%space, error = %e, "bay state not applied to the parking core");
+            }
+        }
+    };
+    loop {
+        match rx.recv().await {
+            Ok(u) => match u.state.as_str() {
+                "occupied" | "free" => apply(u.space_id, u.state == "occupied", u.camera).await,
+                _ => {}
+            },
+            Err(RecvError::Lagged(n)) => {
+                tracing::warn!(missed = n, "bay updates lagged; re-applying the current snapshot");
+                for (space, state) in occupancy.snapshot().bays {
+                    match state {
+                        crate::core::BayState::Occupied => apply(space, true, "snapshot".into()).await,
+                        crate::core::BayState::Free => apply(space, false, "snapshot".into()).await,
+                        crate::core::BayState::Unknown => {}
+                    }
+                }
+            }
+            Err(RecvError::Closed) => break,
+        }
+    }
 }
 
 /// Stores, publishes (not retained) and forwards each decided plate read, in

@@ -225,6 +225,23 @@ async fn bay_counts_reach_the_boards_go_unknown_when_the_camera_stops_and_recove
     assert_eq!(d["bays"]["O-004"], e.bays["O-004"].as_str());
     assert_eq!(d["classifier"], "ok");
 
+    // Into the parking core: no car entered through a gate, so every bay the
+    // camera sees occupied is flagged for staff (occupied without a session).
+    let occupied: Vec<&String> = e.bays.iter().filter(|(_, s)| s.as_str() == "occupied").map(|(id, _)| id).collect();
+    let mut flagged = Vec::new();
+    for _ in 0..50 {
+        let flags = running.parking.flags(None, Some("occupied_without_session"), None, 500).await.unwrap();
+        flagged = flags.iter().map(|f| f.detail.clone()).collect::<Vec<_>>();
+        if occupied.iter().all(|id| flagged.iter().any(|d| d.contains(&format!("space {id} ")))) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for id in &occupied {
+        assert!(flagged.iter().any(|d| d.contains(&format!("space {id} "))), "occupied bay {id} was not flagged: {flagged:?}");
+    }
+    assert_eq!(flagged.len(), occupied.len(), "free bays must not be flagged: {flagged:?}");
+
     // A board that connects now still gets the counts (retained).
     let mut late = board("127.0.0.1", port, &[format!("lotsense/{site}/#")]).await;
     let (ok, m) = late.wait(5, |m| boards_match(m, site, &e)).await;

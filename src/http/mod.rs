@@ -35,7 +35,7 @@ pub struct AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    let api = state.parking.clone().map(api::router);
+    let api = state.parking.clone().map(|p| api::router(p, state.occupancy.clone()));
     let base = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))

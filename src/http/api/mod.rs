@@ -86,6 +86,8 @@ pub const ENDPOINTS: &[&Endpoint] = &[
 #[derive(Clone)]
 pub struct ApiState {
     pub service: ParkingService,
+    /// Boards: sensor reports are shown on them like camera states.
+    pub occupancy: Option<crate::occupancy::OccupancyHandle>,
 }
 
 /// JSON body extractor whose rejections use the API's error shape.
@@ -129,9 +131,9 @@ fn gate(st: &ApiState, g: Option<String>) -> Result<Option<String>, ApiError> {
     }
 }
 
-pub fn router(service: ParkingService) -> Router {
+pub fn router(service: ParkingService, occupancy: Option<crate::occupancy::OccupancyHandle>) -> Router {
     let auth_state = Auth::new(service.store().clone());
-    let st = ApiState { service };
+    let st = ApiState { service, occupancy };
     Router::new()
         .route(AVAILABILITY.path, get(availability))
         .route(PARKINGS.path, get(parkings))
@@ -204,6 +206,10 @@ async fn space_status(State(st): State<ApiState>, Extension(c): Extension<Caller
         return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "only staff may take a bay out of service").field("status"));
     }
     let v = st.service.set_space_status(&id, &b.status, staff && b.status != "occupied", &format!("api:{}", c.name), b.reason.as_deref()).await?;
+    if let (Some(o), "occupied" | "available") = (&st.occupancy, b.status.as_str()) {
+        let state = if b.status == "occupied" { "occupied" } else { "free" };
+        o.submit(crate::events::BayUpdate { space_id: id.clone(), camera: format!("sensor:{}", c.name), state: state.into(), probability: None, at: chrono::Utc::now() }).await;
+    }
     ok(200, v)
 }
 
