@@ -5,27 +5,39 @@
 //! ## Module map
 //!
 //! ```text
-//!                 ┌──────────────────────── core (pure, no I/O) ────────────────────────┐
-//!                 │ domain types · session/entry/exit rules · tariffs · payments ·       │
-//!                 │ reservations · flags · plate matching · fusion · bay hysteresis      │
-//!                 └───────────────▲───────────────────────────────▲──────────────────────┘
-//!                                 │ typed values                  │
-//!  ingest (GStreamer) ─Frame─► vision (pure maths + onnx) ─PlateRead─►   app (wiring)   ◄─► store (sqlx: SQLite | PostgreSQL)
-//!   rtsp / file replay            letterbox, DB post, CTC,          │                   ◄─► mqtt (rumqttc; rumqttd embedded)
-//!   one-frame slot per camera     formats, plate selection          │                   ◄─► http (axum: API, /healthz, /metrics)
+//!              ┌──────────────────────────── core (pure, no I/O) ────────────────────────────┐
+//!              │ domain types · entry/exit rules · confusion-aware matching · tariffs ·       │
+//!              │ payments · reservations · flags · offline decisions · fusion · hysteresis    │
+//!              └──────▲──────────────────────────▲──────────────────────────────▲─────────────┘
+//!                     │ typed values             │                              │
+//!  ingest ─Frame─► anpr (engine, live, eval) ─PlateRead─► service ◄── http/api (axum, OpenAPI, keys)
+//!  (GStreamer,     uses vision (pure maths)      (events)   │   (orchestration: snapshot in a
+//!   one-frame       + onnx (ort sessions)                   │    transaction → core → persist,
+//!   slot/camera)                                            │    audit, gate commands)
+//!        └─Frame─► occupancy (warp, batched classifier, hysteresis, boards) ─BayUpdate─┘
+//!                                                          store (sqlx Any: SQLite | PostgreSQL)
+//!                                                          mqtt  (rumqttc → rumqttd in-process | Mosquitto)
 //! ```
 //!
 //! - [`core`]: the business rules, pure functions over snapshots; nothing here
 //!   touches a clock, a file or a socket.
-//! - [`vision`]: pure vision maths (letterbox, NMS, DB post-processing, CTC,
-//!   plate formats, motion gate); [`onnx`] runs the models.
+//! - [`vision`]: pure vision maths (letterbox, tensors, DB post-processing,
+//!   NMS, CTC, plate formats, plate selection, motion gate, crops).
+//! - [`onnx`]: ONNX Runtime loading and model sessions; [`models`]: the
+//!   manifest, fetch and verify.
+//! - [`anpr`]: the plate engine (detector → reader → formats → selection),
+//!   the live gate-camera pipeline, evidence, `read`/`eval`/`bench anpr`.
+//! - [`occupancy`]: bays, warp, classifier, sampler, boards over MQTT,
+//!   `eval`/`bench occupancy`, `bays preview`.
 //! - [`ingest`]: GStreamer pipelines from `pipelines/`, reconnects, the
 //!   in-process RTSP test server.
-//! - [`store`], [`mqtt`], [`http`]: adapters.
+//! - [`service`]: the parking application services around the core;
+//!   [`store`], [`mqtt`], [`http`]: adapters.
+//! - [`events`]: the versioned events passed between the two sides.
 //! - [`config`]: the typed TOML config with located problems.
-//! - [`models`]: the model manifest, fetch and verify.
-//! - [`app`]: the only module that wires adapters together.
-//! - [`cli`], [`demo`], [`telemetry`], [`metrics`]: the edges.
+//! - [`app`]: the only place the adapters are wired together, with the
+//!   channel policies.
+//! - [`cli`], [`demo`], [`telemetry`], [`metrics`], [`bench_core`]: the edges.
 
 #![recursion_limit = "256"]
 
