@@ -6,7 +6,8 @@
 //! The patch is [`PATCH_W`]x[`PATCH_H`] with the bay's long axis horizontal,
 //! values RGB in [0, 1] (pixel / 255), as the classifier's contract says.
 
-use crate::vision::geometry::Point;
+use crate::vision::crop::SquareToQuad;
+use crate::vision::geometry::{Point, Quad};
 use crate::vision::hull::min_area_rect;
 use crate::vision::image::ImageView;
 
@@ -82,52 +83,13 @@ impl BayQuad {
     }
 }
 
-/// Projective map from the unit square onto a quad (Heckbert's closed form).
-#[derive(Debug, Clone, Copy)]
-struct SquareToQuad {
-    a: f32,
-    b: f32,
-    c: f32,
-    d: f32,
-    e: f32,
-    f: f32,
-    g: f32,
-    h: f32,
-}
-
-impl SquareToQuad {
-    fn new(q: &[[f32; 2]; 4]) -> Self {
-        let [p0, p1, p2, p3] = *q;
-        let (dx3, dy3) = (p0[0] - p1[0] + p2[0] - p3[0], p0[1] - p1[1] + p2[1] - p3[1]);
-        let (dx1, dy1) = (p1[0] - p2[0], p1[1] - p2[1]);
-        let (dx2, dy2) = (p3[0] - p2[0], p3[1] - p2[1]);
-        let det = dx1 * dy2 - dx2 * dy1;
-        let (g, h) = if (dx3.abs() < 1e-6 && dy3.abs() < 1e-6) || det.abs() < 1e-9 {
-            (0.0, 0.0)
-        } else {
-            ((dx3 * dy2 - dx2 * dy3) / det, (dx1 * dy3 - dx3 * dy1) / det)
-        };
-        Self {
-            a: p1[0] - p0[0] + g * p1[0],
-            b: p3[0] - p0[0] + h * p3[0],
-            c: p0[0],
-            d: p1[1] - p0[1] + g * p1[1],
-            e: p3[1] - p0[1] + h * p3[1],
-            f: p0[1],
-            g,
-            h,
-        }
-    }
-
-}
-
 /// Warps `quad` out of `img` into `out` (exactly [`PATCH_LEN`] floats, CHW,
 /// RGB, /255). Corners are continuous pixel coordinates (a pixel's centre is
 /// at +0.5), so an axis-aligned box warps exactly like a bilinear resize of
 /// that box. Points outside the image take the nearest edge pixel.
 pub fn warp_into(img: &ImageView, quad: &BayQuad, out: &mut [f32]) {
     assert_eq!(out.len(), PATCH_LEN, "a patch is 3x{PATCH_H}x{PATCH_W} floats");
-    let m = SquareToQuad::new(&quad.corners);
+    let m = SquareToQuad::new(&Quad { pts: quad.corners.map(|c| Point::new(c[0], c[1])) });
     let plane = PATCH_W * PATCH_H;
     let (w, h, stride) = (img.width, img.height, img.stride);
     let (maxx, maxy) = ((w - 1) as f32, (h - 1) as f32);

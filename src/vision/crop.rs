@@ -7,20 +7,22 @@ use super::image::{ImageView, RgbImage};
 
 /// Projective map from the unit square `(0,0),(1,0),(1,1),(0,1)` onto a quad's corners
 /// (Heckbert's closed form; no linear solve needed).
+/// `(u, v) ↦ ((a·u + b·v + c) / w, (d·u + e·v + f) / w)` with `w = g·u + h·v + 1`;
+/// the coefficients are public so callers can step them incrementally.
 #[derive(Debug, Clone, Copy)]
-struct SquareToQuad {
-    a: f32,
-    b: f32,
-    c: f32,
-    d: f32,
-    e: f32,
-    f: f32,
-    g: f32,
-    h: f32,
+pub struct SquareToQuad {
+    pub a: f32,
+    pub b: f32,
+    pub c: f32,
+    pub d: f32,
+    pub e: f32,
+    pub f: f32,
+    pub g: f32,
+    pub h: f32,
 }
 
 impl SquareToQuad {
-    fn new(q: &Quad) -> Self {
+    pub fn new(q: &Quad) -> Self {
         let [p0, p1, p2, p3] = q.pts;
         let (dx3, dy3) = (p0.x - p1.x + p2.x - p3.x, p0.y - p1.y + p2.y - p3.y);
         let (dx1, dy1) = (p1.x - p2.x, p1.y - p2.y);
@@ -44,7 +46,7 @@ impl SquareToQuad {
     }
 
     #[inline]
-    fn map(&self, u: f32, v: f32) -> Point {
+    pub fn map(&self, u: f32, v: f32) -> Point {
         let w = self.g * u + self.h * v + 1.0;
         Point::new(
             (self.a * u + self.b * v + self.c) / w,
