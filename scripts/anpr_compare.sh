@@ -32,7 +32,7 @@ while (($#)); do
     --out) OUT="$2"; shift 2 ;;
     --rapidocr-defaults) DEFAULTS=1; shift ;;
     --no-lotsense) RUN_LS=0; shift ;;
-    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR>1 && /^#/ {sub(/^# ?/, ""); print; next} NR>1 {exit}' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done

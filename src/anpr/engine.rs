@@ -59,6 +59,9 @@ pub struct EngineSettings {
     /// At most this many boxes are read per frame (largest and surest first).
     pub max_reads: usize,
     /// Crops get this margin (fraction of the box height) before reading.
+    /// Measured on the OpenALPR set: 0 gains US plates (77.2 → 79.2 % with
+    /// O==0; frames and bolts are no longer read as characters) but loses EU
+    /// ones (86.5 → 83.8 %, tight boxes cut characters), so 0.12 stays.
     pub crop_margin: f32,
     pub rec_height: usize,
     pub rec_min_width: usize,
