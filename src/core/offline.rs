@@ -41,15 +41,7 @@ pub fn decide_offline_entry(
             format!("watch-listed plate {plate} at entry (database offline)"),
         ));
     }
-    let decision = |verdict, reason, explanation: String, flags| EntryDecision {
-        verdict,
-        reason,
-        explanation,
-        flags,
-        assigned_space: None,
-        check_in_reservation: None,
-        supersede_session: None,
-    };
+    let decision = EntryDecision::without_space;
     if lists.blocked {
         return decision(
             EntryVerdict::Deny,
