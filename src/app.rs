@@ -14,6 +14,8 @@ use crate::anpr::live::{GateCamera, LivePipeline, MotionGate};
 use crate::anpr::{EngineSettings, PlateEngine};
 use crate::config::{CameraRole, Config};
 use crate::core::fusion::TrackerConfig;
+use crate::core::BayState;
+use crate::service::SpaceStatusChange;
 use crate::events::{PlateRead, Role};
 use crate::onnx::OnnxRuntime;
 use crate::ingest::{self, CameraEvent, CameraSource, FrameSlot};
@@ -109,6 +111,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let occupancy = crate::occupancy::start(&config, &camera_slots, mqtt.clone(), metrics.clone(), stop.clone())?;
     tokio::spawn(camera_status_task(ev_rx, mqtt.clone(), store.clone(), occupancy.clone()));
     if let Some(o) = &occupancy {
+        // Staff overrides outlive restarts: the boards start with them.
+        for (space, state) in parking.overrides().await.context("reading bay overrides")? {
+            o.set_override(&space, Some(state)).await;
+        }
         tokio::spawn(bay_states_task(o.clone(), parking.clone()));
     }
 
@@ -149,7 +155,7 @@ fn start_anpr(config: &Config, slots: &[(String, Arc<FrameSlot>)], out: mpsc::Se
         // The motion gate is on by default for gate cameras.
         let m = c.motion.clone().unwrap_or_default();
         let motion = m.enabled.then(|| MotionGate { threshold: m.threshold, zone: m.zone.clone() });
-        cams.push(GateCamera { id: id.clone(), role, gate: c.gate.clone(), lane: c.lane.clone(), slot: slot.clone(), motion, roi: c.roi });
+        cams.push(GateCamera { id: id.clone(), role, gate: c.gate.clone(), lane: c.lane.clone(), slot: slot.clone(), motion, roi: c.roi, approaching: c.approach_direction() });
     }
     if cams.is_empty() {
         return Ok(None);
@@ -187,8 +193,8 @@ async fn bay_states_task(occupancy: crate::occupancy::OccupancyHandle, parking: 
     let apply = |space: String, occupied: bool, camera: String| {
         let parking = parking.clone();
         async move {
-            let status = if occupied { "occupied" } else { "available" };
-            if let Err(e) = parking.set_space_status(&space, status, false, &format!("camera:{camera}"), Some("bay classifier")).await {
+            let state = if occupied { BayState::Occupied } else { BayState::Free };
+            if let Err(e) = parking.set_space_status(&space, SpaceStatusChange::Sensor(state), &format!("camera:{camera}"), Some("bay classifier")).await {
                 tracing::warn!(%space, error = %e, "bay state not applied to the parking core");
             }
         }

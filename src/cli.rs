@@ -354,7 +354,7 @@ fn anpr_engine(a: &AnprArgs) -> anyhow::Result<crate::anpr::PlateEngine> {
         settings.format.regions.extend(presets.regions);
     }
     if let Some(v) = a.det_max_side {
-        settings.det_max_side = v;
+        settings.det_max_side = Some(v);
     }
     if let Some(v) = a.max_reads {
         settings.max_reads = v;

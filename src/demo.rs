@@ -56,10 +56,21 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     for (gate, _) in &running.parking.settings().gates {
         crate::service::gates::simulate_gate(running.mqtt.clone(), gate).await?;
     }
-    let mut rx = running.mqtt.subscribe(&format!("{}/#", running.mqtt.topics.sub("").trim_end_matches('/'))).await?;
+    // The printer is its own MQTT client, like a board or a gate would be: on
+    // lotsense's own connection its `#` subscription would overlap the gate
+    // listeners' and the broker would deliver those messages twice.
+    let (host, port) = running.mqtt_addr.clone();
+    let (client, mut events) = rumqttc::AsyncClient::new(rumqttc::MqttOptions::new(format!("lotsense-demo-printer-{}", std::process::id()), host, port), 64);
+    client.subscribe(format!("{}/#", running.mqtt.topics.sub("").trim_end_matches('/')), rumqttc::QoS::AtLeastOnce).await?;
     let printer = tokio::spawn(async move {
-        while let Ok(m) = rx.recv().await {
-            println!("  mqtt  {}  {}", m.topic, String::from_utf8_lossy(&m.payload));
+        loop {
+            match events.poll().await {
+                Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(m))) => {
+                    println!("  mqtt  {}  {}", m.topic, String::from_utf8_lossy(&m.payload));
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+            }
         }
     });
     if let Err(e) = scripted_car(running.http_addr, &key).await {

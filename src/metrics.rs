@@ -10,6 +10,12 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+/// Label set for bay counts by state.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BayStateLabel {
+    pub state: String,
+}
+
 /// Label set for per-camera series.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CameraLabel {
@@ -37,6 +43,17 @@ pub struct Metrics {
     /// 1 while the camera delivers frames, 0 otherwise.
     pub camera_online: Family<CameraLabel, Gauge>,
     pub plate_reads: Family<CameraLabel, Counter>,
+    /// Overview camera frames classified, failed classifier calls, and times
+    /// a camera's bays went unknown because it went offline or froze.
+    pub bay_samples: Family<CameraLabel, Counter>,
+    pub bay_classify_failures: Family<CameraLabel, Counter>,
+    pub bay_camera_unknown: Family<CameraLabel, Counter>,
+    /// Warp + classify time of the last sample, seconds.
+    pub bay_batch_seconds: Family<CameraLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    /// Bays shown on the boards by state (free / occupied / unknown / held_back).
+    pub bays: Family<BayStateLabel, Gauge>,
+    /// Board messages that could not be published.
+    pub board_publish_failures: Counter,
     pub mqtt_reconnects: Counter,
     pub mqtt_failures: Counter,
     pub http_requests: Counter,
@@ -61,6 +78,12 @@ impl Metrics {
             camera_failures: Default::default(),
             camera_online: Default::default(),
             plate_reads: Default::default(),
+            bay_samples: Default::default(),
+            bay_classify_failures: Default::default(),
+            bay_camera_unknown: Default::default(),
+            bay_batch_seconds: Default::default(),
+            bays: Default::default(),
+            board_publish_failures: Default::default(),
             mqtt_reconnects: Default::default(),
             mqtt_failures: Default::default(),
             http_requests: Default::default(),
@@ -73,6 +96,12 @@ impl Metrics {
         registry.register("camera_failures", "Camera pipeline errors, stalls and ends of stream", m.camera_failures.clone());
         registry.register("camera_online", "1 while a camera delivers frames", m.camera_online.clone());
         registry.register("plate_reads", "Plate reads decided", m.plate_reads.clone());
+        registry.register("bay_samples", "Overview camera frames classified", m.bay_samples.clone());
+        registry.register("bay_classify_failures", "Bay classifier calls that failed", m.bay_classify_failures.clone());
+        registry.register("bay_camera_unknown", "Times a camera's bays went unknown (camera offline or picture frozen)", m.bay_camera_unknown.clone());
+        registry.register("bay_batch_seconds", "Warp and classify time of the last overview sample", m.bay_batch_seconds.clone());
+        registry.register("bays", "Bays shown on the boards, by state", m.bays.clone());
+        registry.register("board_publish_failures", "Board messages that could not be published", m.board_publish_failures.clone());
         registry.register("mqtt_reconnects", "MQTT reconnections", m.mqtt_reconnects.clone());
         registry.register("mqtt_failures", "MQTT connection errors", m.mqtt_failures.clone());
         registry.register("http_requests", "HTTP requests served", m.http_requests.clone());

@@ -6,6 +6,7 @@
 //! SHA-256; a mismatch is refused and nothing is written. Licences that need
 //! consent (AGPL-3.0 platedet) are fetched only when the user accepts them.
 
+use crate::vision::tensor::{ChannelOrder, Normalization, PadValue, TensorSpec};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::io::Read;
@@ -31,6 +32,8 @@ pub enum ModelsError {
     Checksum { what: String, expected: String, actual: String },
     #[error("{path}: {reason}")]
     Io { path: PathBuf, reason: String },
+    #[error("model `{model}` in models/manifest.toml: {reason}")]
+    Spec { model: String, reason: String },
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -72,6 +75,83 @@ pub struct Entry {
     pub input: String,
     #[serde(default)]
     pub output: String,
+    /// Machine-read input/output contract (`[model.spec]`).
+    #[serde(default)]
+    pub spec: Option<ModelSpec>,
+}
+
+/// What a model expects and how its output is read, from the manifest's
+/// `[model.spec]`: the engine takes input sizes, normalisation, thresholds and
+/// labels from here rather than from constants in the code, so a model is
+/// swapped (or re-trained with another input size) by editing the manifest.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// Input tensor name.
+    pub input: String,
+    /// `rgb` or `bgr`.
+    pub channels: String,
+    /// Normalisation of `pixel / 255`: `(v - mean) / std`, per input channel.
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+    /// Letterbox padding as a raw pixel value (normalised like pixels);
+    /// unset: 0 written into the tensor.
+    #[serde(default)]
+    pub pad_pixel: Option<f32>,
+    /// Input sides must be multiples of this (dynamic-size detectors).
+    #[serde(default)]
+    pub size_multiple: Option<usize>,
+    /// Default longer side of a dynamic-size input.
+    #[serde(default)]
+    pub max_side: Option<usize>,
+    /// Fixed input height / width, or the reader's width range.
+    #[serde(default)]
+    pub height: Option<usize>,
+    #[serde(default)]
+    pub width: Option<usize>,
+    #[serde(default)]
+    pub min_width: Option<usize>,
+    #[serde(default)]
+    pub max_width: Option<usize>,
+    /// Class names of the output.
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// Where a CTC reader's alphabet comes from: `metadata:<key>`.
+    #[serde(default)]
+    pub alphabet: Option<String>,
+    /// Named thresholds of the decoder (e.g. `binarize`, `box`, `unclip_ratio`).
+    #[serde(default)]
+    pub thresholds: std::collections::BTreeMap<String, f32>,
+}
+
+impl ModelSpec {
+    /// How pixels become tensor values.
+    pub fn tensor(&self, model: &str) -> Result<TensorSpec, ModelsError> {
+        let order = match self.channels.as_str() {
+            "rgb" => ChannelOrder::Rgb,
+            "bgr" => ChannelOrder::Bgr,
+            other => return Err(self.bad(model, "channels", &format!("`{other}` (expected rgb or bgr)"))),
+        };
+        if self.std.iter().any(|&v| v <= 0.0) {
+            return Err(self.bad(model, "std", "values must be positive"));
+        }
+        let norm = Normalization { scale: 1.0 / 255.0, mean: self.mean, std: self.std };
+        let pad = self.pad_pixel.map_or(PadValue::Tensor(0.0), PadValue::Pixel);
+        Ok(TensorSpec { order, norm, pad })
+    }
+
+    /// A setting the model's code needs, or an error naming it.
+    pub fn need<T>(model: &str, key: &str, v: Option<T>) -> Result<T, ModelsError> {
+        v.ok_or_else(|| ModelsError::Spec { model: model.to_string(), reason: format!("`{key}` is missing from [model.spec]") })
+    }
+
+    pub fn threshold(&self, model: &str, key: &str) -> Result<f32, ModelsError> {
+        Self::need(model, &format!("thresholds.{key}"), self.thresholds.get(key).copied())
+    }
+
+    fn bad(&self, model: &str, key: &str, why: &str) -> ModelsError {
+        ModelsError::Spec { model: model.to_string(), reason: format!("`{key}`: {why}") }
+    }
 }
 
 impl Manifest {
@@ -83,6 +163,11 @@ impl Manifest {
 
     pub fn model(&self, name: &str) -> Result<&Entry, ModelsError> {
         self.model.iter().find(|m| m.name == name).ok_or_else(|| ModelsError::Unknown(name.to_string()))
+    }
+
+    /// The `[model.spec]` of a model (an error when the manifest has none).
+    pub fn spec(&self, name: &str) -> Result<&ModelSpec, ModelsError> {
+        self.model(name)?.spec.as_ref().ok_or_else(|| ModelsError::Spec { model: name.to_string(), reason: "the manifest has no [model.spec] for it".into() })
     }
 }
 
@@ -250,4 +335,35 @@ fn link_soname(dest: &Path) -> Result<(), ModelsError> {
         std::os::unix::fs::symlink(target, &link).map_err(|e| ModelsError::Io { path: link.clone(), reason: e.to_string() })?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_committed_manifest_gives_the_engine_its_model_specs() {
+        let m = Manifest::load(Path::new(env!("CARGO_MANIFEST_DIR")).join("models").as_path()).unwrap();
+        let det = m.spec(crate::anpr::engine::DETECTOR).unwrap();
+        let t = det.tensor("det").unwrap();
+        assert_eq!(t.order, ChannelOrder::Bgr);
+        assert_eq!((det.size_multiple, det.max_side), (Some(32), Some(960)));
+        assert!(det.threshold("det", "binarize").is_ok() && det.threshold("det", "box").is_ok() && det.threshold("det", "unclip_ratio").is_ok());
+        let rec = m.spec(crate::anpr::engine::READER).unwrap();
+        assert_eq!((rec.height, rec.min_width), (Some(48), Some(320)));
+        assert_eq!(rec.alphabet.as_deref(), Some("metadata:character"));
+    }
+
+    #[test]
+    fn a_bad_spec_is_named() {
+        let text = "[[model]]\nname = \"m\"\npackage = \"p\"\nversion = \"1\"\nfile = \"f\"\nsha256 = \"x\"\ndest = \"d\"\nlicence = \"MIT\"\n\
+                    [model.spec]\ninput = \"x\"\nchannels = \"bgra\"\nmean = [0.0, 0.0, 0.0]\nstd = [1.0, 1.0, 1.0]\n";
+        let m: Manifest = toml::from_str(text).unwrap();
+        let e = m.spec("m").unwrap().tensor("m").unwrap_err().to_string();
+        assert!(e.contains("model `m`") && e.contains("channels") && e.contains("bgra"), "{e}");
+        let e = m.spec("m").unwrap().threshold("m", "box").unwrap_err().to_string();
+        assert!(e.contains("thresholds.box"), "{e}");
+        let typo: Result<Manifest, _> = toml::from_str(&text.replace("input = \"x\"", "inptu = \"x\""));
+        assert!(typo.is_err(), "unknown spec keys are rejected");
+    }
 }

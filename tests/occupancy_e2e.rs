@@ -45,6 +45,8 @@ publish_interval_ms = 200
 discovery_prefix = "{discovery_prefix}"
 [occupancy.sign_offsets]
 E = 1
+[policy]
+bay_flag_grace_secs = 0
 {bays}
 "#,
         d = dir.display(),
@@ -249,6 +251,27 @@ async fn bay_counts_reach_the_boards_go_unknown_when_the_camera_stops_and_recove
     assert!(m[&format!("lotsense/{site}/occupancy")].1, "delivered as retained");
     check_topics(&m, site, &e);
     late.task.abort();
+
+    // A staff override through the API wins on the boards until it is cleared.
+    let key = lotsense::http::api::auth::generate_key();
+    let hash = lotsense::http::api::auth::hash_key(&key);
+    lotsense::http::api::auth::store_key(&running.store, "ops", lotsense::config::ApiRole::Operator, &hash, None, "test").await.unwrap();
+    let mut op = lotsense::http::api::client::Client::new(running.http_addr, Some(&key));
+    let bay = e.bays.iter().find(|(_, s)| s.as_str() == "occupied").map(|(id, _)| id.clone()).unwrap();
+    let topic = format!("lotsense/{site}/bays/{bay}");
+    let r = op.put(&format!("/api/spaces/{bay}/status"), &serde_json::json!({ "status": "available", "override": true })).await.unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let (ok, m) = b.wait(5, |m| m.get(&topic).is_some_and(|v| v.0 == "free")).await;
+    assert!(ok, "the override did not reach the board: {:?}", m.get(&topic));
+    let r = op.put(&format!("/api/spaces/{bay}/status"), &serde_json::json!({ "status": "auto" })).await.unwrap();
+    assert_eq!(r.status, 200);
+    let (ok, m) = b.wait(5, |m| m.get(&topic).is_some_and(|v| v.0 == "occupied")).await;
+    assert!(ok, "clearing the override did not give the board back to the camera: {:?}", m.get(&topic));
+    // Occupancy figures are in /metrics too.
+    let r = op.get("/metrics").await.unwrap();
+    let text = String::from_utf8_lossy(&r.body);
+    assert!(text.contains(&format!("lotsense_bays{{state=\"free\"}} {}", e.free)), "{text}");
+    assert!(text.contains("lotsense_bay_samples_total{camera=\"overview\"}"), "{text}");
 
     // The camera's server goes away: every bay becomes unknown, on every board.
     server.stop();

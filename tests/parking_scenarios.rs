@@ -390,12 +390,15 @@ async fn api_errors_and_auth(site: &Site) {
     assert_eq!(expect(&r, 404)["error"]["code"], "session_not_found");
     let r = kiosk.post("/api/payments", &json!({ "session_id": "s", "payment_method": "card", "amount": 5 })).await.unwrap();
     assert_eq!(expect(&r, 422)["error"]["field"], "idempotency_key");
-    // Sensors report bays; staff take them out of service; occupied-without-session is flagged.
+    // Sensors report bays; staff take them out of service (and only staff may override).
     let mut sensor = site.client(Sensor);
     let s = expect(&sensor.put("/api/spaces/C02/status", &json!({ "status": "occupied" })).await.unwrap(), 200);
     assert_eq!(s["sensor_state"], "occupied");
-    assert_eq!(site.service.flags(None, Some("occupied_without_session"), None, 10).await.unwrap().len(), 1);
     assert_eq!(sensor.put("/api/spaces/C02/status", &json!({ "status": "out_of_service" })).await.unwrap().status, 403);
+    assert_eq!(sensor.put("/api/spaces/C02/status", &json!({ "status": "available", "override": true })).await.unwrap().status, 403);
+    assert_eq!(sensor.put("/api/spaces/C02/status", &json!({ "status": "auto" })).await.unwrap().status, 403);
+    let bad = sensor.put("/api/spaces/C02/status", &json!({ "status": "parked" })).await.unwrap();
+    assert_eq!(expect(&bad, 422)["error"]["field"], "status");
     let mut op = site.client(Operator);
     let s = expect(&op.put("/api/spaces/C03/status", &json!({ "status": "out_of_service", "reason": "repainting" })).await.unwrap(), 200);
     assert_eq!(s["display_status"], "out_of_service");
@@ -403,6 +406,77 @@ async fn api_errors_and_auth(site: &Site) {
     assert_eq!(a["out_of_service"], 1);
 }
 on_both!(api_errors_and_auth, 3, "");
+
+// ------------------------------------------------------------------ bays: grace, wrong bay, override
+
+/// Bay reports held against sessions: an occupied bay with no session is
+/// flagged only after the grace period (5 min here) and once per episode; a
+/// car that parked in another bay than its own is named; the allocator does
+/// not hand out a bay the sensors see occupied; a staff override wins over the
+/// sensors until cleared, and the whole API trail is audited.
+async fn bay_watch(site: &Site) {
+    let mut sensor = site.client(Sensor);
+    let mut op = site.client(Operator);
+    let mut kiosk = site.client(Kiosk);
+    let put = |id: &str| format!("/api/spaces/{id}/status");
+
+    // C01 is seen occupied although nobody entered: no flag within the grace period.
+    expect(&sensor.put(&put("C01"), &json!({ "status": "occupied" })).await.unwrap(), 200);
+    let now = Utc::now();
+    assert!(site.service.review_bays(now + Duration::minutes(4)).await.unwrap().is_empty());
+    assert_eq!(site.service.review_bays(now + Duration::minutes(6)).await.unwrap().len(), 1);
+    assert!(site.service.review_bays(now + Duration::minutes(7)).await.unwrap().is_empty(), "one flag per episode");
+    let f = site.service.flags(None, Some("occupied_without_session"), None, 10).await.unwrap();
+    assert_eq!(f.len(), 1);
+    assert!(f[0].detail.contains("space C01 "), "{}", f[0].detail);
+
+    // The nearest compact bay is physically taken, so an entering car gets C02.
+    let e = expect(&kiosk.post("/api/entry", &json!({ "license_plate": "WB0001" })).await.unwrap(), 200);
+    assert_eq!(e["space"]["space_id"], "C02", "C01 is occupied by sensor: {e}");
+    // It parks in C03 instead: C02 stays free, C03 fills.
+    expect(&sensor.put(&put("C02"), &json!({ "status": "available" })).await.unwrap(), 200);
+    expect(&sensor.put(&put("C03"), &json!({ "status": "occupied" })).await.unwrap(), 200);
+    let raised = site.service.review_bays(Utc::now() + Duration::minutes(6)).await.unwrap();
+    assert_eq!(raised.len(), 1);
+    let w = site.service.flags(None, Some("wrong_bay"), None, 10).await.unwrap();
+    assert_eq!(w.len(), 1);
+    assert_eq!(w[0].license_plate.as_deref(), Some("WB0001"));
+    assert_eq!(w[0].session_id.as_deref(), e["session_id"].as_str());
+    assert!(w[0].detail.contains("space C03 ") && w[0].detail.contains("C02"), "{}", w[0].detail);
+
+    // Staff override: C01 pinned free wins over the sensor (which keeps reporting).
+    let v = expect(&op.put(&put("C01"), &json!({ "status": "available", "override": true, "reason": "sensor fault" })).await.unwrap(), 200);
+    assert_eq!(v["override_state"], "free");
+    assert_eq!(v["sensor_state"], "occupied");
+    assert_eq!(v["override_by"], "api:test-operator");
+    expect(&sensor.put(&put("C01"), &json!({ "status": "occupied" })).await.unwrap(), 200);
+    let e2 = expect(&kiosk.post("/api/entry", &json!({ "license_plate": "WB0002" })).await.unwrap(), 200);
+    assert_eq!(e2["space"]["space_id"], "C01", "the override says C01 is free: {e2}");
+    // Cleared: the sensor's word counts again.
+    let v = expect(&op.put(&put("C04"), &json!({ "status": "occupied", "override": true })).await.unwrap(), 200);
+    assert_eq!(v["override_state"], "occupied");
+    let v = expect(&op.put(&put("C04"), &json!({ "status": "auto" })).await.unwrap(), 200);
+    assert!(v["override_state"].is_null());
+    let overrides = site.service.overrides().await.unwrap();
+    assert_eq!(overrides, vec![("C01".to_string(), lotsense::core::BayState::Free)]);
+    assert_eq!(site.count("SELECT COUNT(*) FROM audit_log WHERE action IN ('space_override_set', 'space_override_cleared')").await, 3);
+    assert_eq!(site.count("SELECT COUNT(*) FROM audit_log WHERE action = 'space_sensor_reported'").await, 4);
+
+    // The gate is announced to Home Assistant (retained discovery config).
+    let mut rx = site.mqtt.subscribe("homeassistant/sensor/lotsense_t/+/config").await.unwrap();
+    let mut seen = std::collections::BTreeMap::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while seen.len() < 2 && tokio::time::Instant::now() < deadline {
+        if let Ok(Ok(m)) = tokio::time::timeout(std::time::Duration::from_secs(1), rx.recv()).await {
+            let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+            seen.insert(m.topic.clone(), v);
+        }
+    }
+    let cmd = &seen["homeassistant/sensor/lotsense_t/gate_main_command/config"];
+    assert_eq!(cmd["state_topic"], "lotsense/t/gates/main/command");
+    assert_eq!(seen["homeassistant/sensor/lotsense_t/gate_main_state/config"]["state_topic"], "lotsense/t/gates/main/state");
+}
+on_both!(bay_watch, 4, "");
 
 // ------------------------------------------------------------------ per-key rate limit
 

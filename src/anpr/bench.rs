@@ -50,15 +50,15 @@ pub fn run(models: &Path, runs: usize) -> anyhow::Result<()> {
     println!();
     println!("{:<8} {:<34} {:>8} {:>8} {:>9} {:>9} {:>7} {:>8}  plate", "frame", "settings", "p50 ms", "p95 ms", "det pre", "det inf", "read", "other");
     let variants: Vec<(&str, Box<dyn Fn(&mut EngineSettings, u32, u32)>)> = vec![
-        ("full frame, detector 640", Box::new(|s, _, _| s.det_max_side = 640)),
-        ("full frame, detector 960 (default)", Box::new(|s, _, _| s.det_max_side = 960)),
-        ("full frame, detector 1280", Box::new(|s, _, _| s.det_max_side = 1280)),
+        ("full frame, detector 640", Box::new(|s, _, _| s.det_max_side = Some(640))),
+        ("full frame, detector 960 (default)", Box::new(|s, _, _| s.det_max_side = Some(960))),
+        ("full frame, detector 1280", Box::new(|s, _, _| s.det_max_side = Some(1280))),
         ("ROI lower-centre 50%, detector 640", Box::new(|s, w, h| {
-            s.det_max_side = 640;
+            s.det_max_side = Some(640);
             s.roi = Some([w / 4, h * 2 / 5, w / 2, h / 2]);
         })),
         ("ROI lower-centre 50%, detector 480", Box::new(|s, w, h| {
-            s.det_max_side = 480;
+            s.det_max_side = Some(480);
             s.roi = Some([w / 4, h * 2 / 5, w / 2, h / 2]);
         })),
     ];

@@ -21,7 +21,8 @@ use crate::vision::image::{ImageView, RgbImage};
 use crate::vision::plate_format::{FormatConfig, FormatMatch, PlateFormatter};
 use crate::vision::plate_select::{rank_plate_candidates, SelectionConfig, TextCandidate};
 use crate::vision::read::{normalize_plate, PlateRead};
-use crate::vision::tensor::{pp_ocr_det_input, pp_ocr_rec_batch};
+use crate::models::ModelSpec;
+use crate::vision::tensor::{det_input, rec_batch, TensorSpec};
 use crate::vision::VisionError;
 use std::path::Path;
 use std::time::Instant;
@@ -42,13 +43,15 @@ pub enum AnprError {
 }
 
 /// Engine settings; the defaults are what the evaluation chose (see README).
+/// What belongs to a model (input sizes, normalisation, decoding thresholds)
+/// is in its `[model.spec]` in `models/manifest.toml`, not here.
 #[derive(Debug, Clone)]
 pub struct EngineSettings {
-    /// The detector input's longer side (multiple of 32).
-    pub det_max_side: usize,
+    /// The detector input's longer side (a multiple of the model's
+    /// `size_multiple`); `None`: the model's `max_side`.
+    pub det_max_side: Option<usize>,
     /// Look for plates only in this region `[x, y, w, h]` of the frame.
     pub roi: Option<[u32; 4]>,
-    pub db: DbParams,
     /// Boxes scoring below this are dropped (`lpr.detection_threshold`).
     pub detection_threshold: f32,
     /// Boxes smaller than this (pixels², frame scale) are dropped (`lpr.min_area`).
@@ -63,9 +66,6 @@ pub struct EngineSettings {
     /// O==0; frames and bolts are no longer read as characters) but loses EU
     /// ones (86.5 → 83.8 %, tight boxes cut characters), so 0.12 stays.
     pub crop_margin: f32,
-    pub rec_height: usize,
-    pub rec_min_width: usize,
-    pub rec_max_width: usize,
     pub format: FormatConfig,
     pub selection: SelectionConfig,
 }
@@ -73,18 +73,14 @@ pub struct EngineSettings {
 impl Default for EngineSettings {
     fn default() -> Self {
         Self {
-            det_max_side: 960,
+            det_max_side: None,
             roi: None,
-            db: DbParams::rapidocr(),
             detection_threshold: 0.5,
             min_area: 60.0,
             min_aspect: 1.2,
             max_aspect: 12.0,
             max_reads: 6,
             crop_margin: 0.12,
-            rec_height: 48,
-            rec_min_width: 320,
-            rec_max_width: 960,
             format: FormatConfig::default(),
             selection: SelectionConfig::default(),
         }
@@ -135,16 +131,39 @@ fn ms(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1000.0
 }
 
-/// The PP-OCR DB text detector.
+/// A DB text detector (PP-OCR) with its manifest spec.
 pub struct TextDetector {
     model: Model,
     pub name: String,
+    input: String,
+    tensor: TensorSpec,
+    size_multiple: usize,
+    /// The model's default input side.
+    pub max_side: usize,
+    db: DbParams,
 }
 
 impl TextDetector {
-    pub fn new(rt: &OnnxRuntime, path: &Path) -> Result<Self, AnprError> {
+    pub fn new(rt: &OnnxRuntime, path: &Path, spec: &ModelSpec) -> Result<Self, AnprError> {
         let model = rt.session(path)?;
-        Ok(Self { name: model.name.clone(), model })
+        let n = model.name.clone();
+        let db = DbParams {
+            thresh: spec.threshold(&n, "binarize")?,
+            box_thresh: spec.threshold(&n, "box")?,
+            unclip_ratio: spec.threshold(&n, "unclip_ratio")?,
+            // RapidOCR's 2x2 dilation of the binary map joins characters split by a one-pixel gap.
+            dilate: true,
+            ..DbParams::default()
+        };
+        Ok(Self {
+            input: spec.input.clone(),
+            tensor: spec.tensor(&n)?,
+            size_multiple: ModelSpec::need(&n, "size_multiple", spec.size_multiple)?,
+            max_side: ModelSpec::need(&n, "max_side", spec.max_side)?,
+            db,
+            name: n,
+            model,
+        })
     }
 
     /// Text boxes in frame coordinates, inside the settings' region of interest.
@@ -163,16 +182,16 @@ impl TextDetector {
             None => (*img, (0.0, 0.0)),
         };
         let t0 = Instant::now();
-        let (input, lb) = pp_ocr_det_input(&view, s.det_max_side)?;
+        let (input, lb) = det_input(&view, s.det_max_side.unwrap_or(self.max_side), self.size_multiple, &self.tensor)?;
         t.detect_pre += ms(t0);
         let t0 = Instant::now();
-        let (shape, prob) = self.model.run_f32("x", &[1, 3, lb.dst_h, lb.dst_w], input)?;
+        let (shape, prob) = self.model.run_f32(&self.input, &[1, 3, lb.dst_h, lb.dst_w], input)?;
         t.detect_infer += ms(t0);
         if shape.len() != 4 || shape[2] != lb.dst_h || shape[3] != lb.dst_w {
             return Err(AnprError::Shape { model: self.name.clone(), shape });
         }
         let t0 = Instant::now();
-        let mut boxes = db_postprocess(&prob, lb.dst_w, lb.dst_h, &lb, &s.db)?;
+        let mut boxes = db_postprocess(&prob, lb.dst_w, lb.dst_h, &lb, &self.db)?;
         if off != (0.0, 0.0) {
             for b in &mut boxes {
                 b.quad = b.quad.map(|p| crate::vision::geometry::Point::new(p.x + off.0, p.y + off.1));
@@ -183,27 +202,44 @@ impl TextDetector {
     }
 }
 
-/// The PP-OCR CTC text reader.
+/// A CTC text reader (PP-OCR) with its manifest spec.
 pub struct TextReader {
     model: Model,
     decoder: CtcDecoder,
     pub name: String,
+    input: String,
+    tensor: TensorSpec,
+    height: usize,
+    min_width: usize,
+    max_width: usize,
 }
 
 impl TextReader {
-    pub fn new(rt: &OnnxRuntime, path: &Path) -> Result<Self, AnprError> {
+    pub fn new(rt: &OnnxRuntime, path: &Path, spec: &ModelSpec) -> Result<Self, AnprError> {
         let model = rt.session(path)?;
-        let meta = model.metadata("character").ok_or(AnprError::NoAlphabet)?;
-        Ok(Self { name: model.name.clone(), decoder: CtcDecoder::from_metadata(&meta), model })
+        let n = model.name.clone();
+        let key = ModelSpec::need(&n, "alphabet", spec.alphabet.as_deref())?;
+        let key = key.strip_prefix("metadata:").ok_or_else(|| crate::models::ModelsError::Spec { model: n.clone(), reason: format!("`alphabet` must be `metadata:<key>`, not `{key}`") })?;
+        let meta = model.metadata(key).ok_or(AnprError::NoAlphabet)?;
+        Ok(Self {
+            decoder: CtcDecoder::from_metadata(&meta),
+            input: spec.input.clone(),
+            tensor: spec.tensor(&n)?,
+            height: ModelSpec::need(&n, "height", spec.height)?,
+            min_width: ModelSpec::need(&n, "min_width", spec.min_width)?,
+            max_width: ModelSpec::need(&n, "max_width", spec.max_width)?,
+            name: n,
+            model,
+        })
     }
 
     /// Reads a batch of upright crops in one call.
-    pub fn read(&self, crops: &[ImageView], s: &EngineSettings) -> Result<Vec<CtcText>, AnprError> {
+    pub fn read(&self, crops: &[ImageView]) -> Result<Vec<CtcText>, AnprError> {
         if crops.is_empty() {
             return Ok(Vec::new());
         }
-        let (input, w, _) = pp_ocr_rec_batch(crops, s.rec_height, s.rec_min_width, s.rec_max_width)?;
-        let (shape, probs) = self.model.run_f32("x", &[crops.len(), 3, s.rec_height, w], input)?;
+        let (input, w, _) = rec_batch(crops, self.height, self.min_width, self.max_width, &self.tensor)?;
+        let (shape, probs) = self.model.run_f32(&self.input, &[crops.len(), 3, self.height, w], input)?;
         if shape.len() != 3 || shape[0] != crops.len() || shape[2] != self.decoder.num_classes() {
             return Err(AnprError::Shape { model: self.name.clone(), shape });
         }
@@ -241,6 +277,10 @@ pub struct FrameResult {
     pub times: StageTimes,
 }
 
+/// The manifest names of the default (Apache-2.0) detector and reader.
+pub const DETECTOR: &str = "ppocr_v6_det_small";
+pub const READER: &str = "ppocr_v6_rec_small";
+
 /// Detector + reader + rules.
 pub struct PlateEngine {
     pub detector: TextDetector,
@@ -250,13 +290,14 @@ pub struct PlateEngine {
 }
 
 impl PlateEngine {
-    /// Loads the default models from the models folder.
+    /// Loads the default models from the models folder, each with its
+    /// `[model.spec]` from the manifest there.
     pub fn load(rt: &OnnxRuntime, models_dir: &Path, settings: EngineSettings) -> Result<Self, AnprError> {
-        let det = crate::models::model_path(models_dir, "ppocr_v6_det_small")?;
-        let rec = crate::models::model_path(models_dir, "ppocr_v6_rec_small")?;
+        let manifest = crate::models::Manifest::load(models_dir)?;
+        let (det, rec) = (DETECTOR, READER);
         Ok(Self {
-            detector: TextDetector::new(rt, &det)?,
-            reader: TextReader::new(rt, &rec)?,
+            detector: TextDetector::new(rt, &crate::models::model_path(models_dir, det)?, manifest.spec(det)?)?,
+            reader: TextReader::new(rt, &crate::models::model_path(models_dir, rec)?, manifest.spec(rec)?)?,
             formatter: PlateFormatter::new(&settings.format)?,
             settings,
         })
@@ -296,7 +337,7 @@ impl PlateEngine {
         times.crop += ms(t0);
         let t0 = Instant::now();
         let views: Vec<ImageView> = crops.iter().map(|(_, c)| c.view()).collect();
-        let texts = self.reader.read(&views, s)?;
+        let texts = self.reader.read(&views)?;
         times.read += ms(t0);
         let t0 = Instant::now();
         let cands: Vec<TextCandidate> = crops

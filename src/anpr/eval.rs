@@ -240,7 +240,7 @@ pub fn evaluate(
     }
     let s = &engine.settings;
     let settings = BTreeMap::from([
-        ("det_max_side".to_string(), s.det_max_side.to_string()),
+        ("det_max_side".to_string(), s.det_max_side.unwrap_or(engine.detector.max_side).to_string()),
         ("max_reads".to_string(), s.max_reads.to_string()),
         ("roi".to_string(), match roi_sim {
             Some(f) => format!("simulated per-camera ROI, {:.0}% of each side", f * 100.0),

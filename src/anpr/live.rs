@@ -13,7 +13,8 @@
 
 use super::engine::{PlateEngine, StageTimes};
 use super::evidence::EvidenceStore;
-use crate::core::fusion::{FusedRead, PlateObservation, Tracker, TrackerConfig};
+use crate::config::TravelDirection;
+use crate::core::fusion::{FusedRead, Motion, PlateObservation, Tracker, TrackerConfig};
 use crate::events::{Candidate, Evidence, Models, PlateRead, Role, PLATE_READ_SCHEMA};
 use crate::ingest::{Frame, FrameSlot};
 use crate::metrics::{CameraLabel, Metrics};
@@ -37,6 +38,8 @@ pub struct GateCamera {
     pub motion: Option<MotionGate>,
     /// Look for plates only here (`[x, y, w, h]`, frame pixels).
     pub roi: Option<[u32; 4]>,
+    /// Where a car approaching this camera is going.
+    pub approaching: TravelDirection,
 }
 
 /// Motion gate settings for one camera.
@@ -309,7 +312,10 @@ impl ReadStage {
                 role: c.role,
                 gate: c.gate.clone(),
                 lane: c.lane.clone(),
-                direction: None,
+                direction: fr.motion.map(|m| match m {
+                    Motion::Approaching => c.approaching,
+                    Motion::Receding => c.approaching.reverse(),
+                }.as_str().to_string()),
                 timestamp: ts,
                 first_seen: first,
                 plate,

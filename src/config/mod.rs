@@ -217,10 +217,11 @@ pub struct LprConfig {
     pub max_decision_delay_ms: u64,
     /// A decided plate is not announced again until it has been gone this long.
     pub reannounce_gap_secs: u64,
-    /// Longer side of the text detector's input, a multiple of 32. 960 is the
-    /// accurate default; 640 or 480 with a camera `roi` trade accuracy for
-    /// speed (see the README's accuracy-versus-latency table).
-    pub detector_max_side: usize,
+    /// Longer side of the text detector's input, a multiple of 32. Unset: the
+    /// model's own `max_side` from `models/manifest.toml` (960 for the default
+    /// detector, the accurate choice); 640 or 480 with a camera `roi` trade
+    /// accuracy for speed (see the README's accuracy-versus-latency table).
+    pub detector_max_side: Option<usize>,
 }
 
 impl Default for LprConfig {
@@ -236,7 +237,7 @@ impl Default for LprConfig {
             match_distance: 1,
             max_decision_delay_ms: 1000,
             reannounce_gap_secs: 60,
-            detector_max_side: 960,
+            detector_max_side: None,
         }
     }
 }
@@ -295,6 +296,42 @@ pub struct CameraConfig {
     pub roi: Option<[u32; 4]>,
     #[serde(default)]
     pub motion: Option<MotionConfig>,
+    /// Entry/exit cameras: which way a car that drives towards the camera
+    /// (its plate grows) is going, `in` or `out`. Default: `in` for an entry
+    /// camera, `out` for an exit camera (cameras face the oncoming car).
+    #[serde(default)]
+    pub approaching: Option<TravelDirection>,
+}
+
+/// Into or out of the car park.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TravelDirection {
+    In,
+    Out,
+}
+
+impl TravelDirection {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TravelDirection::In => "in",
+            TravelDirection::Out => "out",
+        }
+    }
+
+    pub fn reverse(self) -> Self {
+        match self {
+            TravelDirection::In => TravelDirection::Out,
+            TravelDirection::Out => TravelDirection::In,
+        }
+    }
+}
+
+impl CameraConfig {
+    /// The direction of a car approaching this camera (see `approaching`).
+    pub fn approach_direction(&self) -> TravelDirection {
+        self.approaching.unwrap_or(if self.role == CameraRole::Exit { TravelDirection::Out } else { TravelDirection::In })
+    }
 }
 
 fn default_fps() -> u32 {
@@ -386,7 +423,7 @@ pub struct OccupancyConfig {
     pub frozen_secs: u32,
     /// Board topics are published at most this often (changes in between are coalesced).
     pub publish_interval_ms: u64,
-    /// Announce the free counters to Home Assistant (MQTT discovery, retained).
+    /// Announce the free counters and the gates to Home Assistant (MQTT discovery, retained).
     pub home_assistant: bool,
     /// Home Assistant's discovery prefix.
     pub discovery_prefix: String,

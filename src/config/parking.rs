@@ -39,6 +39,12 @@ pub struct PolicyConfig {
     pub compatibility: BTreeMap<VehicleType, Vec<SpaceKind>>,
     /// Space types usable only with a permit that grants them.
     pub permit_only: Vec<SpaceKind>,
+    /// A bay seen occupied this long with no session on it raises a flag
+    /// (`occupied_without_session`, or `wrong_bay` when a car's own bay stayed
+    /// free). Time to drive from the gate and park; 0 flags at once.
+    pub bay_flag_grace_secs: u32,
+    /// How often bays are reviewed for those flags.
+    pub bay_review_interval_secs: u32,
 }
 
 impl Default for PolicyConfig {
@@ -55,6 +61,8 @@ impl Default for PolicyConfig {
             match_min_margin: 0.5,
             compatibility: BTreeMap::new(),
             permit_only: vec![SpaceKind::Handicapped],
+            bay_flag_grace_secs: 300,
+            bay_review_interval_secs: 30,
         }
     }
 }

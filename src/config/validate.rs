@@ -57,8 +57,8 @@ pub(super) fn validate(c: &Config, out: &mut Vec<Problem>) {
             err(lpr.key(name), format!("{v} is outside 0..1"));
         }
     }
-    if c.lpr.detector_max_side < 160 || c.lpr.detector_max_side > 2048 || c.lpr.detector_max_side % 32 != 0 {
-        err(lpr.key("detector_max_side"), format!("{} must be a multiple of 32 between 160 and 2048", c.lpr.detector_max_side));
+    if let Some(side) = c.lpr.detector_max_side.filter(|&v| !(160..=2048).contains(&v) || v % 32 != 0) {
+        err(lpr.key("detector_max_side"), format!("{side} must be a multiple of 32 between 160 and 2048"));
     }
     if !(1..=12).contains(&c.lpr.min_plate_length) {
         err(lpr.key("min_plate_length"), "must be between 1 and 12".into());

@@ -126,6 +126,41 @@ pub struct FusedRead {
     pub bbox: BoxF,
     pub format_matched: bool,
     pub reason: DecisionReason,
+    /// How the plate moved between its first sighting and the decision.
+    pub motion: Option<Motion>,
+}
+
+/// How a plate moved relative to the camera.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Motion {
+    /// The plate grew: the car came towards the camera.
+    Approaching,
+    /// The plate shrank: the car drove away from the camera.
+    Receding,
+}
+
+/// A plate must grow or shrink by this factor (area) to count as moving;
+/// detector boxes of a still plate jitter by a few per cent.
+pub const MOTION_AREA_RATIO: f32 = 1.25;
+
+/// The plate's motion from its first box to its latest: a fixed camera sees
+/// an approaching plate grow and a receding one shrink, whatever the mounting
+/// angle. `None` when it changed too little to tell (a single sighting, a
+/// parked car, a car crossing the picture).
+pub fn plate_motion(first: &BoxF, last: &BoxF) -> Option<Motion> {
+    let (a0, a1) = (first.area(), last.area());
+    if a0 <= 0.0 || a1 <= 0.0 {
+        return None;
+    }
+    let r = a1 / a0;
+    if r >= MOTION_AREA_RATIO {
+        Some(Motion::Approaching)
+    } else if r <= 1.0 / MOTION_AREA_RATIO {
+        Some(Motion::Receding)
+    } else {
+        None
+    }
 }
 
 /// Result of fusing a set of reads.
@@ -397,6 +432,8 @@ struct Track {
     id: u64,
     first_seen_ms: u64,
     last_seen_ms: u64,
+    /// Box at the first sighting and the latest one (for the direction).
+    first_bbox: BoxF,
     bbox: BoxF,
     reads: Vec<TimedRead>,
     /// Total reads received (kept reads may be fewer).
@@ -447,6 +484,7 @@ impl Tracker {
                         id: self.next_id,
                         first_seen_ms: now_ms,
                         last_seen_ms: now_ms,
+                        first_bbox: obs.bbox,
                         bbox: obs.bbox,
                         reads: Vec::new(),
                         n_reads: 0,
@@ -609,6 +647,7 @@ impl Tracker {
             best_read_index: f.best_read_index,
             format_matched: f.format_matched,
             reason,
+            motion: plate_motion(&t.first_bbox, &t.bbox),
         }
     }
 
@@ -668,6 +707,33 @@ mod tests {
                 ..TrackerConfig::default()
             },
         )
+    }
+
+    #[test]
+    fn motion_from_the_plate_growing_or_shrinking() {
+        let b = |w: f32| BoxF { x1: 100.0, y1: 100.0, x2: 100.0 + w, y2: 100.0 + w / 4.0 };
+        assert_eq!(plate_motion(&b(80.0), &b(100.0)), Some(Motion::Approaching));
+        assert_eq!(plate_motion(&b(100.0), &b(80.0)), Some(Motion::Receding));
+        assert_eq!(plate_motion(&b(100.0), &b(104.0)), None, "jitter is not motion");
+        assert_eq!(plate_motion(&b(0.0), &b(100.0)), None);
+    }
+
+    #[test]
+    fn a_decided_track_says_how_the_plate_moved() {
+        let mut t = tracker();
+        let o = |w: f32| {
+            let mut x = obs(100.0, "B123ABC", 0.95);
+            x.bbox.x2 = x.bbox.x1 + w;
+            x.bbox.y2 = x.bbox.y1 + w / 4.0;
+            x
+        };
+        let mut out = Vec::new();
+        for (i, w) in [60.0, 75.0, 90.0, 105.0, 120.0, 135.0].into_iter().enumerate() {
+            out.extend(t.update(i as u64 * 100, &[o(w)]));
+        }
+        out.extend(t.flush(1_000));
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].motion, Some(Motion::Approaching), "{:?}", out[0]);
     }
 
     #[test]

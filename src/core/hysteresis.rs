@@ -32,6 +32,25 @@ pub enum BayState {
     Unknown,
 }
 
+impl BayState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BayState::Free => "free",
+            BayState::Occupied => "occupied",
+            BayState::Unknown => "unknown",
+        }
+    }
+
+    /// `free` / `occupied`; anything else is unknown.
+    pub fn parse(s: &str) -> BayState {
+        match s {
+            "free" => BayState::Free,
+            "occupied" => BayState::Occupied,
+            _ => BayState::Unknown,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct HysteresisConfig {
     /// Probability at or above which a sample counts towards "occupied".

@@ -17,8 +17,10 @@
 //! * [`fee`] / [`reservation_quote`] — tariff evaluation with itemisation.
 //! * [`check_booking`] and [`Reservation`] methods — booking rules.
 //! * [`Hysteresis`] — debounced bay occupancy.
+//! * [`baywatch::review`] — manual overrides, occupied-without-session and wrong-bay flags.
 
 pub mod assignment;
+pub mod baywatch;
 pub mod entry;
 pub mod error;
 pub mod exit;

@@ -7,6 +7,7 @@
 //! occupancy counts can be published again after the broker comes back.
 
 mod broker;
+pub mod discovery;
 
 pub use broker::EmbeddedBroker;
 

@@ -14,9 +14,10 @@
 //! shows a held-back bay as `free` (it is).
 
 use crate::config::{SpaceConfig, SpaceKind};
+use crate::core::baywatch;
 use crate::core::hysteresis::BayState;
 use crate::events::BayUpdate;
-use crate::mqtt::Topics;
+use crate::mqtt::{discovery, Topics};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -74,7 +75,20 @@ struct Space {
     level: String,
     zone: String,
     rank: u32,
+    /// What the camera or sensor last said.
+    observed: BayState,
+    /// A staff override, which wins until cleared ([`baywatch::effective`]).
+    manual: Option<BayState>,
+    /// What the boards show.
     state: BayState,
+}
+
+impl Space {
+    /// Recomputes the shown state; true when it changed.
+    fn settle(&mut self) -> bool {
+        let state = baywatch::effective(self.observed, self.manual);
+        std::mem::replace(&mut self.state, state) != state
+    }
 }
 
 /// The state of every configured space.
@@ -92,30 +106,39 @@ impl Board {
     pub fn new(spaces: &[SpaceConfig], offsets: &BTreeMap<String, u32>) -> Self {
         let mut list: Vec<Space> = spaces
             .iter()
-            .map(|s| Space { id: s.id.clone(), kind: s.kind, level: s.level.clone(), zone: s.zone.clone(), rank: s.rank, state: BayState::Unknown })
+            .map(|s| Space { id: s.id.clone(), kind: s.kind, level: s.level.clone(), zone: s.zone.clone(), rank: s.rank, observed: BayState::Unknown, manual: None, state: BayState::Unknown })
             .collect();
         list.sort_by(|a, b| a.id.cmp(&b.id));
         let index = list.iter().enumerate().map(|(i, s)| (s.id.clone(), i)).collect();
         Self { spaces: list, index, offsets: offsets.clone(), updated: None }
     }
 
-    /// Applies a bay update; true when a state changed. Unknown spaces are ignored (logged).
+    /// Applies a bay update; true when a shown state changed. Unknown spaces are ignored (logged).
     pub fn apply(&mut self, u: &BayUpdate) -> bool {
         let Some(&i) = self.index.get(&u.space_id) else {
             tracing::warn!(space = %u.space_id, "bay update for a space that is not configured");
             return false;
         };
-        let state = match u.state.as_str() {
-            "free" => BayState::Free,
-            "occupied" => BayState::Occupied,
-            _ => BayState::Unknown,
-        };
-        if self.spaces[i].state == state {
-            return false;
+        self.spaces[i].observed = BayState::parse(&u.state);
+        let changed = self.spaces[i].settle();
+        if changed {
+            self.updated = Some(self.updated.map_or(u.at, |t| t.max(u.at)));
         }
-        self.spaces[i].state = state;
-        self.updated = Some(self.updated.map_or(u.at, |t| t.max(u.at)));
-        true
+        changed
+    }
+
+    /// Sets (`Some`) or clears (`None`) a staff override; true when a shown state changed.
+    pub fn set_override(&mut self, space: &str, manual: Option<BayState>, at: DateTime<Utc>) -> bool {
+        let Some(&i) = self.index.get(space) else {
+            tracing::warn!(%space, "override for a space that is not configured");
+            return false;
+        };
+        self.spaces[i].manual = manual;
+        let changed = self.spaces[i].settle();
+        if changed {
+            self.updated = Some(self.updated.map_or(at, |t| t.max(at)));
+        }
+        changed
     }
 
     pub fn state(&self, space: &str) -> Option<BayState> {
@@ -172,7 +195,7 @@ impl OccupancySnapshot {
     pub fn messages(&self, topics: &Topics) -> Vec<(String, String)> {
         let mut out = Vec::new();
         for (id, state) in &self.bays {
-            out.push((topics.sub(&format!("bays/{}", topic_level(id))), super::tracker::state_name(*state).to_string()));
+            out.push((topics.sub(&format!("bays/{}", topic_level(id))), state.as_str().to_string()));
         }
         for (kind, map) in [("levels", &self.by_level), ("zones", &self.by_zone), ("types", &self.by_type)] {
             for (name, c) in map {
@@ -187,37 +210,22 @@ impl OccupancySnapshot {
     /// the site total and each level, zone and type. Entities go unavailable
     /// with lotsense (its `available` topic and last will).
     pub fn discovery(&self, topics: &Topics, prefix: &str, site: &str) -> Vec<(String, String)> {
-        let node = format!("lotsense_{}", object_id(site));
-        let device = serde_json::json!({
-            "identifiers": [node.clone()],
-            "name": format!("lotsense {site}"),
-            "manufacturer": "lotsense",
-            "model": "car-park occupancy",
-        });
         let entity = |object: String, name: String, state_topic: String, template: Option<&str>| {
-            let mut cfg = serde_json::json!({
-                "name": name,
-                "unique_id": format!("{node}_{object}"),
-                "object_id": format!("{node}_{object}"),
-                "state_topic": state_topic,
-                "unit_of_measurement": "spaces",
-                "state_class": "measurement",
-                "icon": "mdi:parking",
-                "availability_topic": topics.available(),
-                "payload_available": "online",
-                "payload_not_available": "offline",
-                "device": device.clone(),
-            });
-            if let Some(t) = template {
-                cfg["value_template"] = serde_json::Value::String(t.to_string());
-            }
-            (format!("{prefix}/sensor/{node}/{object}/config"), cfg.to_string())
+            let e = discovery::Entity {
+                component: "sensor",
+                object,
+                name,
+                state_topic,
+                value_template: template.map(String::from),
+                extra: serde_json::json!({ "unit_of_measurement": "spaces", "state_class": "measurement", "icon": "mdi:parking" }),
+            };
+            discovery::config(topics, prefix, site, &e)
         };
         let mut out = vec![entity("free".into(), "Free spaces".into(), topics.sub("occupancy"), Some("{{ value_json.free }}"))];
         for (kind, label, map) in [("levels", "level", &self.by_level), ("zones", "zone", &self.by_zone), ("types", "type", &self.by_type)] {
             for name in map.keys() {
                 out.push(entity(
-                    format!("{label}_{}_free", object_id(name)),
+                    format!("{label}_{}_free", discovery::object_id(name)),
                     format!("Free spaces {label} {name}"),
                     topics.sub(&format!("{kind}/{}/free", topic_level(name))),
                     None,
@@ -226,11 +234,6 @@ impl OccupancySnapshot {
         }
         out
     }
-}
-
-/// Home Assistant object ids: `[a-zA-Z0-9_-]`.
-fn object_id(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect()
 }
 
 #[cfg(test)]
@@ -255,6 +258,23 @@ mod tests {
             space("B2", SpaceKind::Large, "L1", "B", 2),
         ];
         Board::new(&spaces, &offsets.iter().map(|(z, n)| (z.to_string(), *n)).collect())
+    }
+
+    #[test]
+    fn a_staff_override_wins_until_cleared() {
+        let mut b = board(&[]);
+        b.apply(&upd("A1", "occupied", 1));
+        let at = Utc.with_ymd_and_hms(2024, 1, 1, 0, 1, 0).unwrap();
+        assert!(b.set_override("A1", Some(BayState::Free), at));
+        assert_eq!(b.state("A1"), Some(BayState::Free));
+        // The camera keeps reporting: recorded, not shown.
+        assert!(!b.apply(&upd("A1", "occupied", 70)));
+        assert!(!b.apply(&upd("A1", "unknown", 71)));
+        assert_eq!(b.snapshot().free, 1);
+        // Cleared: the camera's latest word counts again.
+        assert!(b.set_override("A1", None, at));
+        assert_eq!(b.state("A1"), Some(BayState::Unknown));
+        assert!(!b.set_override("Z9", Some(BayState::Free), at));
     }
 
     #[test]

@@ -5,7 +5,6 @@
 //! [`OccupancyHandle::snapshot`](super::OccupancyHandle::snapshot).)
 
 use super::board::{topic_level, OccupancySnapshot};
-use super::tracker::state_name;
 use super::OccupancyHandle;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -16,7 +15,7 @@ use serde_json::{json, Map, Value};
 pub fn displays_json(site: &str, occupancy: Option<&OccupancyHandle>) -> Value {
     let snap = occupancy.map(|o| o.snapshot()).unwrap_or_default();
     let free = |m: &std::collections::BTreeMap<String, super::Counts>| -> Map<String, Value> { m.iter().map(|(k, c)| (topic_level(k), json!(c.free))).collect() };
-    let bays: Map<String, Value> = snap.bays.iter().map(|(k, s)| (k.clone(), json!(state_name(*s)))).collect();
+    let bays: Map<String, Value> = snap.bays.iter().map(|(k, s)| (k.clone(), json!(s.as_str()))).collect();
     json!({
         "site": site,
         "total": snap.total,

@@ -35,7 +35,7 @@ pub use board::{Board, Counts, OccupancySnapshot};
 pub use classifier::{Classifier, OnnxBayClassifier};
 
 use crate::config::{CameraRole, Config};
-use crate::core::hysteresis::HysteresisConfig;
+use crate::core::hysteresis::{BayState, HysteresisConfig};
 use crate::events::BayUpdate;
 use crate::ingest::{CameraEvent, FrameSlot};
 use crate::metrics::Metrics;
@@ -115,6 +115,7 @@ pub struct OccupancyHandle {
     updates: broadcast::Sender<BayUpdate>,
     links: Arc<HashMap<String, Arc<CameraLink>>>,
     input: mpsc::Sender<Vec<BayUpdate>>,
+    overrides: mpsc::Sender<(String, Option<BayState>)>,
     pub stats: Arc<OccupancyStats>,
     /// Whether the classifier loaded (false: every bay stays unknown).
     pub classifier_ok: bool,
@@ -141,6 +142,12 @@ impl OccupancyHandle {
     /// the API) into the same boards. Waits when the channel is full.
     pub async fn submit(&self, update: BayUpdate) -> bool {
         self.input.send(vec![update]).await.is_ok()
+    }
+
+    /// A staff override of one bay (`None` clears it): the boards show it
+    /// instead of what the cameras see until it is cleared.
+    pub async fn set_override(&self, space: &str, state: Option<BayState>) {
+        let _ = self.overrides.send((space.to_string(), state)).await;
     }
 
     /// Feed from the camera-status task: offline/finished makes that camera's bays unknown.
@@ -175,6 +182,7 @@ pub fn start(
     let occ = &config.occupancy;
     let stats = Arc::new(OccupancyStats::default());
     let (tx, rx) = mpsc::channel::<Vec<BayUpdate>>(256);
+    let (override_tx, override_rx) = mpsc::channel(64);
     let board = Board::new(&config.spaces, &occ.sign_offsets);
     let (snap_tx, snap_rx) = watch::channel(board.snapshot());
     let (updates_tx, _) = broadcast::channel(1024);
@@ -231,6 +239,6 @@ pub fn start(
         site: config.site.name.clone(),
     };
     let classifier_ok = classifier.is_some();
-    tokio::spawn(publisher::run(rx, board, mqtt, settings, snap_tx, updates_tx.clone(), stats.clone()));
-    Ok(Some(OccupancyHandle { snapshot: snap_rx, updates: updates_tx, links: Arc::new(links), input: tx, stats, classifier_ok }))
+    tokio::spawn(publisher::run(rx, override_rx, board, mqtt, settings, snap_tx, updates_tx.clone(), stats.clone(), metrics));
+    Ok(Some(OccupancyHandle { snapshot: snap_rx, updates: updates_tx, links: Arc::new(links), input: tx, overrides: override_tx, stats, classifier_ok }))
 }

@@ -83,6 +83,7 @@ impl CameraPipeline {
             if gen != seen_gen {
                 seen_gen = gen;
                 self.stats.offline_events.fetch_add(1, Ordering::Relaxed);
+                self.metrics.bay_camera_unknown.get_or_create(&label).inc();
                 let updates = self.tracker.mark_offline(Utc::now());
                 tracing::info!(camera = %self.camera, bays = updates.len(), "camera offline: its bays are unknown");
                 self.sampler.reset();
@@ -116,6 +117,7 @@ impl CameraPipeline {
                     if !was_frozen {
                         was_frozen = true;
                         self.stats.frozen_events.fetch_add(1, Ordering::Relaxed);
+                        self.metrics.bay_camera_unknown.get_or_create(&label).inc();
                         tracing::warn!(camera = %self.camera, "camera picture frozen: its bays are unknown until it changes");
                     }
                     self.tracker.mark_offline(frame.captured_at)
@@ -136,6 +138,7 @@ impl CameraPipeline {
                         }
                         Err(e) => {
                             self.stats.failures.fetch_add(1, Ordering::Relaxed);
+                            self.metrics.bay_classify_failures.get_or_create(&label).inc();
                             tracing::warn!(camera = %self.camera, error = %e, "occupancy sample failed; bays go unknown if this persists");
                             self.tracker.check_timeouts(Utc::now())
                         }
@@ -164,6 +167,9 @@ impl CameraPipeline {
         self.stats.samples.fetch_add(1, Ordering::Relaxed);
         self.stats.bays_classified.fetch_add(self.bays.len() as u64, Ordering::Relaxed);
         self.stats.last_batch_us.store((t2 - t0).as_micros() as u64, Ordering::Relaxed);
+        let label = CameraLabel::new(&self.camera);
+        self.metrics.bay_samples.get_or_create(&label).inc();
+        self.metrics.bay_batch_seconds.get_or_create(&label).set((t2 - t0).as_secs_f64());
         tracing::debug!(camera = %self.camera, bays = self.bays.len(), warp_ms = (t1 - t0).as_secs_f32() * 1e3, classify_ms = (t2 - t1).as_secs_f32() * 1e3, "occupancy sample");
         Ok(probs)
     }

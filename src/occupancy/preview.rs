@@ -260,7 +260,7 @@ pub fn command(config_path: &Path, camera: &str, frame: Option<&Path>, out: Opti
     png.save(&out).with_context(|| format!("cannot write {}", out.display()))?;
     for b in &judged {
         let state = match b.state {
-            Some(s) => super::tracker::state_name(s).replace("unknown", "undecided"),
+            Some(s) => s.as_str().replace("unknown", "undecided"),
             None => "-".into(),
         };
         println!("{:<16} {:<10} {}", b.space, state, b.probability.map(|p| format!("p={p:.2}")).unwrap_or_default());

@@ -5,7 +5,8 @@
 //! Policies:
 //! - input: bounded channel of batches of [`BayUpdate`]s (the changes of one
 //!   sample, applied together); the pipelines wait when it is full (updates
-//!   are few: only changes);
+//!   are few: only changes); staff overrides on a second bounded channel
+//!   (the API waits when it is full);
 //! - output: only topics whose payload changed are published, retained, at
 //!   most once per `interval` (changes in between are coalesced); the initial
 //!   all-`unknown` state is published at once, so a board never keeps showing
@@ -17,7 +18,9 @@
 
 use super::board::{Board, OccupancySnapshot};
 use super::OccupancyStats;
+use crate::core::BayState;
 use crate::events::BayUpdate;
+use crate::metrics::{BayStateLabel, Metrics};
 use crate::mqtt::MqttHandle;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -34,14 +37,17 @@ pub struct PublishSettings {
     pub site: String,
 }
 
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     mut rx: mpsc::Receiver<Vec<BayUpdate>>,
+    mut overrides: mpsc::Receiver<(String, Option<BayState>)>,
     mut board: Board,
     mqtt: MqttHandle,
     settings: PublishSettings,
     snapshot_tx: watch::Sender<OccupancySnapshot>,
     updates_tx: broadcast::Sender<BayUpdate>,
     stats: Arc<OccupancyStats>,
+    metrics: Arc<Metrics>,
 ) {
     let mut connected = mqtt.connected();
     let mut sent: HashMap<String, String> = HashMap::new();
@@ -66,10 +72,15 @@ pub async fn run(
                 }
                 None => {
                     // The pipelines are gone (shutdown): publish the last state and stop.
-                    publish(&board, &mqtt, &settings, &mut sent, &mut discovery_due, &snapshot_tx, &stats).await;
+                    publish(&board, &mqtt, &settings, &mut sent, &mut discovery_due, &snapshot_tx, &stats, &metrics).await;
                     break;
                 }
             },
+            Some((space, manual)) = overrides.recv() => {
+                if board.set_override(&space, manual, chrono::Utc::now()) {
+                    dirty = true;
+                }
+            }
             changed = connected.changed() => {
                 if changed.is_err() {
                     break;
@@ -81,7 +92,7 @@ pub async fn run(
                 last_publish = None;
             }
             _ = sleep_until(due), if due.is_some() => {
-                dirty = !publish(&board, &mqtt, &settings, &mut sent, &mut discovery_due, &snapshot_tx, &stats).await;
+                dirty = !publish(&board, &mqtt, &settings, &mut sent, &mut discovery_due, &snapshot_tx, &stats, &metrics).await;
                 last_publish = Some(Instant::now());
             }
         }
@@ -96,6 +107,7 @@ async fn sleep_until(due: Option<Instant>) {
 }
 
 /// Publishes what changed; true when everything went out.
+#[allow(clippy::too_many_arguments)]
 async fn publish(
     board: &Board,
     mqtt: &MqttHandle,
@@ -104,14 +116,18 @@ async fn publish(
     discovery_due: &mut bool,
     snapshot_tx: &watch::Sender<OccupancySnapshot>,
     stats: &OccupancyStats,
+    metrics: &Metrics,
 ) -> bool {
     let snap = board.snapshot();
+    for (state, n) in [("free", snap.free), ("occupied", snap.occupied), ("unknown", snap.unknown), ("held_back", snap.held_back)] {
+        metrics.bays.get_or_create(&BayStateLabel { state: state.into() }).set(n.into());
+    }
     let mut ok = true;
     if *discovery_due {
         if let Some(prefix) = &settings.discovery_prefix {
             let mut all = true;
             for (topic, payload) in snap.discovery(&mqtt.topics, prefix, &settings.site) {
-                all &= send(mqtt, topic, payload, stats).await;
+                all &= send(mqtt, topic, payload, stats, metrics).await;
             }
             *discovery_due = !all;
             ok &= all;
@@ -122,7 +138,7 @@ async fn publish(
         if sent.get(&topic) == Some(&payload) {
             continue;
         }
-        if send(mqtt, topic.clone(), payload.clone(), stats).await {
+        if send(mqtt, topic.clone(), payload.clone(), stats, metrics).await {
             sent.insert(topic, payload);
             count += 1;
         } else {
@@ -138,16 +154,18 @@ async fn publish(
     ok
 }
 
-async fn send(mqtt: &MqttHandle, topic: String, payload: String, stats: &OccupancyStats) -> bool {
+async fn send(mqtt: &MqttHandle, topic: String, payload: String, stats: &OccupancyStats, metrics: &Metrics) -> bool {
     match tokio::time::timeout(Duration::from_secs(2), mqtt.publish(topic.clone(), payload, true)).await {
         Ok(Ok(())) => true,
         Ok(Err(e)) => {
             stats.publish_failures.fetch_add(1, Ordering::Relaxed);
+            metrics.board_publish_failures.inc();
             tracing::warn!(%topic, error = %e, "board message not published");
             false
         }
         Err(_) => {
             stats.publish_failures.fetch_add(1, Ordering::Relaxed);
+            metrics.board_publish_failures.inc();
             tracing::warn!(%topic, "board message not queued within 2 s (broker unreachable?); retried later");
             false
         }

@@ -5,14 +5,6 @@ use crate::core::hysteresis::{BayState, Hysteresis, HysteresisConfig};
 use crate::events::BayUpdate;
 use chrono::{DateTime, Utc};
 
-pub fn state_name(s: BayState) -> &'static str {
-    match s {
-        BayState::Free => "free",
-        BayState::Occupied => "occupied",
-        BayState::Unknown => "unknown",
-    }
-}
-
 /// The debounced state of every bay of one camera, in bay order.
 #[derive(Debug, Clone)]
 pub struct BayTracker {
@@ -39,7 +31,7 @@ impl BayTracker {
     }
 
     fn update(&self, space: &str, state: BayState, probability: Option<f32>, at: DateTime<Utc>) -> BayUpdate {
-        BayUpdate { space_id: space.to_string(), camera: self.camera.clone(), state: state_name(state).into(), probability, at }
+        BayUpdate { space_id: space.to_string(), camera: self.camera.clone(), state: state.as_str().into(), probability, at }
     }
 
     /// Feeds one probability per bay (same order); returns the changes.

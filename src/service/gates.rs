@@ -13,7 +13,7 @@
 //! a closed barrier is the safe state).
 
 use crate::core::FlagKind;
-use crate::mqtt::MqttHandle;
+use crate::mqtt::{discovery, MqttHandle};
 use crate::service::db::Db;
 use crate::store::parking as st;
 use serde::{Deserialize, Serialize};
@@ -78,7 +78,14 @@ pub struct GateCommander {
 
 impl GateCommander {
     /// Subscribes to every gate's state topic and starts dispatching acks.
-    pub async fn start(mqtt: MqttHandle, db: Db, timeouts: HashMap<String, Duration>) -> anyhow::Result<GateCommander> {
+    /// With `discovery` (Home Assistant prefix, site name), the gates are
+    /// announced to Home Assistant as well.
+    pub async fn start(mqtt: MqttHandle, db: Db, timeouts: HashMap<String, Duration>, discovery: Option<(String, String)>) -> anyhow::Result<GateCommander> {
+        if let Some((prefix, site)) = discovery {
+            let mut gates: Vec<String> = timeouts.keys().cloned().collect();
+            gates.sort();
+            tokio::spawn(announce(mqtt.clone(), gates, prefix, site));
+        }
         let pending: Pending = Arc::default();
         let filter = mqtt.topics.sub("gates/+/state");
         let mut rx = mqtt.subscribe(&filter).await?;
@@ -162,6 +169,31 @@ impl GateCommander {
             }
         }
         tx.commit().await
+    }
+}
+
+/// Home Assistant discovery for the gates (retained), at start and again
+/// after every reconnect, since a restarted broker may have lost it.
+async fn announce(mqtt: MqttHandle, gates: Vec<String>, prefix: String, site: String) {
+    let mut connected = mqtt.connected();
+    loop {
+        let mut all = true;
+        for gate in &gates {
+            for e in discovery::gate_entities(&mqtt.topics, gate) {
+                let (topic, payload) = discovery::config(&mqtt.topics, &prefix, &site, &e);
+                if let Err(e) = mqtt.publish(topic.clone(), payload, true).await {
+                    tracing::warn!(%topic, error = %e, "gate discovery not published");
+                    all = false;
+                }
+            }
+        }
+        if !all {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            continue;
+        }
+        if connected.changed().await.is_err() {
+            break;
+        }
     }
 }
 

@@ -21,11 +21,13 @@ pub mod offline;
 pub mod setup;
 
 use crate::config::Config;
+use crate::core::baywatch::{self, AssignedBay, BayFinding, BayReport};
+use crate::core::BayState;
 use crate::core::{
     self, check_booking, check_payment_amount, decide_entry, decide_exit, match_exit, net_paid,
     reservation_quote, BookingRejection, CoreError, Currency, EntryContext, EntryVerdict, ExitContext, ExitDecision, ExitMatch, ExitVerdict, FlagStatus, Money,
     OpenSession, PaymentMethod, PaymentRejection, Plate, RaisedFlag, ReservationStatus,
-    ReservationTarget, SitePolicy, Space, SpaceStatus, SpaceType, TariffTable, TimeRange,
+    ReservationTarget, SessionId, SitePolicy, Space, SpaceStatus, SpaceType, TariffTable, TimeRange,
     VehicleType,
 };
 use crate::events::{PlateRead, Role};
@@ -95,6 +97,11 @@ pub struct Settings {
     /// Bays are held for a booking from this long before its check-in window.
     pub hold_before: Duration,
     pub sweep_interval: std::time::Duration,
+    /// Home Assistant discovery (prefix, site) for the gates, when on.
+    pub discovery: Option<(String, String)>,
+    /// Occupied-without-session grace and how often bays are reviewed.
+    pub bay_grace: Duration,
+    pub bay_review_interval: std::time::Duration,
 }
 
 impl Settings {
@@ -108,12 +115,28 @@ impl Settings {
             gates: c.gates.iter().map(|g| (g.id.clone(), std::time::Duration::from_secs(g.ack_timeout_secs.max(1)))).collect(),
             hold_before: Duration::minutes(c.reservations.hold_before_minutes.into()),
             sweep_interval: std::time::Duration::from_secs(c.reservations.sweep_interval_secs.max(1)),
+            discovery: c.occupancy.home_assistant.then(|| (c.occupancy.discovery_prefix.clone(), c.site.name.clone())),
+            bay_grace: Duration::seconds(c.policy.bay_flag_grace_secs.into()),
+            bay_review_interval: std::time::Duration::from_secs(c.policy.bay_review_interval_secs.max(1).into()),
         }
     }
 
     fn lead_ms(&self) -> i64 {
         (self.hold_before + Duration::minutes(self.policy.reservations.early_check_in_minutes.into())).num_milliseconds()
     }
+}
+
+/// A change of a bay's status; see [`ParkingService::set_space_status`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpaceStatusChange {
+    /// A bay sensor or overview camera saw the bay free or occupied.
+    Sensor(BayState),
+    /// Staff pin the occupancy state (`Some`) or hand it back to the sensors (`None`).
+    Override(Option<BayState>),
+    OutOfService,
+    /// Staff say the bay is available: back in service when it was out of
+    /// service, otherwise a report that it is free.
+    BackInService,
 }
 
 /// Who or what asked for a decision.
@@ -358,7 +381,7 @@ impl ParkingService {
         let db = Db::new(store);
         let gateway: Arc<dyn PaymentGateway> = Arc::new(BuiltinGateway::new(db.clone()));
         let gates = match mqtt {
-            Some(m) => Some(GateCommander::start(m, db.clone(), settings.gates.iter().cloned().collect()).await?),
+            Some(m) => Some(GateCommander::start(m, db.clone(), settings.gates.iter().cloned().collect(), settings.discovery.clone()).await?),
             None => None,
         };
         Ok(ParkingService { inner: Arc::new(Inner { db, settings, gateway, gates, offline: offline::Offline::default() }) })
@@ -1454,34 +1477,99 @@ impl ParkingService {
         Ok(out)
     }
 
-    /// A status report for a bay: sensors report `occupied`/`available`
-    /// (recorded as the sensor state; an occupied bay without a session is
-    /// flagged), staff take bays out of service and back.
-    pub async fn set_space_status(&self, id: &str, status: &str, staff: bool, actor: &str, reason: Option<&str>) -> Result<ParkingSpaceView, ServiceError> {
+    /// A change of a bay's status: a sensor or camera report, a staff
+    /// override of the occupancy state (or clearing it), or staff taking the
+    /// bay out of service and back. Sensor reports are always recorded; while
+    /// an override is set they do not count (see [`core::baywatch`]).
+    pub async fn set_space_status(&self, id: &str, change: SpaceStatusChange, actor: &str, reason: Option<&str>) -> Result<ParkingSpaceView, ServiceError> {
         let now = Utc::now();
         let mut tx = self.db().write().await?;
         let sp = st::space(&mut tx, id).await?.ok_or_else(|| not_found("space", id))?;
-        match (status, staff) {
-            ("out_of_service" | "available", true) if status == "out_of_service" || sp.status == "out_of_service" => {
-                if !st::set_space_status(&mut tx, id, status, now).await? {
+        // Staff saying `available` about a bay in service is a report that it is free.
+        let change = match change {
+            SpaceStatusChange::BackInService if sp.status != "out_of_service" => SpaceStatusChange::Sensor(BayState::Free),
+            c => c,
+        };
+        let (action, detail) = match change {
+            SpaceStatusChange::OutOfService | SpaceStatusChange::BackInService => {
+                let to = if change == SpaceStatusChange::OutOfService { "out_of_service" } else { "available" };
+                if !st::set_space_status(&mut tx, id, to, now).await? {
                     return Err(ServiceError::Conflict { code: "space_occupied", message: format!("space {id} is occupied by session {}", sp.session_id.unwrap_or_default()) });
                 }
+                ("space_status_changed", serde_json::json!({ "status": to, "from": sp.status }))
             }
-            ("available" | "occupied", _) => {
-                let state = if status == "occupied" { "occupied" } else { "free" };
-                st::set_sensor_state(&mut tx, id, state, now).await?;
-                if status == "occupied" && sp.session_id.is_none() && sp.sensor_state != "occupied" {
-                    let detail = format!("space {id} reported occupied but no session is assigned to it");
-                    let fid = st::insert_flag(&mut tx, &st::enum_str(&core::FlagKind::OccupiedWithoutSession), None, None, None, &detail, None, now).await?;
-                    st::audit(&mut tx, now, "system", "flag_raised", Some(&fid), Some("occupied_without_session"), None).await?;
+            SpaceStatusChange::Sensor(state) => {
+                st::set_sensor_state(&mut tx, id, state.as_str(), now).await?;
+                if self.inner.settings.bay_grace <= Duration::zero() {
+                    self.review_bays_in(&mut tx, now).await?;
                 }
+                ("space_sensor_reported", serde_json::json!({ "sensor_state": state, "from": sp.sensor_state }))
             }
-            _ => return Err(invalid("invalid_status", "status", "status must be `available`, `occupied` or (staff) `out_of_service`")),
-        }
-        st::audit(&mut tx, now, actor, "space_status_changed", Some(id), reason, Some(&serde_json::json!({ "status": status, "from": sp.status }))).await?;
+            SpaceStatusChange::Override(state) => {
+                st::set_override(&mut tx, id, state.map(BayState::as_str), actor, now).await?;
+                let action = if state.is_some() { "space_override_set" } else { "space_override_cleared" };
+                (action, serde_json::json!({ "override_state": state, "from": sp.override_state, "sensor_state": sp.sensor_state }))
+            }
+        };
+        st::audit(&mut tx, now, actor, action, Some(id), reason, Some(&detail)).await?;
         tx.commit().await?;
         let mut c = self.db().read().await?;
         self.space_views(&mut c).await?.into_iter().find(|v| v.space.space_id == id).ok_or_else(|| not_found("space", id))
+    }
+
+    /// Staff overrides in force: (space id, state), e.g. to seed the boards at start.
+    pub async fn overrides(&self) -> Result<Vec<(String, BayState)>, ServiceError> {
+        let mut c = self.db().read().await?;
+        Ok(st::overrides(&mut c).await?.into_iter().map(|(id, s)| (id, BayState::parse(&s))).collect())
+    }
+
+    /// Reviews every bay against the open sessions ([`core::baywatch::review`])
+    /// and raises `occupied_without_session` / `wrong_bay` flags, once per
+    /// occupancy episode. Returns the flags raised.
+    pub async fn review_bays(&self, now: DateTime<Utc>) -> Result<Vec<String>, ServiceError> {
+        let mut tx = self.db().write().await?;
+        let ids = self.review_bays_in(&mut tx, now).await?;
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    async fn review_bays_in(&self, tx: &mut st::Conn, now: DateTime<Utc>) -> Result<Vec<String>, ServiceError> {
+        let spaces = st::all_spaces(tx).await?;
+        let bays: Vec<BayReport> = spaces
+            .iter()
+            .map(|sp| BayReport {
+                space_id: sp.space_id.clone(),
+                sensed: BayState::parse(&sp.sensor_state),
+                since: sp.sensor_since,
+                manual: sp.override_state.as_deref().map(BayState::parse),
+                session: sp.session_id.as_ref().map(SessionId::new),
+                out_of_service: sp.status == "out_of_service",
+                flagged_episode: sp.flagged_episode,
+            })
+            .collect();
+        if !bays.iter().any(|b| b.sensed == BayState::Occupied && b.session.is_none()) {
+            return Ok(Vec::new());
+        }
+        let sessions: Vec<AssignedBay> = st::open_sessions(tx)
+            .await?
+            .into_iter()
+            .filter_map(|r| {
+                Some(AssignedBay { session: SessionId::new(r.session_id), plate: Plate::parse(&r.license_plate).ok()?, space_id: r.space_id?, started_at: r.entry_time })
+            })
+            .collect();
+        let mut ids = Vec::new();
+        for f in baywatch::review(now, self.inner.settings.bay_grace, &bays, &sessions) {
+            let (kind, plate, session) = match &f {
+                BayFinding::OccupiedWithoutSession { .. } => (core::FlagKind::OccupiedWithoutSession, None, None),
+                BayFinding::WrongBay { plate, session, .. } => (core::FlagKind::WrongBay, Some(plate.as_str()), Some(session.as_str())),
+            };
+            let kind = st::enum_str(&kind);
+            let fid = st::insert_flag(tx, &kind, plate, session, None, &f.explain(), None, now).await?;
+            st::mark_bay_flagged(tx, f.space_id(), f.since()).await?;
+            st::audit(tx, now, "system", "flag_raised", Some(&fid), Some(&kind), Some(&serde_json::json!({ "space_id": f.space_id() }))).await?;
+            ids.push(fid);
+        }
+        Ok(ids)
     }
 
     // ------------------------------------------------------------ reads
@@ -1559,6 +1647,7 @@ impl ParkingService {
             let mut sweep = tokio::time::interval(this.inner.settings.sweep_interval);
             let mut cache = tokio::time::interval(std::time::Duration::from_secs(30));
             let mut flush = tokio::time::interval(std::time::Duration::from_secs(5));
+            let mut bays = tokio::time::interval(this.inner.settings.bay_review_interval);
             loop {
                 tokio::select! {
                     _ = shutdown.changed() => break,
@@ -1567,6 +1656,13 @@ impl ParkingService {
                             Ok(ids) if !ids.is_empty() => tracing::info!(count = ids.len(), "reservations marked no-show"),
                             Ok(_) => {}
                             Err(e) => tracing::warn!(error = %e, "no-show sweep failed"),
+                        }
+                    }
+                    _ = bays.tick() => {
+                        match this.review_bays(Utc::now()).await {
+                            Ok(ids) if !ids.is_empty() => tracing::info!(flags = ids.len(), "bays flagged for staff"),
+                            Ok(_) => {}
+                            Err(e) => tracing::warn!(error = %e, "bay review failed"),
                         }
                     }
                     _ = cache.tick() => { let _ = this.refresh_offline_cache().await; }

@@ -49,10 +49,12 @@ pub struct Store {
 const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "foundation", include_str!("migrations/sqlite/0001_foundation.sql")),
     (2, "parking", include_str!("migrations/sqlite/0002_parking.sql")),
+    (3, "bay_watch", include_str!("migrations/sqlite/0003_bay_watch.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "foundation", include_str!("migrations/postgres/0001_foundation.sql")),
     (2, "parking", include_str!("migrations/postgres/0002_parking.sql")),
+    (3, "bay_watch", include_str!("migrations/postgres/0003_bay_watch.sql")),
 ];
 
 impl Store {

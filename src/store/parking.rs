@@ -18,6 +18,8 @@ use crate::core::{
     Permit, Plate, Reservation, ReservationId, ReservationStatus, ReservationTarget, SessionId,
     Space, SpaceId, SpaceStatus, SpaceType, TimeRange, VehicleType,
 };
+use crate::core::baywatch;
+use crate::core::BayState;
 use crate::core::{Currency, Money};
 use chrono::{DateTime, TimeZone, Utc};
 use serde::Serialize;
@@ -408,11 +410,21 @@ pub struct SpaceRow {
     /// Stored allocation status: available | occupied | out_of_service.
     pub status: String,
     pub session_id: Option<String>,
+    /// What a sensor or camera last said (free | occupied | unknown), and since when.
     pub sensor_state: String,
+    pub sensor_since: Option<DateTime<Utc>>,
+    /// A staff override of the occupancy state (free | occupied) that wins
+    /// over sensors and cameras until cleared; who set it.
+    pub override_state: Option<String>,
+    pub override_by: Option<String>,
     pub updated_at: DateTime<Utc>,
+    /// `sensor_since` of the occupancy episode already flagged.
+    #[serde(skip)]
+    pub flagged_episode: Option<DateTime<Utc>>,
 }
 
-const SPACE_COLS: &str = "id, level, zone, space_type, rank, status, session_id, sensor_state, updated_ms";
+const SPACE_COLS: &str =
+    "id, level, zone, space_type, rank, status, session_id, sensor_state, updated_ms, sensor_since_ms, override_state, override_by, sensor_flagged_ms";
 
 fn space_row(r: &AnyRow) -> R<SpaceRow> {
     Ok(SpaceRow {
@@ -425,17 +437,26 @@ fn space_row(r: &AnyRow) -> R<SpaceRow> {
         session_id: r.try_get(6)?,
         sensor_state: r.try_get(7)?,
         updated_at: at_ms(r.try_get(8)?),
+        sensor_since: opt_at(r.try_get(9)?),
+        override_state: r.try_get(10)?,
+        override_by: r.try_get(11)?,
+        flagged_episode: opt_at(r.try_get(12)?),
     })
 }
 
 impl SpaceRow {
+    /// The state that counts for this bay: the staff override, else the sensor's.
+    pub fn sensed(&self) -> BayState {
+        baywatch::effective(BayState::parse(&self.sensor_state), self.override_state.as_deref().map(BayState::parse))
+    }
+
     pub fn to_core(&self, held: bool) -> Space {
-        let status = match self.status.as_str() {
+        let stored = match self.status.as_str() {
             "occupied" => SpaceStatus::Occupied,
             "out_of_service" => SpaceStatus::OutOfService,
-            _ if held => SpaceStatus::Reserved,
             _ => SpaceStatus::Available,
         };
+        let status = baywatch::allocation_status(stored, held, self.sensed());
         Space {
             id: SpaceId::new(self.space_id.clone()),
             level: self.level.clone(),
@@ -541,14 +562,42 @@ pub async fn set_space_status(conn: &mut Conn, id: &str, status: &str, now: Date
     Ok(done.rows_affected() == 1)
 }
 
+/// Records a sensor/camera state; `sensor_since` moves only when the state changes.
 pub async fn set_sensor_state(conn: &mut Conn, id: &str, state: &str, now: DateTime<Utc>) -> R<bool> {
-    let done = sqlx::query("UPDATE spaces SET sensor_state = $1, updated_ms = $2 WHERE id = $3")
+    let done = sqlx::query(
+        "UPDATE spaces SET sensor_since_ms = CASE WHEN sensor_state = $1 AND sensor_since_ms IS NOT NULL THEN sensor_since_ms ELSE $2 END, \
+         sensor_state = $1, updated_ms = $2 WHERE id = $3",
+    )
+    .bind(state)
+    .bind(ms(now))
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Sets (`Some`) or clears (`None`) the staff override of a bay's occupancy state.
+pub async fn set_override(conn: &mut Conn, id: &str, state: Option<&str>, by: &str, now: DateTime<Utc>) -> R<bool> {
+    let done = sqlx::query("UPDATE spaces SET override_state = $1, override_by = $2, override_ms = $3, updated_ms = $3 WHERE id = $4")
         .bind(state)
+        .bind(state.map(|_| by))
         .bind(ms(now))
         .bind(id)
         .execute(conn)
         .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Remembers that the occupancy episode starting at `since` was flagged.
+pub async fn mark_bay_flagged(conn: &mut Conn, id: &str, since: DateTime<Utc>) -> R<()> {
+    sqlx::query("UPDATE spaces SET sensor_flagged_ms = $1 WHERE id = $2").bind(ms(since)).bind(id).execute(conn).await?;
+    Ok(())
+}
+
+/// Bays with a staff override: (space id, state).
+pub async fn overrides(conn: &mut Conn) -> R<Vec<(String, String)>> {
+    let rows = sqlx::query("SELECT id, override_state FROM spaces WHERE override_state IS NOT NULL AND in_config = 1 ORDER BY id").fetch_all(conn).await?;
+    rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
 }
 
 // ---------------------------------------------------------------- sessions

@@ -193,21 +193,23 @@ pub fn yolo_input(img: &ImageView, size: usize) -> Result<(Vec<f32>, Letterbox)>
     Ok((to_chw(img, &lb, &TensorSpec::YOLO)?, lb))
 }
 
-/// PP-OCR DB detector input `[1, 3, H, W]` (longer side ≤ `max_side`, sides multiples of
-/// 32) and its mapping; the probability map has the same `H x W`.
-pub fn pp_ocr_det_input(img: &ImageView, max_side: usize) -> Result<(Vec<f32>, Letterbox)> {
-    let lb = Letterbox::limit_side(img.width, img.height, max_side, LimitType::Max, 32);
-    Ok((to_chw(img, &lb, &TensorSpec::PP_OCR)?, lb))
+/// Dynamic-size detector input `[1, 3, H, W]` (longer side ≤ `max_side`, sides multiples
+/// of `multiple`, e.g. PP-OCR's DB detector: 32) and its mapping; a DB probability map
+/// has the same `H x W`.
+pub fn det_input(img: &ImageView, max_side: usize, multiple: usize, spec: &TensorSpec) -> Result<(Vec<f32>, Letterbox)> {
+    let lb = Letterbox::limit_side(img.width, img.height, max_side, LimitType::Max, multiple);
+    Ok((to_chw(img, &lb, spec)?, lb))
 }
 
-/// PP-OCR reader batch `[N, 3, height, W]`: every crop resized to `height` keeping aspect,
-/// left-aligned, right-padded with 0; `W = max(min_w, widest aspect)` capped at `max_w`
-/// (48 / 320 / e.g. 1600 for PP-OCRv6). Returns the tensor, `W`, and each crop's mapping.
-pub fn pp_ocr_rec_batch(
+/// Text reader batch `[N, 3, height, W]`: every crop resized to `height` keeping aspect,
+/// left-aligned, right-padded; `W = max(min_w, widest aspect)` capped at `max_w`
+/// (48 / 320 / e.g. 960 for PP-OCRv6). Returns the tensor, `W`, and each crop's mapping.
+pub fn rec_batch(
     crops: &[ImageView],
     height: usize,
     min_w: usize,
     max_w: usize,
+    spec: &TensorSpec,
 ) -> Result<(Vec<f32>, usize, Vec<Letterbox>)> {
     let sizes: Vec<_> = crops.iter().map(|c| (c.width, c.height)).collect();
     let w = rec_batch_width(&sizes, height, min_w, max_w);
@@ -216,12 +218,7 @@ pub fn pp_ocr_rec_batch(
     let mut lbs = Vec::with_capacity(crops.len());
     for (i, c) in crops.iter().enumerate() {
         let lb = Letterbox::fixed_height(c.width, c.height, w, height);
-        write_chw(
-            c,
-            &lb,
-            &TensorSpec::PP_OCR,
-            &mut out[i * slot..(i + 1) * slot],
-        )?;
+        write_chw(c, &lb, spec, &mut out[i * slot..(i + 1) * slot])?;
         lbs.push(lb);
     }
     Ok((out, w, lbs))
@@ -269,12 +266,12 @@ mod tests {
     #[test]
     fn ppocr_helpers() {
         let img = RgbImage::filled(100, 50, [255, 255, 255]);
-        let (t, lb) = pp_ocr_det_input(&img.view(), 960).unwrap();
+        let (t, lb) = det_input(&img.view(), 960, 32, &TensorSpec::PP_OCR).unwrap();
         assert_eq!((lb.dst_w, lb.dst_h), (96, 64));
         assert!(t.iter().all(|v| (v - 1.0).abs() < 1e-6));
         let a = RgbImage::filled(96, 24, [0, 0, 0]);
         let b = RgbImage::filled(30, 30, [255, 255, 255]);
-        let (t, w, lbs) = pp_ocr_rec_batch(&[a.view(), b.view()], 48, 320, 1600).unwrap();
+        let (t, w, lbs) = rec_batch(&[a.view(), b.view()], 48, 320, 1600, &TensorSpec::PP_OCR).unwrap();
         assert_eq!(w, 320);
         assert_eq!(t.len(), 2 * 3 * 48 * 320);
         assert_eq!(lbs[0].new_w, 192);

@@ -197,18 +197,44 @@ struct SpaceStatusBody {
     status: String,
     #[serde(default)]
     reason: Option<String>,
+    /// Staff only: pin the occupancy state over sensors and cameras.
+    #[serde(default, rename = "override")]
+    manual: bool,
 }
 
 async fn space_status(State(st): State<ApiState>, Extension(c): Extension<Caller>, Path(id): Path<String>, ApiJson(b): ApiJson<SpaceStatusBody>) -> ApiResult {
+    use crate::core::BayState;
+    use crate::service::SpaceStatusChange as Change;
     c.allow(&SPACE_STATUS)?;
     let staff = matches!(c.role, Operator | Admin);
-    if b.status == "out_of_service" && !staff {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "only staff may take a bay out of service").field("status"));
-    }
-    let v = st.service.set_space_status(&id, &b.status, staff && b.status != "occupied", &format!("api:{}", c.name), b.reason.as_deref()).await?;
-    if let (Some(o), "occupied" | "available") = (&st.occupancy, b.status.as_str()) {
-        let state = if b.status == "occupied" { "occupied" } else { "free" };
-        o.submit(crate::events::BayUpdate { space_id: id.clone(), camera: format!("sensor:{}", c.name), state: state.into(), probability: None, at: chrono::Utc::now() }).await;
+    let staff_only = |what: &str| ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("only staff may {what}")).field("status");
+    let sensed = match b.status.as_str() {
+        "occupied" => Some(BayState::Occupied),
+        "available" => Some(BayState::Free),
+        _ => None,
+    };
+    let change = match (b.status.as_str(), sensed) {
+        ("out_of_service", _) if !staff => return Err(staff_only("take a bay out of service")),
+        ("out_of_service", _) => Change::OutOfService,
+        ("auto", _) if !staff => return Err(staff_only("clear an override")),
+        ("auto", _) => Change::Override(None),
+        (_, Some(_)) if b.manual && !staff => return Err(staff_only("override a bay's state")),
+        (_, Some(s)) if b.manual => Change::Override(Some(s)),
+        ("available", _) if staff => Change::BackInService,
+        (_, Some(s)) => Change::Sensor(s),
+        _ => return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_status", "status must be `available`, `occupied`, (staff) `out_of_service` or `auto`").field("status")),
+    };
+    let v = st.service.set_space_status(&id, change, &format!("api:{}", c.name), b.reason.as_deref()).await?;
+    // The boards follow the same state the core keeps: what a sensor reports
+    // (an override, when set, still wins there) and staff overrides.
+    if let Some(o) = &st.occupancy {
+        match change {
+            Change::Sensor(s) => {
+                o.submit(crate::events::BayUpdate { space_id: id.clone(), camera: format!("sensor:{}", c.name), state: s.as_str().into(), probability: None, at: chrono::Utc::now() }).await;
+            }
+            Change::Override(s) => o.set_override(&id, s).await,
+            _ => {}
+        }
     }
     ok(200, v)
 }

@@ -86,9 +86,13 @@ fn schemas() -> Value {
         "Space": obj(&["space_id", "level", "zone", "type", "status", "display_status"], json!({
             "space_id": s("string"), "level": s("string"), "zone": s("string"), "type": space_type, "rank": s("integer"),
             "status": { "type": "string", "enum": ["available", "occupied", "out_of_service"] }, "display_status": { "type": "string", "enum": ["available", "occupied", "reserved", "out_of_service"] },
-            "session_id": nullable("string"), "reservation_id": nullable("string"), "sensor_state": { "type": "string", "enum": ["free", "occupied", "unknown"] }, "updated_at": ts })),
+            "session_id": nullable("string"), "reservation_id": nullable("string"), "sensor_state": { "type": "string", "enum": ["free", "occupied", "unknown"] }, "sensor_since": nullable("string"),
+            "override_state": { "type": ["string", "null"], "enum": ["free", "occupied", null] }, "override_by": nullable("string"), "updated_at": ts })),
         "SpaceList": list("spaces", "Space"),
-        "SpaceStatusRequest": obj(&["status"], json!({ "status": { "type": "string", "enum": ["available", "occupied", "out_of_service"] }, "reason": s("string") })),
+        "SpaceStatusRequest": obj(&["status"], json!({
+            "status": { "type": "string", "enum": ["available", "occupied", "out_of_service", "auto"],
+                        "description": "sensors: available/occupied (a report). Staff: out_of_service; available on an out-of-service bay puts it back; with override=true, available/occupied pin the occupancy state over sensors and cameras until status=auto clears it" },
+            "override": { "type": "boolean", "default": false }, "reason": s("string") })),
         "Session": obj(&["session_id", "license_plate", "status", "entry_time"], json!({
             "session_id": s("string"), "license_plate": s("string"), "vehicle_type": vehicle_type, "status": { "type": "string", "enum": ["open", "closed", "superseded"] },
             "entry_time": ts, "exit_time": { "type": ["string", "null"], "format": "date-time" }, "entry_gate": nullable("string"), "exit_gate": nullable("string"),
