@@ -110,6 +110,22 @@ impl Model {
         let (shape, data) = outputs[0].try_extract_tensor::<f32>().map_err(|e| err(e.to_string()))?;
         Ok((shape.iter().map(|d| *d as usize).collect(), data.to_vec()))
     }
+
+    /// Runs one input and returns the named float outputs, in the order asked.
+    pub fn run_f32_outputs(&self, input_name: &str, shape: &[usize], data: Vec<f32>, outputs: &[&str]) -> Result<Vec<(Vec<usize>, Vec<f32>)>, OnnxError> {
+        let err = |e: String| OnnxError::Run { model: self.name.clone(), reason: e };
+        let tensor = ort::value::Tensor::from_array((shape.to_vec(), data)).map_err(|e| err(e.to_string()))?;
+        let mut s = self.session.lock().map_err(|_| err("session lock poisoned".into()))?;
+        let out = s.run(ort::inputs![input_name => tensor]).map_err(|e| err(e.to_string()))?;
+        outputs
+            .iter()
+            .map(|name| {
+                let v = out.get(*name).ok_or_else(|| err(format!("no output `{name}`")))?;
+                let (shape, data) = v.try_extract_tensor::<f32>().map_err(|e| err(e.to_string()))?;
+                Ok((shape.iter().map(|d| *d as usize).collect(), data.to_vec()))
+            })
+            .collect()
+    }
 }
 
 /// Where we look for the library, in order: the configured path,

@@ -51,7 +51,7 @@ pub fn run(models: &Path, runs: usize) -> anyhow::Result<()> {
     println!("{:<8} {:<34} {:>8} {:>8} {:>9} {:>9} {:>7} {:>8}  plate", "frame", "settings", "p50 ms", "p95 ms", "det pre", "det inf", "read", "other");
     let variants: Vec<(&str, Box<dyn Fn(&mut EngineSettings, u32, u32)>)> = vec![
         ("full frame, detector 640", Box::new(|s, _, _| s.det_max_side = Some(640))),
-        ("full frame, detector 960 (default)", Box::new(|s, _, _| s.det_max_side = Some(960))),
+        ("full frame, detector 960", Box::new(|s, _, _| s.det_max_side = Some(960))),
         ("full frame, detector 1280", Box::new(|s, _, _| s.det_max_side = Some(1280))),
         ("ROI lower-centre 50%, detector 640", Box::new(|s, w, h| {
             s.det_max_side = Some(640);
@@ -63,9 +63,21 @@ pub fn run(models: &Path, runs: usize) -> anyhow::Result<()> {
         })),
     ];
     let mut engine = PlateEngine::load(&rt, models, EngineSettings::default())?;
+    let proposals = engine.proposer.is_some();
+    if !proposals {
+        println!("(plate proposal model not present: only the full-frame rows)");
+    }
     for (name, img) in [("720p", &f720), ("1080p", &f1080)] {
+        if proposals {
+            engine.settings = EngineSettings::default();
+            let (p50, p95, t, plate) = time_engine(&engine, &view_of(img), runs);
+            println!(
+                "{:<8} {:<34} {:>8.1} {:>8.1} {:>9.1} {:>9.1} {:>7.1} {:>8.1}  {plate}",
+                name, "proposals → regions (default)", p50, p95, t.detect_pre, t.detect_infer, t.read, t.detect_post + t.crop + t.select
+            );
+        }
         for (label, apply) in &variants {
-            let mut s = EngineSettings::default();
+            let mut s = EngineSettings { proposals: false, ..EngineSettings::default() };
             apply(&mut s, img.width(), img.height());
             engine.settings = s;
             let (p50, p95, t, plate) = time_engine(&engine, &view_of(img), runs);
@@ -104,7 +116,7 @@ pub fn run(models: &Path, runs: usize) -> anyhow::Result<()> {
             let v = view_of(&img2);
             for _ in 0..frames {
                 let mut t = StageTimes::default();
-                let boxes = e2.detector.detect(&v, &e2.settings, &mut t).expect("detect");
+                let (boxes, _) = e2.detect(&v, e2.settings.roi, &mut t).expect("detect");
                 tx.send(boxes).expect("reader alive");
             }
         });

@@ -21,6 +21,7 @@ use crate::vision::image::{ImageView, RgbImage};
 use crate::vision::plate_format::{FormatConfig, FormatMatch, PlateFormatter};
 use crate::vision::plate_select::{rank_plate_candidates, SelectionConfig, TextCandidate};
 use crate::vision::read::{normalize_plate, PlateRead};
+use super::proposals::{proposal_regions, PlateProposer, RegionParams, PROPOSER};
 use crate::models::ModelSpec;
 use crate::vision::tensor::{det_input, rec_batch, TensorSpec};
 use crate::vision::VisionError;
@@ -68,6 +69,16 @@ pub struct EngineSettings {
     pub crop_margin: f32,
     pub format: FormatConfig,
     pub selection: SelectionConfig,
+    /// Use the plate proposal network (when loaded) to find plates, running
+    /// the text detector only on regions around them.
+    pub proposals: bool,
+    pub regions: RegionParams,
+    /// The text detector's input side on a proposal region (regions are
+    /// small; large ones, i.e. close cars, are scaled down to this).
+    pub region_max_side: usize,
+    /// When the regions give no plate, look at the whole frame as well
+    /// (one frame: no plate read; live: no plate-like box).
+    pub fallback_full_frame: bool,
 }
 
 impl Default for EngineSettings {
@@ -83,6 +94,10 @@ impl Default for EngineSettings {
             crop_margin: 0.12,
             format: FormatConfig::default(),
             selection: SelectionConfig::default(),
+            proposals: true,
+            regions: RegionParams::default(),
+            region_max_side: 320,
+            fallback_full_frame: true,
         }
     }
 }
@@ -93,6 +108,8 @@ impl EngineSettings {
         let mut s = Self::default();
         s.detection_threshold = lpr.detection_threshold;
         s.det_max_side = lpr.detector_max_side;
+        s.proposals = lpr.proposals;
+        s.fallback_full_frame = lpr.proposal_fallback;
         s.min_area = lpr.min_area as f32;
         let mut format = FormatConfig { min_plate_length: lpr.min_plate_length, ..FormatConfig::default() };
         if !lpr.format.is_empty() {
@@ -127,7 +144,7 @@ impl StageTimes {
     }
 }
 
-fn ms(t: Instant) -> f64 {
+pub(crate) fn ms(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1000.0
 }
 
@@ -166,13 +183,9 @@ impl TextDetector {
         })
     }
 
-    /// Text boxes in frame coordinates, inside the settings' region of interest.
-    pub fn detect(&self, img: &ImageView, s: &EngineSettings, t: &mut StageTimes) -> Result<Vec<TextBox>, AnprError> {
-        self.detect_in(img, s.roi, s, t)
-    }
-
-    /// Text boxes in frame coordinates, inside `roi` (`[x, y, w, h]`, e.g. a camera's).
-    pub fn detect_in(&self, img: &ImageView, roi: Option<[u32; 4]>, s: &EngineSettings, t: &mut StageTimes) -> Result<Vec<TextBox>, AnprError> {
+    /// Text boxes in frame coordinates, inside `roi` (`[x, y, w, h]`, e.g. a
+    /// camera's), with the input's longer side at most `max_side`.
+    pub fn detect_in(&self, img: &ImageView, roi: Option<[u32; 4]>, max_side: usize, t: &mut StageTimes) -> Result<Vec<TextBox>, AnprError> {
         let (view, off) = match roi {
             Some([x, y, w, h]) => {
                 let (x, y) = ((x as usize).min(img.width - 1), (y as usize).min(img.height - 1));
@@ -182,7 +195,7 @@ impl TextDetector {
             None => (*img, (0.0, 0.0)),
         };
         let t0 = Instant::now();
-        let (input, lb) = det_input(&view, s.det_max_side.unwrap_or(self.max_side), self.size_multiple, &self.tensor)?;
+        let (input, lb) = det_input(&view, max_side, self.size_multiple, &self.tensor)?;
         t.detect_pre += ms(t0);
         let t0 = Instant::now();
         let (shape, prob) = self.model.run_f32(&self.input, &[1, 3, lb.dst_h, lb.dst_w], input)?;
@@ -285,6 +298,8 @@ pub const READER: &str = "ppocr_v6_rec_small";
 pub struct PlateEngine {
     pub detector: TextDetector,
     pub reader: TextReader,
+    /// The fast first stage, when its model is present.
+    pub proposer: Option<PlateProposer>,
     formatter: PlateFormatter,
     pub settings: EngineSettings,
 }
@@ -298,6 +313,10 @@ impl PlateEngine {
         Ok(Self {
             detector: TextDetector::new(rt, &crate::models::model_path(models_dir, det)?, manifest.spec(det)?)?,
             reader: TextReader::new(rt, &crate::models::model_path(models_dir, rec)?, manifest.spec(rec)?)?,
+            proposer: match crate::models::model_path(models_dir, PROPOSER) {
+                Ok(p) if p.exists() => Some(PlateProposer::new(rt, &p, manifest.spec(PROPOSER)?)?),
+                _ => None,
+            },
             formatter: PlateFormatter::new(&settings.format)?,
             settings,
         })
@@ -314,12 +333,56 @@ impl PlateEngine {
         Ok(())
     }
 
+    /// Whether plates are found by proposals first.
+    pub fn uses_proposals(&self) -> bool {
+        self.settings.proposals && self.proposer.is_some()
+    }
+
+    /// Stage 1: text boxes in frame coordinates inside `roi`. With the
+    /// proposal network: boxes in the regions around its proposals, or (with
+    /// `fallback_full_frame`) of the whole `roi` when the regions hold no
+    /// plate-like box. Returns the boxes and whether they came from regions.
+    pub fn detect(&self, img: &ImageView, roi: Option<[u32; 4]>, t: &mut StageTimes) -> Result<(Vec<TextBox>, bool), AnprError> {
+        let s = &self.settings;
+        if let (Some(p), true) = (&self.proposer, s.proposals) {
+            let boxes = self.detect_regions(p, img, roi, t)?;
+            if !s.fallback_full_frame || !prefilter(&boxes, s).is_empty() {
+                return Ok((boxes, true));
+            }
+        }
+        Ok((self.detector.detect_in(img, roi, s.det_max_side.unwrap_or(self.detector.max_side), t)?, false))
+    }
+
+    fn detect_regions(&self, p: &PlateProposer, img: &ImageView, roi: Option<[u32; 4]>, t: &mut StageTimes) -> Result<Vec<TextBox>, AnprError> {
+        let s = &self.settings;
+        let (view, off) = match roi {
+            Some([x, y, w, h]) => {
+                let (x, y) = ((x as usize).min(img.width - 1), (y as usize).min(img.height - 1));
+                let (w, h) = ((w as usize).min(img.width - x), (h as usize).min(img.height - y));
+                (img.crop(x, y, w, h).unwrap_or(*img), [x as u32, y as u32])
+            }
+            None => (*img, [0, 0]),
+        };
+        let props: Vec<BoxF> = p.propose(&view, t)?.iter().map(|d| d.bbox).collect();
+        let mut boxes = Vec::new();
+        for [x, y, w, h] in proposal_regions(&props, view.width, view.height, &s.regions) {
+            let side = (w.max(h) as usize).min(s.region_max_side);
+            boxes.extend(self.detector.detect_in(img, Some([x + off[0], y + off[1], w, h]), side, t)?);
+        }
+        Ok(boxes)
+    }
+
     /// Full pipeline on one frame.
     pub fn process(&self, img: &ImageView) -> Result<FrameResult, AnprError> {
         let mut times = StageTimes::default();
-        let boxes = self.detector.detect(img, &self.settings, &mut times)?;
+        let (mut boxes, from_regions) = self.detect(img, self.settings.roi, &mut times)?;
         let mut rejected = Vec::new();
-        let hits = self.read_boxes_explained(img, &boxes, &mut times, Some(&mut rejected))?;
+        let mut hits = self.read_boxes_explained(img, &boxes, &mut times, Some(&mut rejected))?;
+        if hits.is_empty() && from_regions && self.settings.fallback_full_frame {
+            let s = &self.settings;
+            boxes = self.detector.detect_in(img, s.roi, s.det_max_side.unwrap_or(self.detector.max_side), &mut times)?;
+            hits = self.read_boxes_explained(img, &boxes, &mut times, Some(&mut rejected))?;
+        }
         Ok(FrameResult { boxes, hits, rejected, times })
     }
 

@@ -246,7 +246,10 @@ pub fn evaluate(
             Some(f) => format!("simulated per-camera ROI, {:.0}% of each side", f * 100.0),
             None => format!("{:?}", s.roi),
         }),
-        ("detector".to_string(), engine.detector.name.clone()),
+        ("detector".to_string(), match (&engine.proposer, engine.uses_proposals()) {
+            (Some(p), true) => format!("{} → {} on regions (fallback to the whole frame: {})", p.name, engine.detector.name, s.fallback_full_frame),
+            _ => engine.detector.name.clone(),
+        }),
         ("reader".to_string(), engine.reader.name.clone()),
     ]);
     let stages_ms = stage.into_iter().map(|(k, mut v)| (k.to_string(), (percentile(&mut v, 0.5) * 100.0).round() / 100.0)).collect();

@@ -142,7 +142,7 @@ fn detect_loop(engine: &PlateEngine, cams: &[GateCamera], tx: SyncSender<DetJob>
                 }
             }
             let mut times = StageTimes::default();
-            match engine.detector.detect_in(&view, cam.roi, &engine.settings, &mut times) {
+            match engine.detect(&view, cam.roi, &mut times).map(|(boxes, _)| boxes) {
                 Ok(boxes) => {
                     metrics.frames_processed.get_or_create(&labels[i]).inc();
                     if tx.send(DetJob { cam: i, frame, boxes, times }).is_err() {

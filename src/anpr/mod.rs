@@ -7,6 +7,7 @@ pub mod bench;
 pub mod eval;
 pub mod evidence;
 pub mod known;
+pub mod proposals;
 pub mod live;
 
 pub use engine::{AnprError, EngineSettings, FrameResult, PlateEngine, PlateHit, StageTimes};

@@ -222,6 +222,12 @@ pub struct LprConfig {
     /// detector, the accurate choice); 640 or 480 with a camera `roi` trade
     /// accuracy for speed (see the README's accuracy-versus-latency table).
     pub detector_max_side: Option<usize>,
+    /// Find plates with our plate proposal network first and run the text
+    /// detector only on small regions around them (fast); off: the text
+    /// detector on the whole frame or `roi` (slow, no second model).
+    pub proposals: bool,
+    /// With proposals: look at the whole frame too when the regions hold no plate.
+    pub proposal_fallback: bool,
 }
 
 impl Default for LprConfig {
@@ -238,6 +244,8 @@ impl Default for LprConfig {
             max_decision_delay_ms: 1000,
             reannounce_gap_secs: 60,
             detector_max_side: None,
+            proposals: true,
+            proposal_fallback: true,
         }
     }
 }

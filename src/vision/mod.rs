@@ -2,7 +2,7 @@
 //!
 //! Data flows through typed values between stages:
 //! frame ([`image::ImageView`]) → [`letterbox::Letterbox`] + [`tensor`] (model input) →
-//! detector output → [`db`] / [`nms`] (boxes in frame coordinates) → [`crop`] + [`tensor`]
+//! detector output → [`db`] / [`nms`] / [`centres`] (boxes in frame coordinates) → [`crop`] + [`tensor`]
 //! (reader input) → [`ctc`] ([`ctc::CtcText`]) → [`read::PlateRead`] (A–Z0–9 with
 //! confidences) → [`plate_format`] / [`plate_select`] → `core::fusion` (tracks, decisions).
 //! [`motion`] decides whether a frame is worth running the models on at all.
@@ -10,6 +10,7 @@
 //! Running the models (ONNX Runtime) is not done here; the runtime modules call these
 //! functions on the model inputs and outputs.
 
+pub mod centres;
 pub mod crop;
 pub mod ctc;
 pub mod db;

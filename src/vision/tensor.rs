@@ -201,6 +201,16 @@ pub fn det_input(img: &ImageView, max_side: usize, multiple: usize, spec: &Tenso
     Ok((to_chw(img, &lb, spec)?, lb))
 }
 
+/// Aspect-keeping input `[1, 3, H, W]`: the frame scaled so its longer side is
+/// `max_side`, placed top-left, padded right/bottom up to multiples of `multiple`
+/// (our plate proposal network), and its mapping.
+pub fn padded_input(img: &ImageView, max_side: usize, multiple: usize, spec: &TensorSpec) -> Result<(Vec<f32>, Letterbox)> {
+    let s = max_side as f32 / img.width.max(img.height).max(1) as f32;
+    let up = |v: usize| ((v as f32 * s).round().max(1.0) as usize).div_ceil(multiple.max(1)) * multiple.max(1);
+    let lb = Letterbox::fit(img.width, img.height, up(img.width), up(img.height), PadAlign::TopLeft);
+    Ok((to_chw(img, &lb, spec)?, lb))
+}
+
 /// Text reader batch `[N, 3, height, W]`: every crop resized to `height` keeping aspect,
 /// left-aligned, right-padded; `W = max(min_w, widest aspect)` capped at `max_w`
 /// (48 / 320 / e.g. 960 for PP-OCRv6). Returns the tensor, `W`, and each crop's mapping.
@@ -228,6 +238,7 @@ pub fn rec_batch(
 mod tests {
     use super::*;
     use crate::vision::image::RgbImage;
+    use crate::vision::geometry::BoxF;
 
     #[test]
     fn identity_resize_and_order() {
@@ -278,6 +289,16 @@ mod tests {
         assert!((t[0] + 1.0).abs() < 1e-6 && t[200].abs() < 1e-6);
         let slot = 3 * 48 * 320;
         assert!((t[slot] - 1.0).abs() < 1e-6 && t[slot + 48].abs() < 1e-6);
+    }
+
+    #[test]
+    fn padded_input_keeps_aspect_and_pads_to_the_multiple() {
+        let img = RgbImage::filled(1920, 1080, [10, 20, 30]);
+        let (t, lb) = padded_input(&img.view(), 640, 32, &TensorSpec::PP_OCR).unwrap();
+        assert_eq!((lb.dst_w, lb.dst_h, lb.new_w, lb.new_h, lb.pad_left, lb.pad_top), (640, 384, 640, 360, 0, 0));
+        assert_eq!(t.len(), 3 * 640 * 384);
+        let b = lb.undo_box(&BoxF::new(320.0, 180.0, 330.0, 190.0));
+        assert!((b.x1 - 960.0).abs() < 0.5 && (b.y1 - 540.0).abs() < 0.5 && (b.x2 - 990.0).abs() < 0.5, "{b:?}");
     }
 
     #[test]
