@@ -13,16 +13,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import queue
+import resource
 import sys
-import threading
 import time
 
-# 2 cores shared with a Rust build: keep every thread pool at 2 (must be set before jax/numpy start)
+# 2 cores shared with a Rust build: keep every thread pool at 2 (must be set before torch/numpy start).
+# CPU only: the PyPI torch wheel is a CUDA build; hiding every GPU means CUDA is never initialised.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+os.environ.setdefault("MKL_NUM_THREADS", "2")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "2")
-os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=true intra_op_parallelism_threads=2")
-os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# torch's OpenMP threads spin while waiting for each other; with the augmentation workers (and a build)
+# on the same 2 cores that spinning tripled the step time. Passive waiting: measured 3x faster here.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ["CUDA_VISIBLE_DEVICES"] = ""
 
 import numpy as np  # noqa: E402
 
@@ -30,8 +33,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
+import torch  # noqa: E402
+from torch.nn import functional as F  # noqa: E402
 
 import augment  # noqa: E402
 import data as D  # noqa: E402
@@ -60,6 +63,7 @@ def parse_args(argv=None):
     ap.add_argument("--video-frames", default="0:849:70", help="start:stop:step of video frames to cut")
     ap.add_argument("--eval-every", type=int, default=1000, help="log held-out numbers (logging only)")
     ap.add_argument("--workers", type=int, default=2, help="augmentation worker processes (0: in-process)")
+    ap.add_argument("--threads", type=int, default=2, help="torch intra-op threads (training and evaluation)")
     return ap.parse_args(argv)
 
 
@@ -143,7 +147,7 @@ def _make_batch(k):
 
 
 def start_pool(src, sampler, seed, batch, workers):
-    """Augmentation runs in forked worker processes (started before JAX spins up its threads);
+    """Augmentation runs in forked worker processes (started before torch spins up its threads);
     batch k only depends on (seed, k), so the run is reproducible whatever the number of workers."""
     import multiprocessing as mp
 
@@ -182,9 +186,24 @@ def per_bay(p, y, bays):
     return out
 
 
+def setup_torch(threads=2):
+    """CPU, `threads` intra-op threads, deterministic kernels."""
+    torch.set_num_threads(threads)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # already set (e.g. main() called twice in one process)
+        pass
+    torch.use_deterministic_algorithms(True)
+    # with deterministic algorithms on, torch also fills every new tensor with NaN (a guard against reading
+    # uninitialised memory, no effect on results); that costs ~40 % of a training step here: off
+    torch.utils.deterministic.fill_uninitialized_memory = False
+    torch.set_default_dtype(torch.float32)
+
+
 def main(argv=None):
     args = parse_args(argv)
     t_start = time.time()
+    load0 = os.getloadavg()[0]
     logf = []
 
     def log(msg):
@@ -198,60 +217,48 @@ def main(argv=None):
     log(f"sources: {len(src.label)} ({int(src.label.sum())} occupied); groups {len(set(src.group))}")
     sampler = Sampler(src, args.romanian_frac, args.synthetic_frac)
     pool = start_pool(src, sampler, args.seed, args.batch, args.workers)
-    log(f"jax {jax.__version__} devices {jax.devices()}; model MACs/patch {M.macs(layers)}")
+    setup_torch(args.threads)
+    log(f"torch {torch.__version__} on cpu, {torch.get_num_threads()} threads, deterministic "
+        f"{torch.are_deterministic_algorithms_enabled()}; model MACs/patch {M.macs(layers)}")
     xv, yv, bv, _ = D.load_val(args.data)
     log(f"held-out val: {len(yv)} patches from {len(set(bv.tolist()))} bays ({int(yv.sum())} occupied)")
 
-    params, state = M.init_params(jax.random.PRNGKey(args.seed), layers)
-    opt = {"m": jax.tree_util.tree_map(jnp.zeros_like, params), "v": jax.tree_util.tree_map(jnp.zeros_like, params)}
+    torch.manual_seed(args.seed)  # initial weights
+    net = M.BayNet(layers, dropout=0.2)
+    torch.manual_seed(args.seed + 1)  # dropout masks
+    # decoupled weight decay on the convolution kernels only (not on BN, biases or the final linear layer)
+    conv_w = [m.weight for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    others = [p for p in net.parameters() if all(p is not w for w in conv_w)]
+    opt = torch.optim.AdamW([{"params": conv_w, "weight_decay": args.wd}, {"params": others, "weight_decay": 0.0}],
+                            lr=args.lr, betas=(0.9, 0.999), eps=1e-8, foreach=False)
     warm = max(1, args.steps // 20)
 
     def lr_at(step):
-        step = step.astype(jnp.float32)
-        w = jnp.minimum(1.0, (step + 1) / warm)
-        cos = 0.5 * (1 + jnp.cos(jnp.pi * jnp.clip((step - warm) / max(1, args.steps - warm), 0, 1)))
+        w = min(1.0, (step + 1) / warm)
+        cos = 0.5 * (1 + np.cos(np.pi * np.clip((step - warm) / max(1, args.steps - warm), 0, 1)))
         return args.lr * w * (0.02 + 0.98 * cos)
 
-    def loss_fn(params, state, x, y, key):
-        logits, new_state = M.forward(params, state, x, layers, train=True, key=key)
-        ys = y * 0.95 + 0.025  # label smoothing
-        loss = jnp.mean(jnp.logaddexp(0.0, logits) - ys * logits)
-        return loss, (new_state, logits)
-
-    @jax.jit
-    def step_fn(params, state, opt, x, y, step, key):
-        (loss, (state, logits)), g = jax.value_and_grad(loss_fn, has_aux=True)(params, state, x, y, key)
-        lr = lr_at(step)
-        b1, b2 = 0.9, 0.999
-        t = step.astype(jnp.float32) + 1
-        m = jax.tree_util.tree_map(lambda m, g: b1 * m + (1 - b1) * g, opt["m"], g)
-        v = jax.tree_util.tree_map(lambda v, g: b2 * v + (1 - b2) * g * g, opt["v"], g)
-
-        def upd(p, m, v):
-            mh = m / (1 - b1 ** t); vh = v / (1 - b2 ** t)
-            decay = args.wd * p if p.ndim > 1 else 0.0  # decoupled weight decay on weights only
-            return p - lr * (mh / (jnp.sqrt(vh) + 1e-8) + decay)
-
-        params = jax.tree_util.tree_map(upd, params, m, v)
-        acc = jnp.mean((logits > 0) == (y > 0.5))
-        return params, state, {"m": m, "v": v}, loss, acc
-
-    @jax.jit
-    def predict(params, state, x):
-        return jax.nn.sigmoid(M.forward(params, state, x, layers, train=False)[0])
-
     def predict_np(x, bs=512):
-        return np.concatenate([np.asarray(predict(params, state, jnp.asarray(x[i:i + bs])))
-                               for i in range(0, len(x), bs)])
+        net.eval()
+        with torch.inference_mode():
+            p = np.concatenate([torch.sigmoid(net(torch.from_numpy(np.ascontiguousarray(x[i:i + bs])))).numpy()
+                                for i in range(0, len(x), bs)])
+        net.train()
+        return p
 
-    key = jax.random.PRNGKey(args.seed + 1)
     losses, accs = [], []
+    net.train()
     t_train = time.time()
     for k, (xb, yb) in enumerate(batch_stream(pool, args.steps)):
-        key, sk = jax.random.split(key)
-        params, state, opt, loss, acc = step_fn(params, state, opt, jnp.asarray(xb), jnp.asarray(yb),
-                                                jnp.asarray(k), sk)
-        losses.append(float(loss)); accs.append(float(acc))
+        for g in opt.param_groups:
+            g["lr"] = lr_at(k)
+        x, y = torch.from_numpy(xb), torch.from_numpy(yb)
+        logits = net(x)
+        loss = F.binary_cross_entropy_with_logits(logits, y * 0.95 + 0.025)  # label smoothing 0.05
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item()); accs.append(((logits.detach() > 0) == (y > 0.5)).float().mean().item())
         if (k + 1) % 250 == 0:
             log(f"step {k + 1}/{args.steps} loss {np.mean(losses[-250:]):.4f} train-acc {np.mean(accs[-250:]):.3f}"
                 f" ({(time.time() - t_train) / (k + 1) * 1000:.0f} ms/step)")
@@ -261,6 +268,7 @@ def main(argv=None):
     train_s = time.time() - t_train
     if pool is not None:
         pool.close()
+        pool.join()  # reaped, so that their CPU time counts in cpu_seconds
     log(f"training done in {train_s:.0f}s")
 
     pv = predict_np(xv)
@@ -281,13 +289,15 @@ def main(argv=None):
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     doc = ("lotsense bay occupancy classifier. input patches [N,3,32,64] float32 RGB in [0,1], bay long axis "
            "horizontal; output p_occupied [N] float32. Apache-2.0. See models/occupancy/MODEL_CARD.md")
-    M.export_onnx(params, state, layers, args.out, doc=doc)
+    net.eval()
+    M.export_onnx(net, args.out, doc=doc)
+    import onnx
     import onnxruntime as ort
     so = ort.SessionOptions(); so.intra_op_num_threads = 1; so.inter_op_num_threads = 1
     sess = ort.InferenceSession(args.out, so, providers=["CPUExecutionProvider"])
     po = sess.run(["p_occupied"], {"patches": xv})[0]
-    res["onnx_vs_jax_max_abs_diff"] = float(np.abs(po - pv).max())
-    assert po.shape == (len(xv),) and res["onnx_vs_jax_max_abs_diff"] < 1e-4, res["onnx_vs_jax_max_abs_diff"]
+    res["onnx_vs_torch_max_abs_diff"] = float(np.abs(po - pv).max())
+    assert po.shape == (len(xv),) and res["onnx_vs_torch_max_abs_diff"] < 1e-4, res["onnx_vs_torch_max_abs_diff"]
     x400 = np.ascontiguousarray(np.resize(xv, (400, 3, 32, 64)))
     for _ in range(5):
         sess.run(None, {"patches": x400})
@@ -297,12 +307,13 @@ def main(argv=None):
     res["latency_400_bays_1_thread_ms"] = {"median": float(np.median(ts) * 1e3), "min": float(np.min(ts) * 1e3),
                                            "p90": float(np.percentile(ts, 90) * 1e3)}
     res["model"] = {"widths": args.widths, "macs_per_patch": M.macs(layers),
-                    "params": int(sum(np.size(a) for a in jax.tree_util.tree_leaves(params))),
+                    "params": M.n_params(net),
                     "onnx_bytes": os.path.getsize(args.out)}
     run_args = {k: (os.path.relpath(v, REPO) if k in ("data", "out", "metrics") else v) for k, v in vars(args).items()}
     res["run"] = {"train_seconds": train_s, "total_seconds": time.time() - t_start, "args": run_args,
                   "final_train_loss": float(np.mean(losses[-250:])), "versions": {
-                      "jax": jax.__version__, "numpy": np.__version__, "onnxruntime": ort.__version__}}
+                      "torch": torch.__version__, "numpy": np.__version__, "onnx": onnx.__version__,
+                      "onnxruntime": ort.__version__}}
     res["log"] = logf
     m = res["held_out_manifest_val"]
     log(f"held-out val: acc {m['accuracy']:.4f} bal-acc {m['balanced_accuracy']:.4f} F1(occ) {m['f1_occupied']:.4f}"
@@ -310,9 +321,12 @@ def main(argv=None):
     if "held_out_video_crops" in res:
         m = res["held_out_video_crops"]
         log(f"held-out bays cut from video: acc {m['accuracy']:.4f} bal-acc {m['balanced_accuracy']:.4f}")
-    log(f"onnx == jax: max |diff| {res['onnx_vs_jax_max_abs_diff']:.2e}; 400 bays, 1 thread: "
-        f"median {res['latency_400_bays_1_thread_ms']['median']:.1f} ms; wrote {args.out}")
+    log(f"onnx == torch: max |diff| {res['onnx_vs_torch_max_abs_diff']:.2e}; 400 bays, 1 thread: "
+        f"median {res['latency_400_bays_1_thread_ms']['median']:.1f} ms; wrote {os.path.relpath(args.out, REPO)}")
     res["run"]["total_seconds"] = time.time() - t_start
+    ru = [resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    res["run"]["cpu_seconds"] = sum(r.ru_utime + r.ru_stime for r in ru)  # this process + augmentation workers
+    res["run"]["loadavg_1min_start_end"] = [load0, os.getloadavg()[0]]  # 2 cores shared with other work?
     with open(args.metrics, "w") as f:
         json.dump(res, f, indent=1, default=str)
     return res
