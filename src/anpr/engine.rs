@@ -186,14 +186,8 @@ impl TextDetector {
     /// Text boxes in frame coordinates, inside `roi` (`[x, y, w, h]`, e.g. a
     /// camera's), with the input's longer side at most `max_side`.
     pub fn detect_in(&self, img: &ImageView, roi: Option<[u32; 4]>, max_side: usize, t: &mut StageTimes) -> Result<Vec<TextBox>, AnprError> {
-        let (view, off) = match roi {
-            Some([x, y, w, h]) => {
-                let (x, y) = ((x as usize).min(img.width - 1), (y as usize).min(img.height - 1));
-                let (w, h) = ((w as usize).min(img.width - x), (h as usize).min(img.height - y));
-                (img.crop(x, y, w, h).unwrap_or(*img), (x as f32, y as f32))
-            }
-            None => (*img, (0.0, 0.0)),
-        };
+        let (view, [ox, oy]) = crop_roi(img, roi);
+        let off = (ox as f32, oy as f32);
         let t0 = Instant::now();
         let (input, lb) = det_input(&view, max_side, self.size_multiple, &self.tensor)?;
         t.detect_pre += ms(t0);
@@ -355,14 +349,7 @@ impl PlateEngine {
 
     fn detect_regions(&self, p: &PlateProposer, img: &ImageView, roi: Option<[u32; 4]>, t: &mut StageTimes) -> Result<Vec<TextBox>, AnprError> {
         let s = &self.settings;
-        let (view, off) = match roi {
-            Some([x, y, w, h]) => {
-                let (x, y) = ((x as usize).min(img.width - 1), (y as usize).min(img.height - 1));
-                let (w, h) = ((w as usize).min(img.width - x), (h as usize).min(img.height - y));
-                (img.crop(x, y, w, h).unwrap_or(*img), [x as u32, y as u32])
-            }
-            None => (*img, [0, 0]),
-        };
+        let (view, off) = crop_roi(img, roi);
         let props: Vec<BoxF> = p.propose(&view, t)?.iter().map(|d| d.bbox).collect();
         let mut boxes = Vec::new();
         for [x, y, w, h] in proposal_regions(&props, view.width, view.height, &s.regions) {
@@ -434,6 +421,18 @@ impl PlateEngine {
         }
         times.select += ms(t0);
         Ok(hits)
+    }
+}
+
+/// The part of `img` inside `roi` (`[x, y, w, h]`, clipped to the frame) and its offset.
+fn crop_roi<'a>(img: &ImageView<'a>, roi: Option<[u32; 4]>) -> (ImageView<'a>, [u32; 2]) {
+    match roi {
+        Some([x, y, w, h]) => {
+            let (x, y) = ((x as usize).min(img.width - 1), (y as usize).min(img.height - 1));
+            let (w, h) = ((w as usize).min(img.width - x), (h as usize).min(img.height - y));
+            (img.crop(x, y, w, h).unwrap_or(*img), [x as u32, y as u32])
+        }
+        None => (*img, [0, 0]),
     }
 }
 
