@@ -116,10 +116,10 @@ pub struct AnprArgs {
     /// Region of interest x,y,w,h.
     #[arg(long, value_delimiter = ',', num_args = 4)]
     pub roi: Option<Vec<u32>>,
-    /// Run the text detector on the whole frame (or ROI) instead of on the
-    /// regions the plate proposal network points at.
+    /// Find plates with the plate proposal network first and run the text
+    /// detector only on regions around them (fast, less accurate today).
     #[arg(long)]
-    pub full_frame: bool,
+    pub proposals: bool,
     /// With proposals: do not fall back to the whole frame when the regions
     /// give no plate.
     #[arg(long)]
@@ -370,7 +370,7 @@ fn anpr_engine(a: &AnprArgs) -> anyhow::Result<crate::anpr::PlateEngine> {
     if let Some(r) = &a.roi {
         settings.roi = Some([r[0], r[1], r[2], r[3]]);
     }
-    settings.proposals &= !a.full_frame;
+    settings.proposals |= a.proposals;
     settings.fallback_full_frame &= !a.no_fallback;
     let rt = crate::onnx::OnnxRuntime::load(None)?;
     Ok(crate::anpr::PlateEngine::load(&rt, &a.models, settings)?)

@@ -23,6 +23,7 @@ use crate::vision::plate_select::{rank_plate_candidates, SelectionConfig, TextCa
 use crate::vision::read::{normalize_plate, PlateRead};
 use super::proposals::{proposal_regions, PlateProposer, RegionParams, PROPOSER};
 use crate::models::ModelSpec;
+use crate::vision::letterbox::LimitType;
 use crate::vision::tensor::{det_input, rec_batch, TensorSpec};
 use crate::vision::VisionError;
 use std::path::Path;
@@ -70,11 +71,14 @@ pub struct EngineSettings {
     pub format: FormatConfig,
     pub selection: SelectionConfig,
     /// Use the plate proposal network (when loaded) to find plates, running
-    /// the text detector only on regions around them.
+    /// the text detector only on regions around them. Off by default: with
+    /// proposal model v1 it is ~2.5x faster but 9 points less accurate on the
+    /// OpenALPR frames (README, "Plate reading").
     pub proposals: bool,
     pub regions: RegionParams,
-    /// The text detector's input side on a proposal region (regions are
-    /// small; large ones, i.e. close cars, are scaled down to this).
+    /// On a proposal region the text detector sees the plate about this
+    /// wide (pixels), with its input side at most `region_max_side`.
+    pub region_plate_width: f32,
     pub region_max_side: usize,
     /// When the regions give no plate, look at the whole frame as well
     /// (one frame: no plate read; live: no plate-like box).
@@ -94,9 +98,10 @@ impl Default for EngineSettings {
             crop_margin: 0.12,
             format: FormatConfig::default(),
             selection: SelectionConfig::default(),
-            proposals: true,
+            proposals: false,
             regions: RegionParams::default(),
-            region_max_side: 320,
+            region_plate_width: 110.0,
+            region_max_side: 480,
             fallback_full_frame: true,
         }
     }
@@ -186,10 +191,19 @@ impl TextDetector {
     /// Text boxes in frame coordinates, inside `roi` (`[x, y, w, h]`, e.g. a
     /// camera's), with the input's longer side at most `max_side`.
     pub fn detect_in(&self, img: &ImageView, roi: Option<[u32; 4]>, max_side: usize, t: &mut StageTimes) -> Result<Vec<TextBox>, AnprError> {
+        self.detect_sized(img, roi, max_side, LimitType::Max, t)
+    }
+
+    /// Like [`Self::detect_in`], with the region scaled (up or down) so its longer side is `side`.
+    pub fn detect_scaled(&self, img: &ImageView, roi: Option<[u32; 4]>, side: usize, t: &mut StageTimes) -> Result<Vec<TextBox>, AnprError> {
+        self.detect_sized(img, roi, side, LimitType::Exact, t)
+    }
+
+    fn detect_sized(&self, img: &ImageView, roi: Option<[u32; 4]>, side: usize, limit: LimitType, t: &mut StageTimes) -> Result<Vec<TextBox>, AnprError> {
         let (view, [ox, oy]) = crop_roi(img, roi);
         let off = (ox as f32, oy as f32);
         let t0 = Instant::now();
-        let (input, lb) = det_input(&view, max_side, self.size_multiple, &self.tensor)?;
+        let (input, lb) = det_input(&view, side, limit, self.size_multiple, &self.tensor)?;
         t.detect_pre += ms(t0);
         let t0 = Instant::now();
         let (shape, prob) = self.model.run_f32(&self.input, &[1, 3, lb.dst_h, lb.dst_w], input)?;
@@ -282,6 +296,20 @@ pub struct FrameResult {
     /// Texts that were read but rejected as plates, with the reason (for `read --all`).
     pub rejected: Vec<(String, String)>,
     pub times: StageTimes,
+    pub path: DetectPath,
+}
+
+/// How a frame's plates were looked for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DetectPath {
+    /// The text detector on the whole frame (or ROI).
+    #[default]
+    FullFrame,
+    /// Only on the regions around the proposals.
+    Regions,
+    /// Regions first, then the whole frame because they gave no plate.
+    Fallback,
 }
 
 /// The manifest names of the default (Apache-2.0) detector and reader.
@@ -352,9 +380,15 @@ impl PlateEngine {
         let (view, off) = crop_roi(img, roi);
         let props: Vec<BoxF> = p.propose(&view, t)?.iter().map(|d| d.bbox).collect();
         let mut boxes = Vec::new();
-        for [x, y, w, h] in proposal_regions(&props, view.width, view.height, &s.regions) {
-            let side = (w.max(h) as usize).min(s.region_max_side);
-            boxes.extend(self.detector.detect_in(img, Some([x + off[0], y + off[1], w, h]), side, t)?);
+        for r in proposal_regions(&props, view.width, view.height, &s.regions) {
+            // The detector sees the plate at about the size it was tuned on in
+            // whole frames (a 1080p frame at 960: plates ~60-150 px): a small
+            // plate is enlarged, a close one shrunk; a plate at its native
+            // size is split into character groups more often.
+            let [x, y, w, h] = r.rect;
+            let scale = (s.region_plate_width / r.plate_width.max(1.0)).clamp(0.25, 4.0);
+            let side = ((w.max(h) as f32 * scale).round() as usize).clamp(64, s.region_max_side);
+            boxes.extend(self.detector.detect_scaled(img, Some([x + off[0], y + off[1], w, h]), side, t)?);
         }
         Ok(boxes)
     }
@@ -365,12 +399,14 @@ impl PlateEngine {
         let (mut boxes, from_regions) = self.detect(img, self.settings.roi, &mut times)?;
         let mut rejected = Vec::new();
         let mut hits = self.read_boxes_explained(img, &boxes, &mut times, Some(&mut rejected))?;
+        let mut path = if from_regions { DetectPath::Regions } else if self.uses_proposals() { DetectPath::Fallback } else { DetectPath::FullFrame };
         if hits.is_empty() && from_regions && self.settings.fallback_full_frame {
             let s = &self.settings;
             boxes = self.detector.detect_in(img, s.roi, s.det_max_side.unwrap_or(self.detector.max_side), &mut times)?;
             hits = self.read_boxes_explained(img, &boxes, &mut times, Some(&mut rejected))?;
+            path = DetectPath::Fallback;
         }
-        Ok(FrameResult { boxes, hits, rejected, times })
+        Ok(FrameResult { boxes, hits, rejected, times, path })
     }
 
     /// Stages 2–4 on boxes from the detector.

@@ -147,6 +147,8 @@ pub struct Report {
     pub by_group: BTreeMap<String, Scores>,
     /// Median ms per stage.
     pub stages_ms: BTreeMap<String, f64>,
+    /// Frames by how plates were looked for (`full_frame`, `regions`, `fallback`).
+    pub detect_paths: BTreeMap<String, usize>,
     pub settings: BTreeMap<String, String>,
 }
 
@@ -199,6 +201,7 @@ pub fn evaluate(
     let mut outcomes = Vec::new();
     let mut det = Vec::new();
     let mut stage: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    let mut detect_paths: BTreeMap<String, usize> = BTreeMap::new();
     for (i, s) in samples.iter().enumerate() {
         if current_group.as_deref() != Some(s.group.as_str()) {
             let f = group_formats.get(&s.group).cloned().unwrap_or_else(|| default_format.clone());
@@ -212,6 +215,7 @@ pub fn evaluate(
         let t0 = Instant::now();
         let res = engine.process(&view_of(&img)).map_err(|e| format!("{}: {e}", s.image.display()))?;
         let ms = t0.elapsed().as_secs_f64() * 1000.0;
+        *detect_paths.entry(crate::store::parking::enum_str(&res.path)).or_default() += 1;
         let t = res.times;
         for (k, v) in [("detect_pre", t.detect_pre), ("detect_infer", t.detect_infer), ("detect_post", t.detect_post), ("crop", t.crop), ("read", t.read), ("select", t.select)] {
             stage.entry(k).or_default().push(v);
@@ -253,7 +257,7 @@ pub fn evaluate(
         ("reader".to_string(), engine.reader.name.clone()),
     ]);
     let stages_ms = stage.into_iter().map(|(k, mut v)| (k.to_string(), (percentile(&mut v, 0.5) * 100.0).round() / 100.0)).collect();
-    Ok((Report { all: scores(&pairs), by_group, stages_ms, settings }, outcomes))
+    Ok((Report { all: scores(&pairs), by_group, stages_ms, detect_paths, settings }, outcomes))
 }
 
 /// A camera's region of interest as an installer would set it: a fixed
@@ -287,6 +291,7 @@ pub fn print_report(r: &Report) {
     }
     row("ALL", &r.all);
     println!("median ms per stage: {}", r.stages_ms.iter().map(|(k, v)| format!("{k} {v:.1}")).collect::<Vec<_>>().join(", "));
+    println!("frames by detection path: {}", r.detect_paths.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", "));
 }
 
 /// The `eval anpr` command: progress bar on a terminal, table or JSON.

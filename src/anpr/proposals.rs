@@ -89,32 +89,41 @@ pub struct RegionParams {
 
 impl Default for RegionParams {
     fn default() -> Self {
-        Self { grow_w: 2.0, grow_h: 3.0, min_w: 96.0, min_h: 64.0 }
+        Self { grow_w: 3.0, grow_h: 4.0, min_w: 96.0, min_h: 64.0 }
     }
 }
 
-/// Regions `[x, y, w, h]` of a `frame_w x frame_h` frame around the proposals,
-/// clipped to the frame; overlapping regions are merged into their union so
-/// no text is detected twice.
-pub fn proposal_regions(boxes: &[BoxF], frame_w: usize, frame_h: usize, p: &RegionParams) -> Vec<[u32; 4]> {
+/// A region of the frame to run the text detector on.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Region {
+    /// `[x, y, w, h]`, frame pixels.
+    pub rect: [u32; 4],
+    /// Width of the widest proposal in it (sets the detector's scale).
+    pub plate_width: f32,
+}
+
+/// Regions of a `frame_w x frame_h` frame around the proposals, clipped to
+/// the frame; overlapping regions are merged into their union so no text is
+/// detected twice.
+pub fn proposal_regions(boxes: &[BoxF], frame_w: usize, frame_h: usize, p: &RegionParams) -> Vec<Region> {
     let (fw, fh) = (frame_w as f32, frame_h as f32);
-    let mut regions: Vec<BoxF> = boxes
+    let mut regions: Vec<(BoxF, f32)> = boxes
         .iter()
         .filter(|b| b.is_valid())
         .map(|b| {
             let (cx, cy) = ((b.x1 + b.x2) / 2.0, (b.y1 + b.y2) / 2.0);
             let (w, h) = (((b.x2 - b.x1) * p.grow_w).max(p.min_w), ((b.y2 - b.y1) * p.grow_h).max(p.min_h));
-            BoxF::new((cx - w / 2.0).max(0.0), (cy - h / 2.0).max(0.0), (cx + w / 2.0).min(fw), (cy + h / 2.0).min(fh))
+            (BoxF::new((cx - w / 2.0).max(0.0), (cy - h / 2.0).max(0.0), (cx + w / 2.0).min(fw), (cy + h / 2.0).min(fh)), b.x2 - b.x1)
         })
-        .filter(|b| b.is_valid())
+        .filter(|(b, _)| b.is_valid())
         .collect();
     loop {
         let mut merged = false;
         'outer: for i in 0..regions.len() {
             for j in i + 1..regions.len() {
-                let (a, b) = (regions[i], regions[j]);
+                let ((a, wa), (b, wb)) = (regions[i], regions[j]);
                 if a.x1 < b.x2 && b.x1 < a.x2 && a.y1 < b.y2 && b.y1 < a.y2 {
-                    regions[i] = BoxF::new(a.x1.min(b.x1), a.y1.min(b.y1), a.x2.max(b.x2), a.y2.max(b.y2));
+                    regions[i] = (BoxF::new(a.x1.min(b.x1), a.y1.min(b.y1), a.x2.max(b.x2), a.y2.max(b.y2)), wa.max(wb));
                     regions.remove(j);
                     merged = true;
                     break 'outer;
@@ -127,9 +136,9 @@ pub fn proposal_regions(boxes: &[BoxF], frame_w: usize, frame_h: usize, p: &Regi
     }
     regions
         .iter()
-        .map(|r| {
+        .map(|(r, pw)| {
             let (x, y) = (r.x1.floor() as u32, r.y1.floor() as u32);
-            [x, y, (r.x2.ceil() as u32).saturating_sub(x).max(1), (r.y2.ceil() as u32).saturating_sub(y).max(1)]
+            Region { rect: [x, y, (r.x2.ceil() as u32).saturating_sub(x).max(1), (r.y2.ceil() as u32).saturating_sub(y).max(1)], plate_width: *pw }
         })
         .collect()
 }
@@ -143,10 +152,10 @@ mod tests {
         let p = RegionParams::default();
         // A 60x15 plate in the middle: region 120x64 (min height) around its centre.
         let r = proposal_regions(&[BoxF::new(500.0, 300.0, 560.0, 315.0)], 1920, 1080, &p);
-        assert_eq!(r, vec![[470, 275, 120, 65]]);
+        assert_eq!(r, vec![Region { rect: [470, 275, 120, 65], plate_width: 60.0 }]);
         // Near the corner: clipped.
         let r = proposal_regions(&[BoxF::new(0.0, 0.0, 20.0, 10.0)], 1920, 1080, &p);
-        assert_eq!(r, vec![[0, 0, 58, 37]]);
+        assert_eq!(r[0].rect, [0, 0, 58, 37]);
         // Two overlapping proposals of one plate become one region; a far one stays apart.
         let r = proposal_regions(
             &[BoxF::new(500.0, 300.0, 560.0, 315.0), BoxF::new(510.0, 302.0, 570.0, 318.0), BoxF::new(1500.0, 900.0, 1560.0, 915.0)],
@@ -155,6 +164,6 @@ mod tests {
             &p,
         );
         assert_eq!(r.len(), 2);
-        assert_eq!(r[0], [470, 275, 130, 67]);
+        assert_eq!(r[0], Region { rect: [470, 275, 130, 67], plate_width: 60.0 });
     }
 }

@@ -223,8 +223,9 @@ pub struct LprConfig {
     /// accuracy for speed (see the README's accuracy-versus-latency table).
     pub detector_max_side: Option<usize>,
     /// Find plates with our plate proposal network first and run the text
-    /// detector only on small regions around them (fast); off: the text
-    /// detector on the whole frame or `roi` (slow, no second model).
+    /// detector only on small regions around them (fast, less accurate with
+    /// proposal model v1); off (default): the text detector on the whole
+    /// frame or `roi`.
     pub proposals: bool,
     /// With proposals: look at the whole frame too when the regions hold no plate.
     pub proposal_fallback: bool,
@@ -244,7 +245,7 @@ impl Default for LprConfig {
             max_decision_delay_ms: 1000,
             reannounce_gap_secs: 60,
             detector_max_side: None,
-            proposals: true,
+            proposals: false,
             proposal_fallback: true,
         }
     }

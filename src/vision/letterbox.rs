@@ -24,6 +24,8 @@ pub enum LimitType {
     Max,
     /// Enlarge so that the shorter side is at least the limit (never shrink).
     Min,
+    /// Scale (up or down) so that the longer side is the limit.
+    Exact,
 }
 
 /// Mapping from a `src_w x src_h` image to a `dst_w x dst_h` model input: the image is
@@ -95,6 +97,7 @@ impl Letterbox {
         let ratio = match limit_type {
             LimitType::Max if w.max(h) > limit as f64 => limit as f64 / w.max(h),
             LimitType::Min if w.min(h) < limit as f64 => limit as f64 / w.min(h),
+            LimitType::Exact => limit as f64 / w.max(h),
             _ => 1.0,
         };
         let m = multiple.max(1) as f64;

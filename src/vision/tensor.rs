@@ -193,11 +193,11 @@ pub fn yolo_input(img: &ImageView, size: usize) -> Result<(Vec<f32>, Letterbox)>
     Ok((to_chw(img, &lb, &TensorSpec::YOLO)?, lb))
 }
 
-/// Dynamic-size detector input `[1, 3, H, W]` (longer side ≤ `max_side`, sides multiples
+/// Dynamic-size detector input `[1, 3, H, W]` (longer side limited by `max_side` per `limit`, sides multiples
 /// of `multiple`, e.g. PP-OCR's DB detector: 32) and its mapping; a DB probability map
 /// has the same `H x W`.
-pub fn det_input(img: &ImageView, max_side: usize, multiple: usize, spec: &TensorSpec) -> Result<(Vec<f32>, Letterbox)> {
-    let lb = Letterbox::limit_side(img.width, img.height, max_side, LimitType::Max, multiple);
+pub fn det_input(img: &ImageView, max_side: usize, limit: LimitType, multiple: usize, spec: &TensorSpec) -> Result<(Vec<f32>, Letterbox)> {
+    let lb = Letterbox::limit_side(img.width, img.height, max_side, limit, multiple);
     Ok((to_chw(img, &lb, spec)?, lb))
 }
 
@@ -277,7 +277,7 @@ mod tests {
     #[test]
     fn ppocr_helpers() {
         let img = RgbImage::filled(100, 50, [255, 255, 255]);
-        let (t, lb) = det_input(&img.view(), 960, 32, &TensorSpec::PP_OCR).unwrap();
+        let (t, lb) = det_input(&img.view(), 960, LimitType::Max, 32, &TensorSpec::PP_OCR).unwrap();
         assert_eq!((lb.dst_w, lb.dst_h), (96, 64));
         assert!(t.iter().all(|v| (v - 1.0).abs() < 1e-6));
         let a = RgbImage::filled(96, 24, [0, 0, 0]);
