@@ -8,6 +8,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 /// Label set for bay counts by state.
@@ -26,6 +27,28 @@ impl CameraLabel {
     pub fn new(camera: &str) -> Self {
         Self { camera: camera.to_string() }
     }
+}
+
+/// Label set of HTTP request counts: the route as declared (its template,
+/// e.g. `/api/vehicles/{license_plate}`, so plates and ids do not become
+/// series; `unmatched` for paths no route serves) and the response status.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    pub method: String,
+    pub route: String,
+    pub status: u16,
+}
+
+/// Label set of HTTP request latencies (per route, all statuses together).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpRouteLabels {
+    pub method: String,
+    pub route: String,
+}
+
+/// Latency buckets: 0.5 ms doubling to about 8 s.
+fn http_latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.0, 15))
 }
 
 pub struct Metrics {
@@ -56,7 +79,10 @@ pub struct Metrics {
     pub board_publish_failures: Counter,
     pub mqtt_reconnects: Counter,
     pub mqtt_failures: Counter,
-    pub http_requests: Counter,
+    /// HTTP requests answered, per method, route and status.
+    pub http_requests: Family<HttpLabels, Counter>,
+    /// Time from a request's arrival to its response, per method and route.
+    pub http_request_duration: Family<HttpRouteLabels, Histogram, fn() -> Histogram>,
 }
 
 impl Default for Metrics {
@@ -87,6 +113,7 @@ impl Metrics {
             mqtt_reconnects: Default::default(),
             mqtt_failures: Default::default(),
             http_requests: Default::default(),
+            http_request_duration: Family::new_with_constructor(http_latency_histogram),
         };
         registry.register("frames_in", "Frames received from camera pipelines", m.frames_in.clone());
         registry.register("frames_dropped", "Frames dropped because the vision stage was busy (newest kept)", m.frames_dropped.clone());
@@ -104,8 +131,20 @@ impl Metrics {
         registry.register("board_publish_failures", "Board messages that could not be published", m.board_publish_failures.clone());
         registry.register("mqtt_reconnects", "MQTT reconnections", m.mqtt_reconnects.clone());
         registry.register("mqtt_failures", "MQTT connection errors", m.mqtt_failures.clone());
-        registry.register("http_requests", "HTTP requests served", m.http_requests.clone());
+        registry.register("http_requests", "HTTP requests answered, by method, route and status", m.http_requests.clone());
+        registry.register_with_unit(
+            "http_request_duration",
+            "Time from an HTTP request's arrival to its response, by method and route",
+            prometheus_client::registry::Unit::Seconds,
+            m.http_request_duration.clone(),
+        );
         Metrics { registry, ..m }
+    }
+
+    /// Counts one answered HTTP request and its latency.
+    pub fn observe_http(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        self.http_requests.get_or_create(&HttpLabels { method: method.to_string(), route: route.to_string(), status }).inc();
+        self.http_request_duration.get_or_create(&HttpRouteLabels { method: method.to_string(), route: route.to_string() }).observe(seconds);
     }
 
     /// Prometheus text exposition.

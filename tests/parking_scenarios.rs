@@ -502,3 +502,28 @@ async fn rate_limit_per_key() {
     assert_eq!(site.client(Board).get("/api/availability").await.unwrap().status, 200);
     site.stop().await;
 }
+
+// ------------------------------------------------------------------ HTTP metrics
+
+/// `/metrics` counts API requests per method, route template and status, and
+/// their latency per route (plates in paths do not become series).
+async fn http_metrics_per_route(site: &Site) {
+    let mut kiosk = site.client(Kiosk);
+    expect(&kiosk.post("/api/entry", &json!({ "license_plate": "MET001" })).await.unwrap(), 200);
+    expect(&kiosk.get("/api/vehicles/MET001").await.unwrap(), 200);
+    expect(&kiosk.get("/api/vehicles/MET002").await.unwrap(), 200);
+    assert_eq!(kiosk.get("/api/no-such-endpoint").await.unwrap().status, 404);
+    let m = kiosk.get("/metrics").await.unwrap();
+    assert_eq!(m.status, 200);
+    let text = m.text();
+    for line in [
+        r#"lotsense_http_requests_total{method="POST",route="/api/entry",status="200"} 1"#,
+        r#"lotsense_http_requests_total{method="GET",route="/api/vehicles/{license_plate}",status="200"} 2"#,
+        r#"lotsense_http_requests_total{method="GET",route="unmatched",status="404"} 1"#,
+        r#"lotsense_http_request_duration_seconds_count{method="GET",route="/api/vehicles/{license_plate}"} 2"#,
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing `{line}` in:\n{text}");
+    }
+    assert!(!text.contains("MET001"), "no per-plate series");
+}
+on_both!(http_metrics_per_route, 3, "");

@@ -7,7 +7,8 @@ pub mod api;
 
 use crate::metrics::Metrics;
 use crate::store::Store;
-use axum::extract::State;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -36,19 +37,31 @@ pub struct AppState {
 
 pub fn router(state: AppState) -> Router {
     let api = state.parking.clone().map(|p| api::router(p, state.occupancy.clone()));
+    let metrics = state.metrics.clone();
     let base = Router::new()
         .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(metrics_page))
         .route("/api/displays", get(crate::occupancy::http::displays))
         .with_state(state);
-    match api {
+    let app = match api {
         Some(api) => base.merge(api),
         None => base,
-    }
+    };
+    app.layer(axum::middleware::from_fn_with_state(metrics, track))
+}
+
+/// Counts every request by method, route template and status, and records
+/// its latency (see [`Metrics::observe_http`]).
+async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let method = req.method().clone();
+    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string());
+    let resp = next.run(req).await;
+    metrics.observe_http(method.as_str(), route.as_deref().unwrap_or("unmatched"), resp.status().as_u16(), started.elapsed().as_secs_f64());
+    resp
 }
 
 async fn healthz(State(st): State<AppState>) -> Response {
-    st.metrics.http_requests.inc();
     // Healthy means the database answers; cameras may be down without the
     // service being unhealthy (gates keep working from plate events).
     match sqlx::query("SELECT 1").execute(st.store.pool()).await {
@@ -57,8 +70,7 @@ async fn healthz(State(st): State<AppState>) -> Response {
     }
 }
 
-async fn metrics(State(st): State<AppState>) -> Response {
-    st.metrics.http_requests.inc();
+async fn metrics_page(State(st): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], st.metrics.render()).into_response()
 }
 

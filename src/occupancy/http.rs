@@ -35,7 +35,6 @@ pub fn displays_json(site: &str, occupancy: Option<&OccupancyHandle>) -> Value {
 
 /// Axum handler for `GET /api/displays`.
 pub async fn displays(State(st): State<crate::http::AppState>) -> Response {
-    st.metrics.http_requests.inc();
     Json(displays_json(&st.site, st.occupancy.as_ref())).into_response()
 }
 

@@ -59,7 +59,8 @@ impl BuiltinGateway {
         if !self.is_available() {
             return Err(GatewayError::Unavailable("the built-in gateway is switched down".into()));
         }
-        let mut tx = self.db.write().await.map_err(|e| GatewayError::Unavailable(e.to_string()))?;
+        // One insert, atomic by itself (a second ask with the key reads the first answer).
+        let mut tx = self.db.write_one().await.map_err(|e| GatewayError::Unavailable(e.to_string()))?;
         let reference = st::ledger_record(&mut tx, req.idempotency_key, kind, st::method_str(req.method), req.amount, chrono::Utc::now())
             .await
             .map_err(|e| GatewayError::Unavailable(e.to_string()))?;

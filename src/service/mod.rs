@@ -491,8 +491,8 @@ impl ParkingService {
         let mut full_scan = false;
         for _attempt in 0..MAX_ATTEMPTS {
             let mut tx = self.db().write().await?;
-            let lists = st::list_membership(&mut tx, plate).await?;
-            let permits = st::permits_for(&mut tx, &[plate]).await?;
+            let mut audit = st::AuditBatch::default();
+            let st::PlateFacts { lists, permits, vehicle_type: known_type } = st::plate_facts(&mut tx, plate).await?;
             let open_row = st::open_session_for(&mut tx, plate).await?;
             let open = open_row.as_ref().and_then(|r| r.to_open());
             let res_row = match &req.reservation_id {
@@ -508,7 +508,7 @@ impl ParkingService {
             let reservation = res_row.as_ref().and_then(|r| r.to_core());
             let vehicle_type = match req.vehicle_type {
                 Some(v) => v,
-                None => st::vehicle_type_of(&mut tx, plate).await?.unwrap_or(VehicleType::Unknown),
+                None => known_type.unwrap_or(VehicleType::Unknown),
             };
             let held = st::held_spaces(&mut tx, now, s.lead_ms()).await?;
             let (rows, truncated) = if full_scan {
@@ -546,7 +546,7 @@ impl ParkingService {
                 if let Some(old) = &decision.supersede_session {
                     st::close_session(&mut tx, old.as_str(), "superseded", now, None, None, None, "superseded").await?;
                     st::release_space_of(&mut tx, old.as_str(), now).await?;
-                    st::audit(&mut tx, now, &req.source.actor(), "session_closed", Some(old.as_str()), Some("superseded"), None).await?;
+                    audit.push(now, &req.source.actor(), "session_closed", Some(old.as_str()), Some("superseded"), None);
                 }
                 let sid = st::new_id();
                 if let Some(space) = &decision.assigned_space {
@@ -595,10 +595,10 @@ impl ParkingService {
                     let moved = st::set_reservation_status(&mut tx, rid.as_str(), ReservationStatus::Booked, ReservationStatus::CheckedIn, Some(sid), now).await?
                         || st::set_reservation_status(&mut tx, rid.as_str(), ReservationStatus::CheckedIn, ReservationStatus::CheckedIn, Some(sid), now).await?;
                     if moved {
-                        st::audit(&mut tx, now, &req.source.actor(), "reservation_checked_in", Some(rid.as_str()), None, Some(&serde_json::json!({ "session_id": sid }))).await?;
+                        audit.push(now, &req.source.actor(), "reservation_checked_in", Some(rid.as_str()), None, Some(&serde_json::json!({ "session_id": sid })));
                     }
                 }
-                st::audit(&mut tx, now, &req.source.actor(), "session_opened", Some(sid), Some(&st::enum_str(&decision.reason)), None).await?;
+                audit.push(now, &req.source.actor(), "session_opened", Some(sid), Some(&st::enum_str(&decision.reason)), None);
             }
             if admitted || decision.verdict == EntryVerdict::Duplicate || req.vehicle_type.is_some() {
                 st::upsert_vehicle(&mut tx, plate, req.vehicle_type, now).await?;
@@ -627,10 +627,11 @@ impl ParkingService {
                 },
             )
             .await?;
-            let flag_ids = self.raise_flags(&mut tx, &decision.flags, plate, session_id.as_deref(), gate.as_deref(), req.evidence.as_ref(), now).await?;
+            let flag_ids = self.raise_flags(&mut tx, &mut audit, &decision.flags, plate, session_id.as_deref(), gate.as_deref(), req.evidence.as_ref(), now).await?;
             let action = if decision.opens_gate() { "entry_admitted" } else { "entry_denied" };
             let detail = serde_json::json!({ "decision_id": decision_id, "verdict": decision.verdict, "space": decision.assigned_space, "gate": gate });
-            st::audit(&mut tx, now, &req.source.actor(), action, Some(plate.as_str()), Some(&st::enum_str(&decision.reason)), Some(&detail)).await?;
+            audit.push(now, &req.source.actor(), action, Some(plate.as_str()), Some(&st::enum_str(&decision.reason)), Some(&detail));
+            audit.write(&mut tx).await?;
             let debts = st::open_debts_for(&mut tx, plate.as_str()).await?;
             tx.commit().await?;
 
@@ -673,6 +674,7 @@ impl ParkingService {
     async fn raise_flags(
         &self,
         tx: &mut st::Conn,
+        audit: &mut st::AuditBatch,
         flags: &[RaisedFlag],
         plate: &Plate,
         session: Option<&str>,
@@ -684,7 +686,7 @@ impl ParkingService {
         for f in flags {
             let kind = st::enum_str(&f.kind);
             let id = st::insert_flag(tx, &kind, Some(plate.as_str()), session, gate, &f.detail, evidence, now).await?;
-            st::audit(tx, now, "system", "flag_raised", Some(&id), Some(&kind), Some(&serde_json::json!({ "plate": plate, "detail": f.detail }))).await?;
+            audit.push(now, "system", "flag_raised", Some(&id), Some(&kind), Some(&serde_json::json!({ "plate": plate, "detail": f.detail })));
             ids.push(id);
         }
         Ok(ids)
@@ -748,16 +750,22 @@ impl ParkingService {
         Ok(out)
     }
 
-    /// Core exit decision over a snapshot (no writes).
+    /// Core exit decision over a snapshot (no writes). `open` is the plate's
+    /// open session when the caller has just read it (saves reading it again).
     async fn exit_snapshot(
         &self,
         c: &mut st::Conn,
         plate: &Plate,
+        open: Option<st::SessionRow>,
         now: DateTime<Utc>,
         policy: &SitePolicy,
     ) -> Result<(ExitDecision, ExitMatch, Option<st::SessionRow>, Option<st::ReservationRow>), ServiceError> {
         let s = &self.inner.settings;
-        let (m, rows) = match st::open_session_for(c, plate).await? {
+        let open = match open {
+            Some(row) => Some(row),
+            None => st::open_session_for(c, plate).await?,
+        };
+        let (m, rows) = match open {
             Some(row) => (ExitMatch::Exact { session: core::SessionId::new(row.session_id.clone()) }, vec![row]),
             None => {
                 let rows = st::open_sessions(c).await?;
@@ -827,7 +835,8 @@ impl ParkingService {
         let policy = self.exit_policy();
         for _attempt in 0..MAX_ATTEMPTS {
             let mut tx = self.db().write().await?;
-            let (decision, m, row, res_row) = self.exit_snapshot(&mut tx, plate, now, &policy).await?;
+            let mut audit = st::AuditBatch::default();
+            let (decision, m, row, res_row) = self.exit_snapshot(&mut tx, plate, None, now, &policy).await?;
             let session_id = row.as_ref().map(|r| r.session_id.clone());
             let mut debt_id = None;
             let mut refunds = Vec::new();
@@ -839,7 +848,7 @@ impl ParkingService {
                     continue; // closed meanwhile by another read: decide again
                 }
                 let released = st::release_space_of(&mut tx, sid.as_str(), now).await?;
-                st::audit(&mut tx, now, &req.source.actor(), "session_closed", Some(sid.as_str()), Some(&st::enum_str(&decision.reason)), Some(&serde_json::json!({ "space": released, "fee": fee_minor }))).await?;
+                audit.push(now, &req.source.actor(), "session_closed", Some(sid.as_str()), Some(&st::enum_str(&decision.reason)), Some(&serde_json::json!({ "space": released, "fee": fee_minor })));
                 if let Some(r) = res_row.as_ref().filter(|r| r.status == "checked_in") {
                     st::set_reservation_status(&mut tx, &r.reservation_id, ReservationStatus::CheckedIn, ReservationStatus::Completed, None, now).await?;
                     if let Some(core_r) = r.to_core() {
@@ -852,7 +861,7 @@ impl ParkingService {
                 }
                 if let Some(debt) = &decision.debt {
                     let id = st::insert_debt(&mut tx, &debt.plate, Some(sid.as_str()), None, "unpaid_exit", debt.amount, now).await?;
-                    st::audit(&mut tx, now, &req.source.actor(), "debt_recorded", Some(sid.as_str()), Some("pay_later"), Some(&serde_json::json!({ "debt_id": id, "amount": debt.amount }))).await?;
+                    audit.push(now, &req.source.actor(), "debt_recorded", Some(sid.as_str()), Some("pay_later"), Some(&serde_json::json!({ "debt_id": id, "amount": debt.amount })));
                     debt_id = Some(id);
                 }
             }
@@ -885,10 +894,11 @@ impl ParkingService {
                 },
             )
             .await?;
-            let flag_ids = self.raise_flags(&mut tx, &decision.flags, plate, session_id.as_deref(), gate.as_deref(), req.evidence.as_ref(), now).await?;
+            let flag_ids = self.raise_flags(&mut tx, &mut audit, &decision.flags, plate, session_id.as_deref(), gate.as_deref(), req.evidence.as_ref(), now).await?;
             let action = if decision.opens_gate() { "exit_opened" } else { "exit_held" };
             let detail = serde_json::json!({ "decision_id": decision_id, "verdict": verdict, "owed": decision.owed, "match": m, "gate": gate });
-            st::audit(&mut tx, now, &req.source.actor(), action, Some(plate.as_str()), Some(&st::enum_str(&decision.reason)), Some(&detail)).await?;
+            audit.push(now, &req.source.actor(), action, Some(plate.as_str()), Some(&st::enum_str(&decision.reason)), Some(&detail));
+            audit.write(&mut tx).await?;
             tx.commit().await?;
             let match_kind = match &m {
                 ExitMatch::Exact { .. } => "exact",
@@ -939,7 +949,8 @@ impl ParkingService {
                 if row.status == "open" {
                     let mut policy = s.policy.clone();
                     policy.unpaid_exit = core::UnpaidExitPolicy::RequirePayment;
-                    let (d, _, _, _) = self.exit_snapshot(c, &plate, now, &policy).await?;
+                    // One open session per plate: this row is the plate's open session.
+                    let (d, _, _, _) = self.exit_snapshot(c, &plate, Some(row.clone()), now, &policy).await?;
                     if d.close_session.as_ref().map(|x| x.as_str()) == Some(id.as_str()) || matches!(d.verdict, ExitVerdict::PaymentRequired { .. }) {
                         return Ok((d.owed.amount_minor, Some(row.license_plate)));
                     }
@@ -1091,8 +1102,7 @@ impl ParkingService {
             Err(GatewayError::Declined(_)) => ("failed", None, Some("declined")),
         };
         let mut tx = self.db().write().await?;
-        if st::complete_payment(&mut tx, &row.payment_id, status, reference, failure, now).await? {
-            let done = st::payment(&mut tx, &row.payment_id).await?.ok_or_else(|| not_found("payment", &row.payment_id))?;
+        if let Some(done) = st::complete_payment(&mut tx, &row.payment_id, status, reference, failure, now).await? {
             if status == "succeeded" {
                 let action = if done.kind == "refund" { "refund_issued" } else { "payment_recorded" };
                 st::audit(&mut tx, now, &done.actor, action, Some(&done.payment_id), done.reason.as_deref().or(Some(&done.purpose)), Some(&serde_json::json!({ "amount": done.amount, "currency": done.currency, "method": done.payment_method, "session_id": done.session_id, "reservation_id": done.reservation_id, "gateway_ref": done.gateway_ref }))).await?;

@@ -223,7 +223,8 @@ impl ParkingService {
                 row.session_id = Some(sid);
             }
             st::insert_gate_decision(&mut tx, &row).await?;
-            self.raise_flags(&mut tx, &q.flags, &plate, row.session_id.as_deref(), d.gate.as_deref(), None, d.decided_at).await?;
+            let mut audit = st::AuditBatch::default();
+            self.raise_flags(&mut tx, &mut audit, &q.flags, &plate, row.session_id.as_deref(), d.gate.as_deref(), None, d.decided_at).await?;
             let action = match (d.direction.as_str(), d.command.as_str()) {
                 ("entry", "open") => "entry_admitted",
                 ("entry", _) => "entry_denied",
@@ -231,7 +232,8 @@ impl ParkingService {
                 _ => "exit_held",
             };
             let detail = serde_json::json!({ "decision_id": d.decision_id, "offline": true, "gate": d.gate });
-            st::audit(&mut tx, d.decided_at, &q.actor, action, Some(&d.license_plate), Some(&d.reason), Some(&detail)).await?;
+            audit.push(d.decided_at, &q.actor, action, Some(&d.license_plate), Some(&d.reason), Some(&detail));
+            audit.write(&mut tx).await?;
         }
         tx.commit().await?;
         Ok(batch.len())

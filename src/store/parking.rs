@@ -181,6 +181,42 @@ pub async fn audit(
     Ok(())
 }
 
+/// Audit records gathered while a decision is written, appended by
+/// [`AuditBatch::write`] in one statement inside the same transaction (one
+/// round trip instead of one per record; order and content as if written
+/// one by one).
+#[derive(Debug, Default)]
+pub struct AuditBatch {
+    records: Vec<(String, String, &'static str, Option<String>, Option<String>, Option<String>)>,
+}
+
+impl AuditBatch {
+    pub fn push(&mut self, at: DateTime<Utc>, actor: &str, action: &'static str, subject: Option<&str>, reason: Option<&str>, detail: Option<&serde_json::Value>) {
+        self.records.push((
+            at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            actor.to_string(),
+            action,
+            subject.map(String::from),
+            reason.map(String::from),
+            detail.map(|d| d.to_string()),
+        ));
+    }
+
+    /// Appends the gathered records (nothing when there are none).
+    pub async fn write(self, conn: &mut Conn) -> R<()> {
+        if self.records.is_empty() {
+            return Ok(());
+        }
+        let values = (0..self.records.len()).map(|i| format!("(${}, ${}, ${}, ${}, ${}, ${})", 6 * i + 1, 6 * i + 2, 6 * i + 3, 6 * i + 4, 6 * i + 5, 6 * i + 6)).collect::<Vec<_>>().join(", ");
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(format!("INSERT INTO audit_log (at, actor, action, subject, reason, detail_json) VALUES {values}")));
+        for (at, actor, action, subject, reason, detail) in self.records {
+            q = q.bind(at).bind(actor).bind(action).bind(subject).bind(reason).bind(detail);
+        }
+        q.execute(conn).await?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditRow {
     pub id: i64,
@@ -195,15 +231,13 @@ pub struct AuditRow {
 pub async fn audit_log(conn: &mut Conn, subject: Option<&str>, limit: i64) -> R<Vec<AuditRow>> {
     let rows = match subject {
         Some(s) => {
-            sqlx::query("SELECT id, at, actor, action, subject, reason, detail_json FROM audit_log WHERE subject = $1 ORDER BY id DESC LIMIT $2")
+            sqlx::query(sqlx::AssertSqlSafe(format!("SELECT id, at, actor, action, subject, reason, detail_json FROM audit_log WHERE subject = $1 ORDER BY id DESC LIMIT {limit}")))
                 .bind(s)
-                .bind(limit)
                 .fetch_all(conn)
                 .await?
         }
         None => {
-            sqlx::query("SELECT id, at, actor, action, subject, reason, detail_json FROM audit_log ORDER BY id DESC LIMIT $1")
-                .bind(limit)
+            sqlx::query(sqlx::AssertSqlSafe(format!("SELECT id, at, actor, action, subject, reason, detail_json FROM audit_log ORDER BY id DESC LIMIT {limit}")))
                 .fetch_all(conn)
                 .await?
         }
@@ -392,6 +426,42 @@ pub async fn vehicle(conn: &mut Conn, plate: &Plate) -> R<Option<VehicleRow>> {
     .transpose()
 }
 
+/// What an entry decision needs to know about a plate besides its sessions:
+/// its lists, its permits and its known vehicle type.
+#[derive(Debug, Default)]
+pub struct PlateFacts {
+    pub lists: ListMembership,
+    pub permits: Vec<Permit>,
+    pub vehicle_type: Option<VehicleType>,
+}
+
+/// [`list_membership`], [`permits_for`] and [`vehicle_type_of`] for one
+/// plate in one statement: this runs inside the entry's write transaction,
+/// where each statement is a round trip that every other writer waits for.
+pub async fn plate_facts(conn: &mut Conn, plate: &Plate) -> R<PlateFacts> {
+    let rows = sqlx::query(
+        "SELECT 'list', list FROM plate_lists WHERE plate = $1 \
+         UNION ALL SELECT 'permit', permit_json FROM permits WHERE plate = $1 \
+         UNION ALL SELECT 'vehicle', vehicle_type FROM vehicles WHERE plate = $1",
+    )
+    .bind(plate.as_str())
+    .fetch_all(conn)
+    .await?;
+    let mut f = PlateFacts::default();
+    for r in &rows {
+        let value: String = r.try_get(1)?;
+        match (r.try_get::<String, _>(0)?.as_str(), value.as_str()) {
+            ("list", "blocked") => f.lists.blocked = true,
+            ("list", "watched") => f.lists.watched = true,
+            ("list", "allowed") => f.lists.allowed = true,
+            ("permit", json) => f.permits.extend(serde_json::from_str(json).ok()),
+            ("vehicle", t) => f.vehicle_type = Some(vehicle_type_from(t)).filter(|t| *t != VehicleType::Unknown),
+            _ => {}
+        }
+    }
+    Ok(f)
+}
+
 pub async fn vehicle_type_of(conn: &mut Conn, plate: &Plate) -> R<Option<VehicleType>> {
     let row = sqlx::query("SELECT vehicle_type FROM vehicles WHERE plate = $1").bind(plate.as_str()).fetch_optional(conn).await?;
     Ok(row.map(|r| r.try_get::<String, _>(0)).transpose()?.map(|s| vehicle_type_from(&s)).filter(|t| *t != VehicleType::Unknown))
@@ -483,23 +553,25 @@ pub async fn available_spaces(conn: &mut Conn) -> R<Vec<SpaceRow>> {
 
 /// The `limit` nearest free bays of each space type (by rank, then id):
 /// enough for the core to choose from without reading the whole car park.
-/// `truncated` says whether some type had more.
+/// `truncated` says whether some type had more. One statement (a `UNION ALL`
+/// of one index range per type) rather than one per type, because every
+/// statement is a round trip and this runs inside the write transaction.
+///
+/// Here and below, `LIMIT` is written as a literal: SQLite's planner reads
+/// a bound `LIMIT` value, so a statement with `LIMIT $n` is re-prepared
+/// every time it is bound, which defeats the prepared-statement cache.
 pub async fn nearest_available_spaces(conn: &mut Conn, limit: i64) -> R<(Vec<SpaceRow>, bool)> {
-    let mut out = Vec::new();
-    let mut truncated = false;
-    for t in SpaceType::ALL {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {SPACE_COLS} FROM spaces WHERE status = 'available' AND space_type = $1 AND in_config = 1 ORDER BY rank, id LIMIT $2"
-        )))
-        .bind(t.as_str())
-        .bind(limit)
-        .fetch_all(&mut *conn)
-        .await?;
-        truncated |= rows.len() as i64 >= limit;
-        for r in &rows {
-            out.push(space_row(r)?);
-        }
-    }
+    let sql = SpaceType::ALL
+        .iter()
+        .map(|t| {
+            let t = t.as_str();
+            format!("SELECT * FROM (SELECT {SPACE_COLS} FROM spaces WHERE status = 'available' AND space_type = '{t}' AND in_config = 1 ORDER BY rank, id LIMIT {limit}) AS nearest_{t}")
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(conn).await?;
+    let out = rows.iter().map(space_row).collect::<R<Vec<_>>>()?;
+    let truncated = SpaceType::ALL.iter().any(|t| out.iter().filter(|r| r.space_type == t.as_str()).count() as i64 >= limit);
     Ok((out, truncated))
 }
 
@@ -538,16 +610,14 @@ pub async fn claim_space(conn: &mut Conn, space_id: &str, session_id: &str, now:
     Ok(done.rows_affected() == 1)
 }
 
+/// Frees the session's bay, if it had one; returns the bay's id.
 pub async fn release_space_of(conn: &mut Conn, session_id: &str, now: DateTime<Utc>) -> R<Option<String>> {
-    let row = sqlx::query("SELECT id FROM spaces WHERE session_id = $1").bind(session_id).fetch_optional(&mut *conn).await?;
-    let Some(row) = row else { return Ok(None) };
-    let id: String = row.try_get(0)?;
-    sqlx::query("UPDATE spaces SET status = 'available', session_id = NULL, updated_ms = $1 WHERE session_id = $2")
+    let row = sqlx::query("UPDATE spaces SET status = 'available', session_id = NULL, updated_ms = $1 WHERE session_id = $2 RETURNING id")
         .bind(ms(now))
         .bind(session_id)
-        .execute(conn)
+        .fetch_optional(conn)
         .await?;
-    Ok(Some(id))
+    row.map(|r| r.try_get(0)).transpose()
 }
 
 /// Staff status change between `available` and `out_of_service`; false if
@@ -766,7 +836,7 @@ pub async fn sessions(conn: &mut Conn, status: Option<&str>, plate: Option<&str>
         sql.push_str(" WHERE ");
         sql.push_str(&conds.join(" AND "));
     }
-    sql.push_str(&format!(" ORDER BY started_ms DESC LIMIT ${}", n + 1));
+    sql.push_str(&format!(" ORDER BY started_ms DESC LIMIT {limit}"));
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
     if let Some(s) = status {
         q = q.bind(s.to_string());
@@ -774,7 +844,7 @@ pub async fn sessions(conn: &mut Conn, status: Option<&str>, plate: Option<&str>
     if let Some(p) = plate {
         q = q.bind(p.to_string());
     }
-    let rows = q.bind(limit).fetch_all(conn).await?;
+    let rows = q.fetch_all(conn).await?;
     rows.iter().map(session_row).collect()
 }
 
@@ -866,9 +936,8 @@ pub async fn active_reservations_overlapping(conn: &mut Conn, start: DateTime<Ut
 }
 
 pub async fn reservations_for_plate(conn: &mut Conn, plate: &str, limit: i64) -> R<Vec<ReservationRow>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {RES_COLS} FROM reservations WHERE plate = $1 ORDER BY start_ms DESC LIMIT $2")))
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {RES_COLS} FROM reservations WHERE plate = $1 ORDER BY start_ms DESC LIMIT {limit}")))
         .bind(plate)
-        .bind(limit)
         .fetch_all(conn)
         .await?;
     rows.iter().map(reservation_row).collect()
@@ -1054,13 +1123,12 @@ pub async fn unattached_payments(conn: &mut Conn, plate: &Plate, since: DateTime
 pub async fn payments_list(conn: &mut Conn, session_id: Option<&str>, limit: i64) -> R<Vec<PaymentRow>> {
     let rows = match session_id {
         Some(s) => {
-            sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {PAY_COLS} FROM payments WHERE session_id = $1 ORDER BY created_ms DESC LIMIT $2")))
+            sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {PAY_COLS} FROM payments WHERE session_id = $1 ORDER BY created_ms DESC LIMIT {limit}")))
                 .bind(s)
-                .bind(limit)
                 .fetch_all(conn)
                 .await?
         }
-        None => sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {PAY_COLS} FROM payments ORDER BY created_ms DESC LIMIT $1"))).bind(limit).fetch_all(conn).await?,
+        None => sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {PAY_COLS} FROM payments ORDER BY created_ms DESC LIMIT {limit}"))).fetch_all(conn).await?,
     };
     rows.iter().map(payment_row).collect()
 }
@@ -1100,7 +1168,8 @@ pub async fn insert_payment(conn: &mut Conn, p: &PaymentRow) -> R<()> {
     Ok(())
 }
 
-/// Settles a pending payment. False if it was no longer pending.
+/// Settles a pending payment and returns it as settled; `None` if it was
+/// no longer pending.
 pub async fn complete_payment(
     conn: &mut Conn,
     id: &str,
@@ -1108,16 +1177,18 @@ pub async fn complete_payment(
     gateway_ref: Option<&str>,
     failure: Option<&str>,
     now: DateTime<Utc>,
-) -> R<bool> {
-    let done = sqlx::query("UPDATE payments SET status = $1, gateway_ref = $2, failure = $3, completed_ms = $4 WHERE id = $5 AND status = 'pending'")
-        .bind(status)
-        .bind(gateway_ref)
-        .bind(failure)
-        .bind(ms(now))
-        .bind(id)
-        .execute(conn)
-        .await?;
-    Ok(done.rows_affected() == 1)
+) -> R<Option<PaymentRow>> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE payments SET status = $1, gateway_ref = $2, failure = $3, completed_ms = $4 WHERE id = $5 AND status = 'pending' RETURNING {PAY_COLS}"
+    )))
+    .bind(status)
+    .bind(gateway_ref)
+    .bind(failure)
+    .bind(ms(now))
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(payment_row).transpose()
 }
 
 /// A failed payment with a transient failure goes back to pending for a retry.
@@ -1135,9 +1206,9 @@ pub async fn reopen_payment(conn: &mut Conn, id: &str) -> R<bool> {
 /// key and returns its reference (the first one if it was already there).
 pub async fn ledger_record(conn: &mut Conn, key: &str, kind: &str, method: &str, amount: Money, now: DateTime<Utc>) -> R<String> {
     let reference = format!("bgw_{}", &new_id()[..16]);
-    sqlx::query(
+    let inserted = sqlx::query(
         "INSERT INTO gateway_ledger (idempotency_key, kind, method, amount_minor, currency, reference, at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-         ON CONFLICT (idempotency_key) DO NOTHING",
+         ON CONFLICT (idempotency_key) DO NOTHING RETURNING reference",
     )
     .bind(key)
     .bind(kind)
@@ -1146,9 +1217,12 @@ pub async fn ledger_record(conn: &mut Conn, key: &str, kind: &str, method: &str,
     .bind(amount.currency.as_str())
     .bind(&reference)
     .bind(ms(now))
-    .execute(&mut *conn)
+    .fetch_optional(&mut *conn)
     .await?;
-    sqlx::query("SELECT reference FROM gateway_ledger WHERE idempotency_key = $1").bind(key).fetch_one(conn).await?.try_get(0)
+    match inserted {
+        Some(row) => row.try_get(0),
+        None => sqlx::query("SELECT reference FROM gateway_ledger WHERE idempotency_key = $1").bind(key).fetch_one(conn).await?.try_get(0),
+    }
 }
 
 // ---------------------------------------------------------------- receipts
@@ -1365,12 +1439,12 @@ pub async fn flags(conn: &mut Conn, status: Option<&str>, kind: Option<&str>, pl
         sql.push_str(" WHERE ");
         sql.push_str(&conds.join(" AND "));
     }
-    sql.push_str(&format!(" ORDER BY created_ms DESC LIMIT ${}", binds.len() + 1));
+    sql.push_str(&format!(" ORDER BY created_ms DESC LIMIT {limit}"));
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
     for b in binds {
         q = q.bind(b);
     }
-    let rows = q.bind(limit).fetch_all(conn).await?;
+    let rows = q.fetch_all(conn).await?;
     rows.iter().map(flag_row).collect()
 }
 
