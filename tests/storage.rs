@@ -5,7 +5,7 @@ mod common;
 use lotsense::store::{Backend, Store};
 
 async fn check_store(store: &Store) {
-    assert_eq!(store.applied_migrations().await.unwrap(), vec![1, 2]);
+    assert_eq!(store.applied_migrations().await.unwrap(), vec![1, 2, 3]);
     let tables = store.tables().await.unwrap();
     for t in ["plate_reads", "camera_events", "audit_log"] {
         assert!(tables.iter().any(|x| x == t), "table {t} missing in {tables:?}");
@@ -29,7 +29,7 @@ async fn sqlite_migrates_a_new_file_and_reopens_it() {
     store.close().await;
     // Re-opening applies nothing twice and keeps the data.
     let store = Store::open(&url, 4).await.unwrap();
-    assert_eq!(store.applied_migrations().await.unwrap(), vec![1, 2]);
+    assert_eq!(store.applied_migrations().await.unwrap(), vec![1, 2, 3]);
     let n: i64 = sqlx::Row::get(&sqlx::query("SELECT COUNT(*) FROM audit_log").fetch_one(store.pool()).await.unwrap(), 0);
     assert_eq!(n, 1);
 }

@@ -149,7 +149,7 @@ mod tests {
 
     #[test]
     fn regions_add_context_clip_and_merge() {
-        let p = RegionParams::default();
+        let p = RegionParams { grow_w: 2.0, grow_h: 3.0, min_w: 96.0, min_h: 64.0 };
         // A 60x15 plate in the middle: region 120x64 (min height) around its centre.
         let r = proposal_regions(&[BoxF::new(500.0, 300.0, 560.0, 315.0)], 1920, 1080, &p);
         assert_eq!(r, vec![Region { rect: [470, 275, 120, 65], plate_width: 60.0 }]);
