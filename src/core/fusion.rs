@@ -475,7 +475,34 @@ impl Tracker {
 
     /// Feed one frame's plate observations; returns plates decided now.
     pub fn update(&mut self, now_ms: u64, dets: &[PlateObservation]) -> Vec<FusedRead> {
-        let assigned = self.associate(dets);
+        let mut assigned = self.associate(dets);
+        // A clearly different plate where a decided one was is the next car
+        // (a queue at the barrier, cars stopping at the same spot): the old
+        // track ends, so the new car gets its own track and decision.
+        let mut ended = Vec::new();
+        for (d, obs) in dets.iter().enumerate() {
+            if let Some(t) = assigned[d] {
+                if let Some(p) = &self.tracks[t].decided {
+                    let text = obs.read.text();
+                    if obs.format_matched && text.len() >= 4 && !same_plate(&text, p, self.cfg.suppress_max_edits.max(2)) {
+                        ended.push(t);
+                        assigned[d] = None;
+                    }
+                }
+            }
+        }
+        if !ended.is_empty() {
+            ended.sort_unstable();
+            ended.dedup();
+            // Indices of later tracks shift as earlier ones are removed.
+            let remap = |t: usize| t - ended.iter().filter(|&&e| e < t).count();
+            for a in assigned.iter_mut() {
+                *a = a.filter(|t| !ended.contains(t)).map(remap);
+            }
+            for &t in ended.iter().rev() {
+                self.tracks.remove(t);
+            }
+        }
         for (d, obs) in dets.iter().enumerate() {
             let ti = match assigned[d] {
                 Some(t) => t,
@@ -707,6 +734,32 @@ mod tests {
                 ..TrackerConfig::default()
             },
         )
+    }
+
+    #[test]
+    fn the_next_car_at_the_same_spot_gets_its_own_decision() {
+        let mut t = tracker();
+        let mut out = Vec::new();
+        // Car 1 stands at the barrier, then car 2 stops at the very same spot
+        // without a gap long enough to end the track.
+        for i in 0..6u64 {
+            out.extend(t.update(i * 100, &[obs(100.0, "B123ABC", 0.95)]));
+        }
+        for i in 6..14u64 {
+            out.extend(t.update(i * 100, &[obs(102.0, "CJ45XYZ", 0.95)]));
+        }
+        out.extend(t.flush(2_000));
+        let plates: Vec<&str> = out.iter().map(|f| f.plate.as_str()).collect();
+        assert_eq!(plates, vec!["B123ABC", "CJ45XYZ"]);
+        // A misread of the same plate does not split the track.
+        let mut t = tracker();
+        let mut out = Vec::new();
+        for i in 0..6u64 {
+            out.extend(t.update(i * 100, &[obs(100.0, "B123ABC", 0.95)]));
+        }
+        out.extend(t.update(700, &[obs(100.0, "B123A8C", 0.95)]));
+        out.extend(t.flush(2_000));
+        assert_eq!(out.len(), 1);
     }
 
     #[test]
