@@ -300,8 +300,7 @@ pub struct FrameResult {
 }
 
 /// How a frame's plates were looked for.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum DetectPath {
     /// The text detector on the whole frame (or ROI).
     #[default]
@@ -310,6 +309,16 @@ pub enum DetectPath {
     Regions,
     /// Regions first, then the whole frame because they gave no plate.
     Fallback,
+}
+
+impl DetectPath {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DetectPath::FullFrame => "full_frame",
+            DetectPath::Regions => "regions",
+            DetectPath::Fallback => "fallback",
+        }
+    }
 }
 
 /// The manifest names of the default (Apache-2.0) detector and reader.

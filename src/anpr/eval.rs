@@ -215,7 +215,7 @@ pub fn evaluate(
         let t0 = Instant::now();
         let res = engine.process(&view_of(&img)).map_err(|e| format!("{}: {e}", s.image.display()))?;
         let ms = t0.elapsed().as_secs_f64() * 1000.0;
-        *detect_paths.entry(crate::store::parking::enum_str(&res.path)).or_default() += 1;
+        *detect_paths.entry(res.path.as_str().to_string()).or_default() += 1;
         let t = res.times;
         for (k, v) in [("detect_pre", t.detect_pre), ("detect_infer", t.detect_infer), ("detect_post", t.detect_post), ("crop", t.crop), ("read", t.read), ("select", t.select)] {
             stage.entry(k).or_default().push(v);

@@ -435,7 +435,7 @@ pub struct PlateFacts {
     pub vehicle_type: Option<VehicleType>,
 }
 
-/// [`list_membership`], [`permits_for`] and [`vehicle_type_of`] for one
+/// [`list_membership`], [`permits_for`] and the vehicle's type for one
 /// plate in one statement: this runs inside the entry's write transaction,
 /// where each statement is a round trip that every other writer waits for.
 pub async fn plate_facts(conn: &mut Conn, plate: &Plate) -> R<PlateFacts> {
@@ -460,11 +460,6 @@ pub async fn plate_facts(conn: &mut Conn, plate: &Plate) -> R<PlateFacts> {
         }
     }
     Ok(f)
-}
-
-pub async fn vehicle_type_of(conn: &mut Conn, plate: &Plate) -> R<Option<VehicleType>> {
-    let row = sqlx::query("SELECT vehicle_type FROM vehicles WHERE plate = $1").bind(plate.as_str()).fetch_optional(conn).await?;
-    Ok(row.map(|r| r.try_get::<String, _>(0)).transpose()?.map(|s| vehicle_type_from(&s)).filter(|t| *t != VehicleType::Unknown))
 }
 
 // ---------------------------------------------------------------- spaces
