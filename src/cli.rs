@@ -65,6 +65,10 @@ pub enum Command {
         /// each side of the frame (e.g. 0.5), placed to contain the labelled plate.
         #[arg(long)]
         roi_sim: Option<f32>,
+        /// anpr: use each labelled plate box as the only proposal (regions
+        /// path, no fallback): what a perfect proposal network would give.
+        #[arg(long)]
+        oracle_proposals: bool,
         #[command(flatten)]
         anpr: AnprArgs,
     },
@@ -124,6 +128,13 @@ pub struct AnprArgs {
     /// give no plate.
     #[arg(long)]
     pub no_fallback: bool,
+    /// With proposals: the text detector sees each plate about this wide (pixels).
+    #[arg(long)]
+    pub region_plate_width: Option<f32>,
+    /// With proposals: add the text detector's plate-like boxes on the whole
+    /// frame at this input side to the proposals.
+    #[arg(long)]
+    pub coarse_side: Option<usize>,
     /// Models folder.
     #[arg(long, default_value = "models")]
     pub models: PathBuf,
@@ -284,7 +295,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::anpr::read_command(&engine, &images, json)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Eval { what, data, json, limit, outcomes, roi_sim, anpr } => match what.as_str() {
+        Command::Eval { what, data, json, limit, outcomes, roi_sim, oracle_proposals, anpr } => match what.as_str() {
             "anpr" => {
                 let mut engine = anpr_engine(&anpr)?;
                 let mut groups = std::collections::BTreeMap::new();
@@ -294,7 +305,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     fmt.regions = crate::vision::plate_format::FormatConfig::with_presets(&names)?.regions;
                     groups.insert(spec.0.to_string(), fmt);
                 }
-                crate::anpr::eval::run_command(&mut engine, &data, json, limit, outcomes.as_deref(), &groups, roi_sim)?;
+                crate::anpr::eval::run_command(&mut engine, &data, json, limit, outcomes.as_deref(), &groups, crate::anpr::eval::EvalOptions { roi_sim, oracle_proposals })?;
                 Ok(ExitCode::SUCCESS)
             }
             "occupancy" => {
@@ -369,6 +380,12 @@ fn anpr_engine(a: &AnprArgs) -> anyhow::Result<crate::anpr::PlateEngine> {
     }
     if let Some(r) = &a.roi {
         settings.roi = Some([r[0], r[1], r[2], r[3]]);
+    }
+    if let Some(v) = a.region_plate_width {
+        settings.region_plate_width = v;
+    }
+    if a.coarse_side.is_some() {
+        settings.coarse_side = a.coarse_side;
     }
     settings.proposals |= a.proposals;
     settings.fallback_full_frame &= !a.no_fallback;

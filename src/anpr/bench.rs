@@ -100,6 +100,25 @@ pub fn run(models: &Path, runs: usize) -> anyhow::Result<()> {
     println!();
     println!("motion gate (1080p → 160x90 grey, frame difference): {:.2} ms per frame; a static scene costs only this", t0.elapsed().as_secs_f64() * 1000.0 / n as f64);
 
+    // The reader's cost per call: a frame's plate-like boxes are read in one
+    // batch, each crop scaled to the reader's height and padded to at least
+    // its minimum width (narrower inputs were measured to cost accuracy).
+    let crop = image::imageops::crop_imm(&base, 0, 0, 160.min(base.width()), 40.min(base.height())).to_image();
+    let cv = view_of(&crop);
+    print!("\nreader ({}), one call with N plate crops:", engine.reader.name);
+    for n in [1usize, 2, 4, 6] {
+        let views = vec![cv; n];
+        let _ = engine.reader.read(&views)?;
+        let mut t = Vec::new();
+        for _ in 0..runs.max(5) {
+            let t0 = Instant::now();
+            let _ = engine.reader.read(&views)?;
+            t.push(t0.elapsed().as_secs_f64() * 1000.0);
+        }
+        print!("  N={n} {:.1} ms", percentile(&mut t, 0.5));
+    }
+    println!();
+
     // Pipelined throughput: detection on one thread, reading on another.
     println!();
     println!("throughput with detection and reading on separate threads (default settings, every frame moving):");

@@ -81,8 +81,12 @@ pub struct EngineSettings {
     pub region_plate_width: f32,
     pub region_max_side: usize,
     /// When the regions give no plate, look at the whole frame as well
-    /// (one frame: no plate read; live: no plate-like box).
+    /// (one frame: no sure plate read, see [`PlateEngine::process`]; live:
+    /// no plate-like box, the track's later frames get their chance).
     pub fallback_full_frame: bool,
+    /// With proposals: also run the text detector on the whole frame at
+    /// this small input side and add its plate-like boxes to the proposals.
+    pub coarse_side: Option<usize>,
 }
 
 impl Default for EngineSettings {
@@ -103,6 +107,7 @@ impl Default for EngineSettings {
             region_plate_width: 110.0,
             region_max_side: 480,
             fallback_full_frame: true,
+            coarse_side: None,
         }
     }
 }
@@ -385,11 +390,25 @@ impl PlateEngine {
     }
 
     fn detect_regions(&self, p: &PlateProposer, img: &ImageView, roi: Option<[u32; 4]>, t: &mut StageTimes) -> Result<Vec<TextBox>, AnprError> {
-        let s = &self.settings;
         let (view, off) = crop_roi(img, roi);
-        let props: Vec<BoxF> = p.propose(&view, t)?.iter().map(|d| d.bbox).collect();
+        let mut props: Vec<BoxF> = p.propose(&view, t)?.iter().map(|d| d.bbox).collect();
+        if let Some(side) = self.settings.coarse_side {
+            let coarse = self.detector.detect_in(img, roi, side, t)?;
+            let (ox, oy) = (off[0] as f32, off[1] as f32);
+            props.extend(prefilter(&coarse, &self.settings).iter().map(|b| {
+                let bb = b.quad.bbox();
+                BoxF::new(bb.x1 - ox, bb.y1 - oy, bb.x2 - ox, bb.y2 - oy)
+            }));
+        }
+        self.detect_around(&props, img, (view.width, view.height), off, t)
+    }
+
+    /// The text detector on the regions around `props` (boxes in the
+    /// coordinates of the `size` view at offset `off` of `img`).
+    fn detect_around(&self, props: &[BoxF], img: &ImageView, size: (usize, usize), off: [u32; 2], t: &mut StageTimes) -> Result<Vec<TextBox>, AnprError> {
+        let s = &self.settings;
         let mut boxes = Vec::new();
-        for r in proposal_regions(&props, view.width, view.height, &s.regions) {
+        for r in proposal_regions(props, size.0, size.1, &s.regions) {
             // The detector sees the plate at about the size it was tuned on in
             // whole frames (a 1080p frame at 960: plates ~60-150 px): a small
             // plate is enlarged, a close one shrunk; a plate at its native
@@ -402,20 +421,41 @@ impl PlateEngine {
         Ok(boxes)
     }
 
-    /// Full pipeline on one frame.
+    /// Full pipeline on one frame. With proposals, the whole frame is
+    /// searched too when the regions give no sure plate: a read that matches
+    /// a format and has letters and digits (see `fallback_full_frame`).
     pub fn process(&self, img: &ImageView) -> Result<FrameResult, AnprError> {
         let mut times = StageTimes::default();
         let (mut boxes, from_regions) = self.detect(img, self.settings.roi, &mut times)?;
         let mut rejected = Vec::new();
         let mut hits = self.read_boxes_explained(img, &boxes, &mut times, Some(&mut rejected))?;
         let mut path = if from_regions { DetectPath::Regions } else if self.uses_proposals() { DetectPath::Fallback } else { DetectPath::FullFrame };
-        if hits.is_empty() && from_regions && self.settings.fallback_full_frame {
+        // A region can hold text that passes a loose format (a camera's
+        // timestamp, a sign's word) while the plate itself was not proposed:
+        // only a format-matched read of letters and digits is taken as is.
+        let sure = hits.first().is_some_and(|h| h.format_matched && h.read.has_letter() && h.read.has_digit());
+        if !sure && from_regions && self.settings.fallback_full_frame {
             let s = &self.settings;
-            boxes = self.detector.detect_in(img, s.roi, s.det_max_side.unwrap_or(self.detector.max_side), &mut times)?;
-            hits = self.read_boxes_explained(img, &boxes, &mut times, Some(&mut rejected))?;
+            let full = self.detector.detect_in(img, s.roi, s.det_max_side.unwrap_or(self.detector.max_side), &mut times)?;
+            let full_hits = self.read_boxes_explained(img, &full, &mut times, Some(&mut rejected))?;
+            // The whole frame's plates replace the regions' unsure one, unless it has none.
+            if !full_hits.is_empty() || hits.is_empty() {
+                (boxes, hits) = (full, full_hits);
+            }
             path = DetectPath::Fallback;
         }
         Ok(FrameResult { boxes, hits, rejected, times, path })
+    }
+
+    /// The regions path with the plate boxes given instead of proposed, no
+    /// fallback: `eval anpr --oracle-proposals` measures with it what a
+    /// perfect proposal network would give (an upper bound, not a mode).
+    pub fn process_with_proposals(&self, img: &ImageView, props: &[BoxF]) -> Result<FrameResult, AnprError> {
+        let mut times = StageTimes::default();
+        let boxes = self.detect_around(props, img, (img.width, img.height), [0, 0], &mut times)?;
+        let mut rejected = Vec::new();
+        let hits = self.read_boxes_explained(img, &boxes, &mut times, Some(&mut rejected))?;
+        Ok(FrameResult { boxes, hits, rejected, times, path: DetectPath::Regions })
     }
 
     /// Stages 2–4 on boxes from the detector.

@@ -118,6 +118,13 @@ pub struct Outcome {
     pub truth: String,
     pub predicted: Option<String>,
     pub detected: Option<bool>,
+    /// How the plates were looked for (`full_frame`, `regions`, `fallback`).
+    pub path: &'static str,
+    /// The other plates found in the frame, best first.
+    pub candidates: Vec<String>,
+    /// The chosen plate's selection score and whether it matched a format.
+    pub score: Option<f32>,
+    pub format_matched: Option<bool>,
     pub ms: f64,
 }
 
@@ -187,15 +194,27 @@ fn scores(items: &[(&Outcome, Option<(bool, bool)>)]) -> Scores {
     }
 }
 
+/// Measurement options beyond the engine's own settings.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EvalOptions {
+    /// Simulate a per-camera ROI covering this fraction of each side, placed
+    /// to contain the labelled plate.
+    pub roi_sim: Option<f32>,
+    /// Give the regions path the labelled plate box as its only proposal:
+    /// the accuracy a perfect proposal network would reach (an upper bound).
+    pub oracle_proposals: bool,
+}
+
 /// Runs the engine over the samples. `group_formats` gives a group (country)
 /// its own plate formats, as a site of that country would configure them.
 pub fn evaluate(
     engine: &mut PlateEngine,
     samples: &[Sample],
     group_formats: &BTreeMap<String, FormatConfig>,
-    roi_sim: Option<f32>,
+    opts: EvalOptions,
     mut progress: impl FnMut(usize),
 ) -> Result<(Report, Vec<Outcome>), String> {
+    let roi_sim = opts.roi_sim;
     let default_format = engine.settings.format.clone();
     let mut current_group: Option<String> = None;
     let mut outcomes = Vec::new();
@@ -213,7 +232,11 @@ pub fn evaluate(
             engine.settings.roi = Some(simulated_roi(img.width(), img.height(), &b, frac, i));
         }
         let t0 = Instant::now();
-        let res = engine.process(&view_of(&img)).map_err(|e| format!("{}: {e}", s.image.display()))?;
+        let res = match (opts.oracle_proposals, s.bbox) {
+            (true, Some(b)) => engine.process_with_proposals(&view_of(&img), &[b]),
+            _ => engine.process(&view_of(&img)),
+        }
+        .map_err(|e| format!("{}: {e}", s.image.display()))?;
         let ms = t0.elapsed().as_secs_f64() * 1000.0;
         *detect_paths.entry(res.path.as_str().to_string()).or_default() += 1;
         let t = res.times;
@@ -231,6 +254,10 @@ pub fn evaluate(
             truth: s.plate.clone(),
             predicted: res.hits.first().map(|h| h.plate.clone()),
             detected: d.map(|x| x.0),
+            path: res.path.as_str(),
+            candidates: res.hits.iter().skip(1).map(|h| h.plate.clone()).collect(),
+            score: res.hits.first().map(|h| h.score),
+            format_matched: res.hits.first().map(|h| h.format_matched),
             ms,
         });
         progress(i + 1);
@@ -251,6 +278,7 @@ pub fn evaluate(
             None => format!("{:?}", s.roi),
         }),
         ("detector".to_string(), match (&engine.proposer, engine.uses_proposals()) {
+            _ if opts.oracle_proposals => format!("labelled plate boxes as proposals → {} on regions (upper bound)", engine.detector.name),
             (Some(p), true) => format!("{} → {} on regions (fallback to the whole frame: {})", p.name, engine.detector.name, s.fallback_full_frame),
             _ => engine.detector.name.clone(),
         }),
@@ -302,7 +330,7 @@ pub fn run_command(
     limit: Option<usize>,
     outcomes_file: Option<&Path>,
     group_formats: &BTreeMap<String, FormatConfig>,
-    roi_sim: Option<f32>,
+    opts: EvalOptions,
 ) -> anyhow::Result<()> {
     let mut samples = load_dataset(data).map_err(anyhow::Error::msg)?;
     if samples.is_empty() {
@@ -313,7 +341,7 @@ pub fn run_command(
     }
     let bar = indicatif::ProgressBar::new(samples.len() as u64);
     bar.set_style(indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} frames, {eta} left").expect("valid template"));
-    let (report, outcomes) = evaluate(engine, &samples, group_formats, roi_sim, |i| bar.set_position(i as u64)).map_err(anyhow::Error::msg)?;
+    let (report, outcomes) = evaluate(engine, &samples, group_formats, opts, |i| bar.set_position(i as u64)).map_err(anyhow::Error::msg)?;
     bar.finish_and_clear();
     if let Some(f) = outcomes_file {
         std::fs::write(f, serde_json::to_string_pretty(&outcomes)?)?;

@@ -116,6 +116,51 @@ def draw_plate(rng):
     return im
 
 
+def distractor_text(rng):
+    """Text that is not a plate: camera timestamps, dates, shop and street signs, slogans."""
+    D = lambda n: "".join(rng.choice(list(DIGITS), n))  # noqa: E731
+    L = lambda n: "".join(rng.choice(list(LETTERS), n))  # noqa: E731
+    k = int(rng.integers(0, 6))
+    if k == 0:
+        return f"20{D(2)}-{D(2)}-{D(2)} {D(2)}:{D(2)}:{D(2)}"
+    if k == 1:
+        return f"20{D(5)}" if rng.random() < 0.5 else f"{D(2)}/{D(2)}/20{D(2)}"
+    if k == 2:
+        return f"CAM {D(2)}" if rng.random() < 0.5 else f"{L(int(rng.integers(3, 8)))} {D(int(rng.integers(1, 4)))}"
+    if k == 3:
+        return " ".join(L(int(rng.integers(2, 9))) for _ in range(int(rng.integers(1, 4))))
+    if k == 4:
+        return L(int(rng.integers(4, 9))).capitalize() + " " + "".join(rng.choice(list(LETTERS.lower()), int(rng.integers(3, 10))))
+    return f"{D(int(rng.integers(2, 5)))} {L(int(rng.integers(3, 10)))}"
+
+
+def paste_distractors(canvas, rng, boxes):
+    """Draw 1-3 texts that are not plates (no plate background, or a sign much wider than a plate) where
+    they do not cover a plate, as negatives: the net must not propose every piece of text (a camera's
+    timestamp overlay, a shop sign) as a plate."""
+    C = canvas.size[0]
+    d = ImageDraw.Draw(canvas)
+    for _ in range(int(rng.integers(1, 4))):
+        text = distractor_text(rng)
+        fs = int(np.exp(rng.uniform(np.log(7), np.log(40))))
+        f = font(fs)
+        tw = d.textlength(text, font=f)
+        if tw > 0.9 * C:
+            continue
+        x, y = float(rng.uniform(-tw * 0.2, C - tw * 0.8)), float(rng.uniform(0, C - fs))
+        box = np.array([x - 4, y - 4, x + tw + 4, y + fs * 1.3 + 4], np.float32)
+        if any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in boxes):
+            continue
+        light = rng.random() < 0.5
+        fg = tuple(int(v) for v in (rng.integers(200, 256, 3) if light else rng.integers(0, 60, 3)))
+        if rng.random() < 0.3:  # on a sign much wider than a plate
+            pad = fs * 0.3
+            bg = tuple(int(v) for v in (rng.integers(0, 80, 3) if light else rng.integers(170, 256, 3)))
+            d.rectangle([x - pad, y - pad, x + tw + pad, y + fs * 1.2 + pad], fill=bg)
+        stroke = int(rng.integers(0, 2)) if fs > 10 else 0
+        d.text((x, y), text, fill=fg, font=f, stroke_width=stroke, stroke_fill=(0, 0, 0) if light else (255, 255, 255))
+
+
 def paste_synthetic(canvas, rng, boxes):
     """Paste 1-3 synthetic plates (width log-uniform 10..420 px) on the PIL canvas; appends their boxes."""
     C = canvas.size[0]
@@ -213,9 +258,9 @@ def targets(boxes, ignore, C):
 class PlateSamples(torch.utils.data.Dataset):
     """Sample k: an augmented C x C crop from a random Romanian train frame at a random scale."""
 
-    def __init__(self, frames, n, seed, crop=320, synth_p=0.5):
+    def __init__(self, frames, n, seed, crop=320, synth_p=0.5, distract_p=0.0):
         self.frames = frames  # [(pyramid [PIL full, 1/2, 1/4], boxes [n,4])]
-        self.n, self.seed, self.C, self.synth_p = n, seed, crop, synth_p
+        self.n, self.seed, self.C, self.synth_p, self.distract_p = n, seed, crop, synth_p, distract_p
 
     def __len__(self):
         return self.n
@@ -271,6 +316,8 @@ class PlateSamples(torch.utils.data.Dataset):
             allb = out + ign
             paste_synthetic(img, rng, allb)
             out = out + allb[n0 + len(ign):]
+        if rng.random() < self.distract_p:
+            paste_distractors(img, rng, out + ign)
         if rng.random() < 0.5:
             img = img.transpose(Image.FLIP_LEFT_RIGHT)
             out = [np.array([C - b[2], b[1], C - b[0], b[3]], np.float32) for b in out]

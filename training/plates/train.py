@@ -71,6 +71,9 @@ def main():
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--synth-p", type=float, default=0.5)
     ap.add_argument("--val-every", type=int, default=250)
+    ap.add_argument("--distract-p", type=float, default=0.0,
+                    help="probability of drawing non-plate text (timestamps, signs) into a sample as negatives")
+    ap.add_argument("--init", default=None, help="start from these weights (a plate_net.pt) instead of scratch")
     args = ap.parse_args()
 
     t_start = time.time()
@@ -92,13 +95,17 @@ def main():
           f"plates {sum(len(b) for *_, b in val)}; load {time.time() - t_start:.1f}s", flush=True)
 
     net = PlateNet()
+    if args.init:
+        net.load_state_dict(torch.load(args.init, map_location="cpu"))
+        print(f"initialised from {args.init}", flush=True)
     print(f"params {n_params(net)}  MACs@640x384 {count_macs(net) / 1e6:.1f}M", flush=True)
     net = net.train().to(memory_format=torch.channels_last)
     ema = copy.deepcopy(net).eval()
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
 
     max_steps = 100000 if args.steps == "auto" else int(args.steps)
-    ds = PlateSamples(frames, max_steps * args.batch, args.seed, crop=args.crop, synth_p=args.synth_p)
+    ds = PlateSamples(frames, max_steps * args.batch, args.seed, crop=args.crop, synth_p=args.synth_p,
+                     distract_p=args.distract_p)
     dl = torch.utils.data.DataLoader(ds, batch_size=args.batch, shuffle=False, num_workers=args.workers,
                                      persistent_workers=args.workers > 0, prefetch_factor=4 if args.workers else None,
                                      worker_init_fn=lambda _: torch.set_num_threads(1))
