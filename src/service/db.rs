@@ -46,7 +46,7 @@ impl Deref for WriteTx {
     type Target = AnyConnection;
     fn deref(&self) -> &AnyConnection {
         match &self.inner {
-            Inner::Pool(tx) => &**tx.as_ref().expect(OPEN),
+            Inner::Pool(tx) => tx.as_ref().expect(OPEN),
             Inner::PoolSingle(c) => c,
             Inner::Sqlite(tx) => tx,
         }
@@ -56,7 +56,7 @@ impl Deref for WriteTx {
 impl DerefMut for WriteTx {
     fn deref_mut(&mut self) -> &mut AnyConnection {
         match &mut self.inner {
-            Inner::Pool(tx) => &mut **tx.as_mut().expect(OPEN),
+            Inner::Pool(tx) => tx.as_mut().expect(OPEN),
             Inner::PoolSingle(c) => c,
             Inner::Sqlite(tx) => tx,
         }
