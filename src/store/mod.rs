@@ -10,12 +10,14 @@
 //! BOOLEAN or PostgreSQL's TIMESTAMPTZ uniformly.
 
 pub mod parking;
+mod writer;
+
+pub use writer::{SqliteTx, SqliteWriter, GROUP_MAX_MEMBERS};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyConnection, AnyPool, Connection, Executor, Row};
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,86 +50,6 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     writer: Option<Arc<SqliteWriter>>,
-}
-
-/// SQLite's writer: one connection kept outside the pool.
-///
-/// SQLite runs one write transaction at a time, so the services serialise
-/// their writes anyway (see `service::db`). Keeping that one connection out
-/// of the pool makes a write transaction cheaper: sqlx's pool pings every
-/// connection on release (a round trip to the connection's worker thread)
-/// and hands it back through a spawned task, both on the critical path when
-/// every writer queues for the same lock; and the writer's prepared
-/// statements stay cached on one connection.
-pub struct SqliteWriter {
-    url: String,
-    conn: Arc<tokio::sync::Mutex<Option<AnyConnection>>>,
-    /// For checkpoints, which run on a pooled connection.
-    pool: AnyPool,
-    commits: AtomicU64,
-    checkpointing: Arc<AtomicBool>,
-}
-
-/// The writer connection while held (`None` only if connecting failed).
-pub type WriterGuard = tokio::sync::OwnedMutexGuard<Option<AnyConnection>>;
-
-/// The writer asks for a WAL checkpoint every this many commits.
-const CHECKPOINT_EVERY: u64 = 100;
-
-/// Settings of the writer connection only. SQLite checkpoints the WAL from
-/// the connection whose commit pushes it past `wal_autocheckpoint` pages,
-/// inside that commit, fsyncs included: a stall of milliseconds while every
-/// other writer queues behind it. The writer instead asks for a PASSIVE
-/// checkpoint on another connection every [`CHECKPOINT_EVERY`] commits
-/// (it runs beside the writer and never blocks it); its own automatic
-/// checkpoint stays as a backstop, at a WAL of 40 MB instead of 4 MB.
-const WRITER_PRAGMAS: &[&str] = &["PRAGMA wal_autocheckpoint = 10000"];
-
-impl std::fmt::Debug for SqliteWriter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteWriter").finish_non_exhaustive()
-    }
-}
-
-impl SqliteWriter {
-    /// Takes the writer (writers queue here, first come first served),
-    /// connecting first when there is no live connection.
-    pub async fn lock(&self) -> Result<WriterGuard, sqlx::Error> {
-        let mut guard = self.conn.clone().lock_owned().await;
-        if guard.is_none() {
-            let mut conn = connect_sqlite(&self.url).await?;
-            for p in WRITER_PRAGMAS {
-                conn.execute(*p).await?;
-            }
-            *guard = Some(conn);
-        }
-        Ok(guard)
-    }
-
-    /// Counts a commit; every [`CHECKPOINT_EVERY`] commits starts a
-    /// background checkpoint unless one is still running.
-    pub fn committed(&self) {
-        if self.commits.fetch_add(1, Ordering::Relaxed) % CHECKPOINT_EVERY != CHECKPOINT_EVERY - 1 {
-            return;
-        }
-        let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
-        if self.checkpointing.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let (pool, busy) = (self.pool.clone(), self.checkpointing.clone());
-        rt.spawn(async move {
-            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
-                tracing::debug!(error = %e, "WAL checkpoint failed (the writer's own checkpoint is the backstop)");
-            }
-            busy.store(false, Ordering::Release);
-        });
-    }
-
-    async fn close(&self) {
-        if let Some(c) = self.conn.lock().await.take() {
-            let _ = c.close().await;
-        }
-    }
 }
 
 /// Per-connection settings. WAL lets readers run beside the one writer;
@@ -183,9 +105,7 @@ impl Store {
             .connect(&connect_url)
             .await
             .map_err(|source| StoreError::Connect { url: redact(url), source })?;
-        let writer = (backend == Backend::Sqlite).then(|| {
-            Arc::new(SqliteWriter { url: connect_url.clone(), conn: Arc::default(), pool: pool.clone(), commits: AtomicU64::new(0), checkpointing: Arc::default() })
-        });
+        let writer = (backend == Backend::Sqlite).then(|| SqliteWriter::new(connect_url.clone(), pool.clone()));
         let store = Store { pool, backend, writer };
         store.migrate().await?;
         Ok(store)

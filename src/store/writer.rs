@@ -1,0 +1,472 @@
+//! SQLite's writer: one connection kept outside the pool, and group commit.
+//!
+//! SQLite runs one write transaction at a time, so the services serialise
+//! their writes anyway (see `service::db`). Keeping that one connection out
+//! of the pool makes a write transaction cheaper: sqlx's pool pings every
+//! connection on release (a round trip to the connection's worker thread)
+//! and hands it back through a spawned task, both on the critical path when
+//! every writer queues for the same lock; and the writer's prepared
+//! statements stay cached on one connection.
+//!
+//! # Group commit
+//!
+//! A `COMMIT` is a round trip to sqlx's worker thread plus the WAL write of
+//! every page the transaction touched, while every other writer queues
+//! behind it. Under load consecutive transactions touch mostly the same pages
+//! (the tail of `sessions`, `audit_log`, `gate_decisions`, their indexes), so
+//! the writer keeps ONE SQLite transaction open across several callers'
+//! transactions (a *group*) and commits them together:
+//!
+//! * The first member opens the group with `BEGIN IMMEDIATE; SAVEPOINT m`;
+//!   each later member starts with `RELEASE m; SAVEPOINT m` (the previous
+//!   member's work merges into the group, and `RELEASE` fails if SQLite
+//!   ended the transaction behind our back, which fails the group instead of
+//!   silently starting a new one). Still one round trip, as `BEGIN` was.
+//! * A member's rollback is `ROLLBACK TO m` (only its own work; the first
+//!   member, alone in the group, rolls the whole transaction back).
+//! * A member's commit adds it to the group and hands the writer to the next
+//!   queued caller without any statement; when nobody is queued, or the group
+//!   reached [`GROUP_MAX_MEMBERS`], the real `COMMIT`
+//!   runs, and only its outcome answers every member's `commit()`: nobody
+//!   sees success before the group is durably committed (as durable as a
+//!   lone commit: WAL, synchronous = NORMAL), and if the `COMMIT` fails
+//!   every member gets the error.
+//!
+//! Members of a group see each other's uncommitted work, exactly as they
+//! would see it committed had they run one after the other; since none of
+//! them answers before the group commits, and all fail if it fails, the
+//! outcome is the same as the one-by-one commit it replaces.
+//!
+//! The schema has no deferred constraints (they would be checked at the
+//! group's `COMMIT` and let one member's violation fail the others).
+//!
+//! One owner: the state of the connection and of the open group lives behind
+//! the writer's mutex, and only the caller holding it reads or changes it.
+
+use sqlx::{AnyConnection, AnyPool, Connection, Executor};
+use std::borrow::Cow;
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use tokio::sync::{watch, OwnedMutexGuard};
+
+/// A group commits at the latest when it holds this many transactions: it
+/// bounds how long the first member waits for its answer (the writer spends
+/// well under a millisecond on a gate transaction), how long a writer from
+/// outside the services (busy_timeout) waits for its turn, and how much one
+/// failed `COMMIT` takes down with it. A size, not a time, so that what a
+/// group holds does not depend on the machine's speed.
+pub const GROUP_MAX_MEMBERS: usize = 32;
+
+/// The writer asks for a WAL checkpoint every this many commits.
+const CHECKPOINT_EVERY: u64 = 100;
+
+/// Settings of the writer connection only. SQLite checkpoints the WAL from
+/// the connection whose commit pushes it past `wal_autocheckpoint` pages,
+/// inside that commit, fsyncs included: a stall of milliseconds while every
+/// other writer queues behind it. The writer instead asks for a PASSIVE
+/// checkpoint on another connection every [`CHECKPOINT_EVERY`] commits
+/// (it runs beside the writer and never blocks it); its own automatic
+/// checkpoint stays as a backstop, at a WAL of 40 MB instead of 4 MB.
+///
+/// `temp_store = MEMORY` keeps each member's savepoint journal in memory:
+/// by default SQLite spills a savepoint's journal past 64 KiB to a temporary
+/// file, and those writes cost as much CPU as the commits grouping saves.
+const WRITER_PRAGMAS: &[&str] = &["PRAGMA wal_autocheckpoint = 10000", "PRAGMA temp_store = MEMORY"];
+
+/// What the members of a group learn when it ends.
+type Outcome = Option<Result<(), Arc<sqlx::Error>>>;
+
+/// SQLite's one writer connection and its group commit (see the module).
+pub struct SqliteWriter {
+    url: String,
+    state: Arc<tokio::sync::Mutex<WriterState>>,
+    /// Callers waiting for the writer: a member hands the open group on only
+    /// when somebody is coming to continue (or close) it.
+    queued: AtomicUsize,
+    /// For checkpoints, which run on a pooled connection.
+    pool: AnyPool,
+    commits: AtomicU64,
+    checkpointing: Arc<AtomicBool>,
+}
+
+/// The writer connection and the group open on it (behind the writer's mutex).
+#[derive(Default)]
+pub struct WriterState {
+    /// `None` before the first connect and after a failure that left the
+    /// connection in doubt (the next caller reconnects).
+    conn: Option<AnyConnection>,
+    group: Option<Group>,
+}
+
+/// An open SQLite transaction shared by several callers' transactions.
+struct Group {
+    /// Members that committed their part and wait for the group's COMMIT.
+    committed: usize,
+    outcome: watch::Sender<Outcome>,
+}
+
+impl Group {
+    fn new() -> Group {
+        Group { committed: 0, outcome: watch::channel(None).0 }
+    }
+
+    /// Answers every member that committed into this group.
+    fn finish(self, result: Result<(), Arc<sqlx::Error>>) {
+        self.outcome.send_replace(Some(result));
+    }
+}
+
+impl std::fmt::Debug for SqliteWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteWriter").finish_non_exhaustive()
+    }
+}
+
+/// Counts a caller as queued for the writer until it holds it (or gives up).
+struct Ticket<'a> {
+    writer: &'a Arc<SqliteWriter>,
+    holds: bool,
+}
+
+impl Drop for Ticket<'_> {
+    fn drop(&mut self) {
+        self.writer.queued.fetch_sub(1, Ordering::AcqRel);
+        if !self.holds {
+            // Cancelled while queued: the holder may have handed the open
+            // group on to us. Somebody must close it, or its members would
+            // wait for the next writer.
+            self.writer.spawn_sweep();
+        }
+    }
+}
+
+impl SqliteWriter {
+    pub(super) fn new(url: String, pool: AnyPool) -> Arc<SqliteWriter> {
+        Arc::new(SqliteWriter { url, state: Arc::default(), queued: AtomicUsize::new(0), pool, commits: AtomicU64::new(0), checkpointing: Arc::default() })
+    }
+
+    /// Opens a write transaction (`one`: a single statement, atomic by
+    /// itself, which needs no savepoint): queues for the writer (first come,
+    /// first served), connecting first when there is no live connection, and
+    /// joins the open group or opens one.
+    pub async fn begin(self: &Arc<Self>, one: bool) -> Result<SqliteTx, sqlx::Error> {
+        self.queued.fetch_add(1, Ordering::AcqRel);
+        let mut ticket = Ticket { writer: self, holds: false };
+        let guard = self.state.clone().lock_owned().await;
+        ticket.holds = true;
+        drop(ticket);
+        // From here a drop (cancellation, error) releases the writer properly.
+        let mut tx = SqliteTx { guard: Some(guard), writer: self.clone(), member: Member::Joining };
+        let state = tx.guard.as_mut().expect("held");
+        if state.conn.is_none() {
+            let mut conn = super::connect_sqlite(&self.url).await?;
+            for p in WRITER_PRAGMAS {
+                conn.execute(*p).await?;
+            }
+            state.conn = Some(conn);
+        }
+        tx.member = match (one, state.group.is_some()) {
+            // Autocommit, as without a group: its statement commits itself.
+            (true, false) => Member::Autocommit,
+            // Its statement is part of the group; statement-level atomicity
+            // undoes it if it fails, so no savepoint is needed.
+            (true, true) => Member::Plain,
+            (false, _) => {
+                join(state).await?;
+                Member::Savepoint
+            }
+        };
+        Ok(tx)
+    }
+
+    /// Hands the writer on while the group can grow (somebody is queued to
+    /// continue it), else commits the group in a task of its own, so that
+    /// no caller's cancellation can interrupt a COMMIT.
+    fn release(self: &Arc<Self>, mut guard: OwnedMutexGuard<WriterState>) {
+        let Some(g) = &guard.group else { return };
+        let grow = self.queued.load(Ordering::Acquire) > 0 && g.committed < GROUP_MAX_MEMBERS;
+        if grow {
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                let w = self.clone();
+                rt.spawn(async move { w.close_group(&mut guard).await });
+            }
+            // Shutting down: dropping the connection rolls back, and the
+            // members hear that the group ended without a commit.
+            Err(_) => *guard = WriterState::default(),
+        }
+    }
+
+    /// COMMITs the open group and answers its members.
+    async fn close_group(&self, state: &mut WriterState) {
+        let Some(group) = state.group.take() else { return };
+        let Some(conn) = state.conn.as_mut() else {
+            return group.finish(Err(Arc::new(sqlx::Error::WorkerCrashed)));
+        };
+        match conn.execute("COMMIT").await {
+            Ok(_) => {
+                group.finish(Ok(()));
+                self.committed();
+            }
+            Err(e) => {
+                // A failed COMMIT may leave the transaction open (SQLITE_BUSY).
+                end_transaction(state).await;
+                group.finish(Err(Arc::new(e)));
+            }
+        }
+    }
+
+    /// After a queued caller gave up: takes the writer and commits a group
+    /// that nobody else is coming to continue.
+    fn spawn_sweep(self: &Arc<Self>) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
+        let w = self.clone();
+        rt.spawn(async move {
+            let mut guard = w.state.clone().lock_owned().await;
+            if guard.group.is_some() {
+                w.close_group(&mut guard).await;
+            }
+        });
+    }
+
+    /// Counts a commit; every [`CHECKPOINT_EVERY`] commits starts a
+    /// background checkpoint unless one is still running.
+    fn committed(&self) {
+        if self.commits.fetch_add(1, Ordering::Relaxed) % CHECKPOINT_EVERY != CHECKPOINT_EVERY - 1 {
+            return;
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
+        if self.checkpointing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (pool, busy) = (self.pool.clone(), self.checkpointing.clone());
+        rt.spawn(async move {
+            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+                tracing::debug!(error = %e, "WAL checkpoint failed (the writer's own checkpoint is the backstop)");
+            }
+            busy.store(false, Ordering::Release);
+        });
+    }
+
+    /// Commits an open group, then closes the connection.
+    pub(super) async fn close(&self) {
+        let mut state = self.state.lock().await;
+        self.close_group(&mut state).await;
+        if let Some(c) = state.conn.take() {
+            let _ = c.close().await;
+        }
+    }
+
+    /// COMMITs so far, groups counted once (for tests and diagnostics).
+    pub fn commit_count(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+
+    /// Callers waiting for the writer now (for tests and diagnostics).
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
+    }
+}
+
+/// Starts a member's savepoint, opening the group if there is none. If the
+/// group's transaction is gone (SQLite rolls a transaction back by itself on
+/// some errors), the group fails and this member opens a new one.
+async fn join(state: &mut WriterState) -> Result<(), sqlx::Error> {
+    if state.group.is_some() {
+        let conn = state.conn.as_mut().expect("connected");
+        match conn.execute("RELEASE m; SAVEPOINT m").await {
+            Ok(_) => return Ok(()),
+            Err(e) => fail_group(state, e).await,
+        }
+    }
+    // Set before BEGIN: if this is cancelled or fails, the member's rollback
+    // (alone in the group) ends whatever transaction BEGIN left.
+    state.group = Some(Group::new());
+    let conn = state.conn.as_mut().ok_or(sqlx::Error::WorkerCrashed)?;
+    conn.execute("BEGIN IMMEDIATE; SAVEPOINT m").await?;
+    Ok(())
+}
+
+/// Ends the group with `e` for its members and leaves no transaction open.
+async fn fail_group(state: &mut WriterState, e: sqlx::Error) {
+    let group = state.group.take();
+    end_transaction(state).await;
+    if let Some(g) = group {
+        g.finish(Err(Arc::new(e)));
+    }
+}
+
+/// Rolls back whatever transaction is open; a connection that cannot say
+/// (not a database error, e.g. the worker died) is replaced.
+async fn end_transaction(state: &mut WriterState) {
+    if let Some(conn) = state.conn.as_mut() {
+        match conn.execute("ROLLBACK").await {
+            // A database error here means no transaction was open.
+            Ok(_) | Err(sqlx::Error::Database(_)) => {}
+            Err(_) => state.conn = None,
+        }
+    }
+}
+
+/// How a transaction takes part in the writer's group.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Member {
+    /// Queued or starting: holds no work of its own yet.
+    Joining,
+    /// Its work is inside its savepoint `m`.
+    Savepoint,
+    /// One statement inside the group, no savepoint ([`SqliteWriter::begin`] with `one`).
+    Plain,
+    /// One statement, autocommitted (no group was open).
+    Autocommit,
+}
+
+/// A caller's write transaction on the writer: rolled back when dropped
+/// without [`SqliteTx::commit`].
+pub struct SqliteTx {
+    /// `None` once committed or handed to the rollback task.
+    guard: Option<OwnedMutexGuard<WriterState>>,
+    writer: Arc<SqliteWriter>,
+    member: Member,
+}
+
+const HELD: &str = "an open write transaction holds the writer connection";
+
+impl Deref for SqliteTx {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        self.guard.as_ref().and_then(|g| g.conn.as_ref()).expect(HELD)
+    }
+}
+
+impl DerefMut for SqliteTx {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        self.guard.as_mut().and_then(|g| g.conn.as_mut()).expect(HELD)
+    }
+}
+
+impl SqliteTx {
+    /// Commits: returns once the group holding this transaction committed
+    /// (its error if the group's COMMIT failed).
+    pub async fn commit(mut self) -> Result<(), sqlx::Error> {
+        let mut guard = self.guard.take().expect(HELD);
+        if self.member == Member::Autocommit {
+            // Its statement committed itself.
+            drop(guard);
+            self.writer.committed();
+            return Ok(());
+        }
+        let Some(group) = guard.group.as_mut() else {
+            // Cannot happen (only the holder ends a group); never report
+            // success for work whose transaction is unaccounted for.
+            drop(guard);
+            return Err(sqlx::Error::Protocol("the write transaction's group ended before its commit".into()));
+        };
+        group.committed += 1;
+        let mut outcome = group.outcome.subscribe();
+        self.writer.release(guard);
+        let result = match outcome.wait_for(Option::is_some).await {
+            Ok(o) => o.clone().expect("answered"),
+            Err(_) => Err(Arc::new(sqlx::Error::WorkerCrashed)),
+        };
+        result.map_err(|e| share(&e))
+    }
+}
+
+impl Drop for SqliteTx {
+    fn drop(&mut self) {
+        let Some(mut guard) = self.guard.take() else { return };
+        let (writer, member) = (self.writer.clone(), self.member);
+        match tokio::runtime::Handle::try_current() {
+            // The writer moves into a task that undoes this member's work,
+            // then hands the writer on (or commits the rest of the group).
+            Ok(rt) => {
+                rt.spawn(async move {
+                    rollback(&mut guard, member).await;
+                    writer.release(guard);
+                });
+            }
+            // Without a runtime (shutting down) the connection is dropped,
+            // which ends the transaction; members hear the group ended.
+            Err(_) => *guard = WriterState::default(),
+        }
+    }
+}
+
+/// Undoes one member's work inside the group.
+async fn rollback(state: &mut WriterState, member: Member) {
+    let Some(group) = &state.group else { return };
+    if group.committed == 0 {
+        // Alone in the group: end the whole transaction (also after a
+        // cancelled or failed BEGIN).
+        state.group = None;
+        return end_transaction(state).await;
+    }
+    if member != Member::Savepoint {
+        // A cancelled join (the new savepoint, if any, is empty) or one
+        // statement that either ran whole or was undone by SQLite.
+        return;
+    }
+    let Some(conn) = state.conn.as_mut() else { return };
+    if let Err(e) = conn.execute("ROLLBACK TO m").await {
+        // The transaction is gone (or in doubt): so is the group's work.
+        let doubt = !matches!(e, sqlx::Error::Database(_));
+        fail_group(state, e).await;
+        if doubt {
+            state.conn = None;
+        }
+    }
+}
+
+/// A copy of a group's error for each member: same kind, code and message,
+/// so the services classify it as they would their own (sqlx errors are not
+/// `Clone`).
+fn share(e: &sqlx::Error) -> sqlx::Error {
+    match e {
+        sqlx::Error::Database(d) => sqlx::Error::Database(Box::new(GroupDbError { code: d.code().map(Cow::into_owned), message: d.message().to_string() })),
+        sqlx::Error::Io(io) => sqlx::Error::Io(std::io::Error::new(io.kind(), io.to_string())),
+        sqlx::Error::PoolTimedOut => sqlx::Error::PoolTimedOut,
+        sqlx::Error::PoolClosed => sqlx::Error::PoolClosed,
+        sqlx::Error::WorkerCrashed => sqlx::Error::WorkerCrashed,
+        other => sqlx::Error::Protocol(format!("the group commit failed: {other}")),
+    }
+}
+
+/// A database error that failed a group's COMMIT, as each member sees it.
+#[derive(Debug)]
+struct GroupDbError {
+    code: Option<String>,
+    message: String,
+}
+
+impl std::fmt::Display for GroupDbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (group commit)", self.message)
+    }
+}
+
+impl std::error::Error for GroupDbError {}
+
+impl sqlx::error::DatabaseError for GroupDbError {
+    fn message(&self) -> &str {
+        &self.message
+    }
+    fn code(&self) -> Option<Cow<'_, str>> {
+        self.code.as_deref().map(Cow::Borrowed)
+    }
+    fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+    fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+    fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+        self
+    }
+    fn kind(&self) -> sqlx::error::ErrorKind {
+        sqlx::error::ErrorKind::Other
+    }
+}
