@@ -32,6 +32,14 @@ fn the_plate_is_found_and_read_in_the_region_around_its_proposal() {
 }
 
 #[test]
+fn without_site_formats_a_read_of_letters_and_digits_is_sure() {
+    let img = load_rgb(Path::new(FRAME)).unwrap();
+    let r = engine(&[]).process(&view_of(&img)).unwrap();
+    assert_eq!(r.path, DetectPath::Regions);
+    assert_eq!(r.hits[0].plate, "B68SPK");
+}
+
+#[test]
 fn a_read_that_matches_no_format_sends_the_frame_to_the_whole_frame_search() {
     // With Brazilian formats (three letters, four digits) the Romanian plate
     // is not a sure read: the whole frame is searched too, and the plate is

@@ -422,8 +422,9 @@ impl PlateEngine {
     }
 
     /// Full pipeline on one frame. With proposals, the whole frame is
-    /// searched too when the regions give no sure plate: a read that matches
-    /// a format and has letters and digits (see `fallback_full_frame`).
+    /// searched too when the regions give no sure plate: a read of letters
+    /// and digits that matches the site's formats, if it has any (see
+    /// `fallback_full_frame`).
     pub fn process(&self, img: &ImageView) -> Result<FrameResult, AnprError> {
         let mut times = StageTimes::default();
         let (mut boxes, from_regions) = self.detect(img, self.settings.roi, &mut times)?;
@@ -432,8 +433,10 @@ impl PlateEngine {
         let mut path = if from_regions { DetectPath::Regions } else if self.uses_proposals() { DetectPath::Fallback } else { DetectPath::FullFrame };
         // A region can hold text that passes a loose format (a camera's
         // timestamp, a sign's word) while the plate itself was not proposed:
-        // only a format-matched read of letters and digits is taken as is.
-        let sure = hits.first().is_some_and(|h| h.format_matched && h.read.has_letter() && h.read.has_digit());
+        // only a read of letters and digits that matches the site's formats
+        // (when it has any) is taken as is.
+        let formats = !self.formatter.patterns().is_empty();
+        let sure = hits.first().is_some_and(|h| (h.format_matched || !formats) && h.read.has_letter() && h.read.has_digit());
         if !sure && from_regions && self.settings.fallback_full_frame {
             let s = &self.settings;
             let full = self.detector.detect_in(img, s.roi, s.det_max_side.unwrap_or(self.detector.max_side), &mut times)?;
