@@ -135,6 +135,10 @@ pub struct AnprArgs {
     /// frame at this input side to the proposals.
     #[arg(long)]
     pub coarse_side: Option<usize>,
+    /// Read the surest plate-like box alone first, the others only when it
+    /// is not a sure plate.
+    #[arg(long)]
+    pub surest_first: bool,
     /// Models folder.
     #[arg(long, default_value = "models")]
     pub models: PathBuf,
@@ -387,6 +391,7 @@ fn anpr_engine(a: &AnprArgs) -> anyhow::Result<crate::anpr::PlateEngine> {
     if a.coarse_side.is_some() {
         settings.coarse_side = a.coarse_side;
     }
+    settings.read_surest_first |= a.surest_first;
     settings.proposals |= a.proposals;
     settings.fallback_full_frame &= !a.no_fallback;
     let rt = crate::onnx::OnnxRuntime::load(None)?;

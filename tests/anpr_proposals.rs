@@ -60,3 +60,18 @@ fn a_proposal_on_a_plate_free_patch_yields_no_plate() {
     let r = e.process_with_proposals(&view_of(&img), &[BoxF::new(10.0, 10.0, 60.0, 22.0)]).unwrap();
     assert!(r.hits.is_empty(), "hits {:?}", r.hits.iter().map(|h| &h.plate).collect::<Vec<_>>());
 }
+
+#[test]
+fn reading_the_surest_box_first_reads_nothing_else_when_it_is_a_sure_plate() {
+    let img = load_rgb(Path::new(FRAME)).unwrap();
+    let mut e = engine(&["ro"]);
+    e.settings.proposals = false;
+    let all = e.process(&view_of(&img)).unwrap();
+    let read_all = all.hits.len() + all.rejected.len();
+    assert!(read_all > 1, "the frame holds other text than the plate");
+    e.settings.read_surest_first = true;
+    let first = e.process(&view_of(&img)).unwrap();
+    assert_eq!(first.hits[0].plate, "B68SPK");
+    assert_eq!(first.hits.len() + first.rejected.len(), 1, "only the plate was read");
+    assert_eq!(first.hits[0].bbox, all.hits[0].bbox);
+}

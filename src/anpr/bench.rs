@@ -73,11 +73,11 @@ pub fn run(models: &Path, runs: usize) -> anyhow::Result<()> {
     }
     for (name, img) in [("720p", &f720), ("1080p", &f1080)] {
         if proposals {
-            engine.settings = EngineSettings { proposals: true, ..site() };
+            engine.settings = EngineSettings { proposals: true, read_surest_first: true, ..site() };
             let (p50, p95, t, plate) = time_engine(&engine, &view_of(img), runs);
             println!(
                 "{:<8} {:<34} {:>8.1} {:>8.1} {:>9.1} {:>9.1} {:>7.1} {:>8.1}  {plate}",
-                name, "proposals → regions, detector 960", p50, p95, t.detect_pre, t.detect_infer, t.read, t.detect_post + t.crop + t.select
+                name, "proposals → regions, surest first", p50, p95, t.detect_pre, t.detect_infer, t.read, t.detect_post + t.crop + t.select
             );
         }
         for (label, apply) in &variants {

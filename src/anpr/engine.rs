@@ -87,6 +87,9 @@ pub struct EngineSettings {
     /// With proposals: also run the text detector on the whole frame at
     /// this small input side and add its plate-like boxes to the proposals.
     pub coarse_side: Option<usize>,
+    /// Read the surest plate-like box alone first and the others only when
+    /// it is not a sure plate (letters and digits, format matched).
+    pub read_surest_first: bool,
 }
 
 impl Default for EngineSettings {
@@ -108,6 +111,7 @@ impl Default for EngineSettings {
             region_max_side: 480,
             fallback_full_frame: true,
             coarse_side: None,
+            read_surest_first: false,
         }
     }
 }
@@ -120,6 +124,7 @@ impl EngineSettings {
         s.det_max_side = lpr.detector_max_side;
         s.proposals = lpr.proposals;
         s.fallback_full_frame = lpr.proposal_fallback;
+        s.read_surest_first = lpr.read_surest_first;
         s.min_area = lpr.min_area as f32;
         let mut format = FormatConfig { min_plate_length: lpr.min_plate_length, ..FormatConfig::default() };
         if !lpr.format.is_empty() {
@@ -435,8 +440,7 @@ impl PlateEngine {
         // timestamp, a sign's word) while the plate itself was not proposed:
         // only a read of letters and digits that matches the site's formats
         // (when it has any) is taken as is.
-        let formats = !self.formatter.patterns().is_empty();
-        let sure = hits.first().is_some_and(|h| (h.format_matched || !formats) && h.read.has_letter() && h.read.has_digit());
+        let sure = hits.first().is_some_and(|h| self.is_sure(h.format_matched, &h.read));
         if !sure && from_regions && self.settings.fallback_full_frame {
             let s = &self.settings;
             let full = self.detector.detect_in(img, s.roi, s.det_max_side.unwrap_or(self.detector.max_side), &mut times)?;
@@ -461,6 +465,12 @@ impl PlateEngine {
         Ok(FrameResult { boxes, hits, rejected, times, path: DetectPath::Regions })
     }
 
+    /// A sure plate: letters and digits, matching the site's formats when it
+    /// has any. (Timestamps, dates and sign words are not.)
+    fn is_sure(&self, format_matched: bool, read: &PlateRead) -> bool {
+        (format_matched || self.formatter.patterns().is_empty()) && read.has_letter() && read.has_digit()
+    }
+
     /// Stages 2–4 on boxes from the detector.
     pub fn read_boxes(&self, img: &ImageView, boxes: &[TextBox], times: &mut StageTimes) -> Result<Vec<PlateHit>, AnprError> {
         self.read_boxes_explained(img, boxes, times, None)
@@ -475,15 +485,35 @@ impl PlateEngine {
         times.crop += ms(t0);
         let t0 = Instant::now();
         let views: Vec<ImageView> = crops.iter().map(|(_, c)| c.view()).collect();
-        let texts = self.reader.read(&views)?;
+        // Each crop costs the reader about as much as the first (it is padded
+        // to the reader's minimum width): the surest box is read alone first,
+        // and the others only when it is not a sure plate.
+        let first = if s.read_surest_first && views.len() > 1 { 1 } else { views.len() };
+        let mut texts = self.reader.read(&views[..first])?;
         times.read += ms(t0);
         let t0 = Instant::now();
-        let cands: Vec<TextCandidate> = crops
-            .iter()
-            .zip(&texts)
-            .map(|((i, _), t)| TextCandidate { quad: chosen[*i].quad, det_score: chosen[*i].score, raw_text: t.text(), read: normalize_plate(t) })
-            .collect();
-        let ranked = rank_plate_candidates(&cands, Some(&self.formatter), &s.selection);
+        let rank = |texts: &[CtcText]| {
+            let cands: Vec<TextCandidate> = crops
+                .iter()
+                .zip(texts)
+                .map(|((i, _), t)| TextCandidate { quad: chosen[*i].quad, det_score: chosen[*i].score, raw_text: t.text(), read: normalize_plate(t) })
+                .collect();
+            let ranked = rank_plate_candidates(&cands, Some(&self.formatter), &s.selection);
+            (cands, ranked)
+        };
+        let (mut cands, mut ranked) = rank(&texts);
+        let top_sure = ranked.first().is_some_and(|r| {
+            let read = r.format.as_ref().map(|f| &f.read).unwrap_or(&cands[r.index].read);
+            r.reject.is_none() && self.is_sure(r.format.as_ref().is_some_and(|f| f.format_matched), read)
+        });
+        times.select += ms(t0);
+        if first < views.len() && !top_sure {
+            let t0 = Instant::now();
+            texts.extend(self.reader.read(&views[first..])?);
+            times.read += ms(t0);
+            (cands, ranked) = rank(&texts);
+        }
+        let t0 = Instant::now();
         let mut hits = Vec::new();
         if let Some(out) = rejected.as_deref_mut() {
             for r in ranked.iter().filter(|r| r.reject.is_some()) {

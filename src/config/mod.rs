@@ -229,6 +229,11 @@ pub struct LprConfig {
     pub proposals: bool,
     /// With proposals: look at the whole frame too when the regions hold no plate.
     pub proposal_fallback: bool,
+    /// Read the surest plate-like box alone first and the others only when
+    /// it is not a sure plate: halves the reading time; measured on the
+    /// OpenALPR set it costs the full-frame path one frame in 305 and the
+    /// proposal path none (README, "Plate reading").
+    pub read_surest_first: bool,
 }
 
 impl Default for LprConfig {
@@ -247,6 +252,7 @@ impl Default for LprConfig {
             detector_max_side: None,
             proposals: false,
             proposal_fallback: true,
+            read_surest_first: false,
         }
     }
 }
