@@ -476,7 +476,7 @@ impl PlateEngine {
         self.read_boxes_explained(img, boxes, times, None)
     }
 
-    fn read_boxes_explained(&self, img: &ImageView, boxes: &[TextBox], times: &mut StageTimes, mut rejected: Option<&mut Vec<(String, String)>>) -> Result<Vec<PlateHit>, AnprError> {
+    fn read_boxes_explained(&self, img: &ImageView, boxes: &[TextBox], times: &mut StageTimes, rejected: Option<&mut Vec<(String, String)>>) -> Result<Vec<PlateHit>, AnprError> {
         let s = &self.settings;
         let t0 = Instant::now();
         let chosen = prefilter(boxes, s);
@@ -515,7 +515,7 @@ impl PlateEngine {
         }
         let t0 = Instant::now();
         let mut hits = Vec::new();
-        if let Some(out) = rejected.as_deref_mut() {
+        if let Some(out) = rejected {
             for r in ranked.iter().filter(|r| r.reject.is_some()) {
                 out.push((cands[r.index].raw_text.clone(), format!("{:?}", r.reject)));
             }
