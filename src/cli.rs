@@ -107,7 +107,7 @@ pub struct AnprArgs {
     /// Config file whose [lpr] section (formats, thresholds) applies.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Built-in plate format presets (ro, hr, br, us). `GROUP=PRESET[+PRESET]`
+    /// Built-in plate format presets (ro, hr, cz, br, us). `GROUP=PRESET[+PRESET]`
     /// entries apply to one evaluation group only, e.g. `eu=hr,br=br,us=us`.
     #[arg(long, value_delimiter = ',')]
     pub formats: Vec<String>,
@@ -121,9 +121,16 @@ pub struct AnprArgs {
     #[arg(long, value_delimiter = ',', num_args = 4)]
     pub roi: Option<Vec<u32>>,
     /// Find plates with the plate proposal network first and run the text
-    /// detector only on regions around them (fast, less accurate today).
+    /// detector only on regions around them (the default; kept for scripts).
     #[arg(long)]
     pub proposals: bool,
+    /// Run the text detector on the whole frame (or ROI) only, without the
+    /// plate proposal network (the accurate, slow path).
+    #[arg(long, conflicts_with = "proposals")]
+    pub full_frame: bool,
+    /// Read every plate-like box, not the surest one alone first.
+    #[arg(long, conflicts_with = "surest_first")]
+    pub read_all: bool,
     /// With proposals: do not fall back to the whole frame when the regions
     /// give no plate.
     #[arg(long)]
@@ -139,6 +146,15 @@ pub struct AnprArgs {
     /// is not a sure plate.
     #[arg(long)]
     pub surest_first: bool,
+    /// With proposals: a plate read from a region is taken as is only when
+    /// its least sure character reaches this confidence (else the whole
+    /// frame is searched too).
+    #[arg(long)]
+    pub region_min_conf: Option<f32>,
+    /// With proposals: each region is this many times the proposal's width
+    /// and height (`W,H`).
+    #[arg(long, value_delimiter = ',', num_args = 2)]
+    pub region_grow: Option<Vec<f32>>,
     /// Models folder.
     #[arg(long, default_value = "models")]
     pub models: PathBuf,
@@ -388,11 +404,17 @@ fn anpr_engine(a: &AnprArgs) -> anyhow::Result<crate::anpr::PlateEngine> {
     if let Some(v) = a.region_plate_width {
         settings.region_plate_width = v;
     }
+    if let Some(g) = &a.region_grow {
+        (settings.regions.grow_w, settings.regions.grow_h) = (g[0], g[1]);
+    }
+    if let Some(v) = a.region_min_conf {
+        settings.region_min_conf = v;
+    }
     if a.coarse_side.is_some() {
         settings.coarse_side = a.coarse_side;
     }
-    settings.read_surest_first |= a.surest_first;
-    settings.proposals |= a.proposals;
+    settings.read_surest_first = (settings.read_surest_first || a.surest_first) && !a.read_all;
+    settings.proposals = (settings.proposals || a.proposals) && !a.full_frame;
     settings.fallback_full_frame &= !a.no_fallback;
     let rt = crate::onnx::OnnxRuntime::load(None)?;
     Ok(crate::anpr::PlateEngine::load(&rt, &a.models, settings)?)

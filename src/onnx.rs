@@ -55,8 +55,9 @@ impl OnnxRuntime {
         stored.clone().map_err(|reason| OnnxError::Load { path, reason })
     }
 
-    /// Opens a model with one intra-op thread and spinning off: on two cores
-    /// we parallelise across stages (detection beside reading), not inside ops.
+    /// Opens a model with one intra-op thread and spinning off (on two cores
+    /// we parallelise across stages, detection beside reading, not inside
+    /// ops) and subnormals flushed to zero.
     pub fn session(&self, path: &Path) -> Result<Model, OnnxError> {
         if !path.is_file() {
             return Err(OnnxError::ModelMissing { path: path.to_path_buf() });
@@ -69,6 +70,11 @@ impl OnnxRuntime {
             .with_inter_threads(1)
             .map_err(|e| err(e.to_string()))?
             .with_intra_op_spinning(false)
+            .map_err(|e| err(e.to_string()))?
+            // Subnormal floats as zero: on some CPUs (an AVX-512 Xeon here)
+            // the text detector spent three quarters of its time on them
+            // (887 → 231 ms at 1080p); its accuracy is unchanged.
+            .with_flush_to_zero()
             .map_err(|e| err(e.to_string()))?
             .commit_from_file(path)
             .map_err(|e| err(e.to_string()))?;

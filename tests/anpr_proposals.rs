@@ -1,6 +1,6 @@
-//! The opt-in fast path with the real models: the plate proposal network
-//! finds the plate, the text detector runs on the region around it, and the
-//! whole frame is searched as well when the regions give no sure plate.
+//! The default path with the real models: the plate proposal network finds
+//! the plate, the text detector runs on the region around it, and the whole
+//! frame is searched as well when the regions give no confident plate.
 
 use lotsense::anpr::engine::{DetectPath, EngineSettings, PlateEngine};
 use lotsense::anpr::{load_rgb, view_of};
@@ -66,6 +66,7 @@ fn reading_the_surest_box_first_reads_nothing_else_when_it_is_a_sure_plate() {
     let img = load_rgb(Path::new(FRAME)).unwrap();
     let mut e = engine(&["ro"]);
     e.settings.proposals = false;
+    e.settings.read_surest_first = false;
     let all = e.process(&view_of(&img)).unwrap();
     let read_all = all.hits.len() + all.rejected.len();
     assert!(read_all > 1, "the frame holds other text than the plate");
@@ -74,4 +75,22 @@ fn reading_the_surest_box_first_reads_nothing_else_when_it_is_a_sure_plate() {
     assert_eq!(first.hits[0].plate, "B68SPK");
     assert_eq!(first.hits.len() + first.rejected.len(), 1, "only the plate was read");
     assert_eq!(first.hits[0].bbox, all.hits[0].bbox);
+}
+
+#[test]
+fn a_region_read_with_a_doubtful_character_sends_the_frame_to_the_whole_frame_search() {
+    let img = load_rgb(Path::new(FRAME)).unwrap();
+    let mut e = engine(&["ro"]);
+    let region = e.process(&view_of(&img)).unwrap();
+    assert_eq!(region.path, DetectPath::Regions);
+    let least = region.hits[0].read.min_conf();
+    // The same sure read, but its least sure character is now below the bar:
+    // the whole frame decides, and reads the same plate there.
+    e.settings.region_min_conf = least + 0.001;
+    let r = e.process(&view_of(&img)).unwrap();
+    assert_eq!(r.path, DetectPath::Fallback);
+    assert_eq!(r.hits[0].plate, "B68SPK");
+    // Exactly at the bar it is confident.
+    e.settings.region_min_conf = least;
+    assert_eq!(e.process(&view_of(&img)).unwrap().path, DetectPath::Regions);
 }

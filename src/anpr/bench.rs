@@ -52,7 +52,7 @@ pub fn run(models: &Path, runs: usize) -> anyhow::Result<()> {
     println!("{:<8} {:<34} {:>8} {:>8} {:>9} {:>9} {:>7} {:>8}  plate", "frame", "settings", "p50 ms", "p95 ms", "det pre", "det inf", "read", "other");
     let variants: Vec<(&str, Box<dyn Fn(&mut EngineSettings, u32, u32)>)> = vec![
         ("full frame, detector 640", Box::new(|s, _, _| s.det_max_side = Some(640))),
-        ("full frame, detector 960 (default)", Box::new(|s, _, _| s.det_max_side = Some(960))),
+        ("full frame, detector 960", Box::new(|s, _, _| s.det_max_side = Some(960))),
         ("full frame, detector 1280", Box::new(|s, _, _| s.det_max_side = Some(1280))),
         ("ROI lower-centre 50%, detector 640", Box::new(|s, w, h| {
             s.det_max_side = Some(640);
@@ -77,11 +77,12 @@ pub fn run(models: &Path, runs: usize) -> anyhow::Result<()> {
             let (p50, p95, t, plate) = time_engine(&engine, &view_of(img), runs);
             println!(
                 "{:<8} {:<34} {:>8.1} {:>8.1} {:>9.1} {:>9.1} {:>7.1} {:>8.1}  {plate}",
-                name, "proposals → regions, surest first", p50, p95, t.detect_pre, t.detect_infer, t.read, t.detect_post + t.crop + t.select
+                name, "proposals, surest first (default)", p50, p95, t.detect_pre, t.detect_infer, t.read, t.detect_post + t.crop + t.select
             );
         }
         for (label, apply) in &variants {
-            let mut s = site();
+            // The full-frame rows: the text detector on the whole frame (or ROI), every plate-like box read.
+            let mut s = EngineSettings { proposals: false, read_surest_first: false, ..site() };
             apply(&mut s, img.width(), img.height());
             engine.settings = s;
             let (p50, p95, t, plate) = time_engine(&engine, &view_of(img), runs);

@@ -125,7 +125,14 @@ pub struct Outcome {
     /// The chosen plate's selection score and whether it matched a format.
     pub score: Option<f32>,
     pub format_matched: Option<bool>,
+    /// The chosen plate's lowest and mean character confidence.
+    pub min_conf: Option<f32>,
+    pub mean_conf: Option<f32>,
     pub ms: f64,
+    /// Of `ms`: finding text (proposals and detector: pre, inference, post)
+    /// and reading it (crops, reader, selection).
+    pub detect_ms: f64,
+    pub read_ms: f64,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -258,7 +265,11 @@ pub fn evaluate(
             candidates: res.hits.iter().skip(1).map(|h| h.plate.clone()).collect(),
             score: res.hits.first().map(|h| h.score),
             format_matched: res.hits.first().map(|h| h.format_matched),
+            min_conf: res.hits.first().map(|h| h.read.min_conf()),
+            mean_conf: res.hits.first().map(|h| h.read.mean_conf()),
             ms,
+            detect_ms: t.detect_pre + t.detect_infer + t.detect_post,
+            read_ms: t.crop + t.read + t.select,
         });
         progress(i + 1);
     }

@@ -61,6 +61,10 @@ struct DetJob {
     cam: usize,
     frame: Frame,
     boxes: Vec<TextBox>,
+    /// The boxes came from the proposals' regions: an unconfident read of
+    /// them sends the frame to the whole-frame search (on the reader thread,
+    /// so detection goes on with the next frames).
+    from_regions: bool,
     times: StageTimes,
 }
 
@@ -142,10 +146,10 @@ fn detect_loop(engine: &PlateEngine, cams: &[GateCamera], tx: SyncSender<DetJob>
                 }
             }
             let mut times = StageTimes::default();
-            match engine.detect(&view, cam.roi, &mut times).map(|(boxes, _)| boxes) {
-                Ok(boxes) => {
+            match engine.detect(&view, cam.roi, &mut times) {
+                Ok((boxes, from_regions)) => {
                     metrics.frames_processed.get_or_create(&labels[i]).inc();
-                    if tx.send(DetJob { cam: i, frame, boxes, times }).is_err() {
+                    if tx.send(DetJob { cam: i, frame, boxes, from_regions, times }).is_err() {
                         return;
                     }
                 }
@@ -157,7 +161,7 @@ fn detect_loop(engine: &PlateEngine, cams: &[GateCamera], tx: SyncSender<DetJob>
         }
         if idle {
             // Nothing new anywhere: tell the reader time passed (track timeouts).
-            if tx.send(DetJob { cam: usize::MAX, frame: tick_frame(), boxes: Vec::new(), times: StageTimes::default() }).is_err() {
+            if tx.send(DetJob { cam: usize::MAX, frame: tick_frame(), boxes: Vec::new(), from_regions: false, times: StageTimes::default() }).is_err() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -246,7 +250,15 @@ impl ReadStage {
         let f = &job.frame;
         let Ok(view) = ImageView::new(&f.data, f.width as usize, f.height as usize, f.stride) else { return };
         let mut times = job.times;
-        let hits = match self.engine.read_boxes(&view, &job.boxes, &mut times) {
+        let roi = self.cams[cam].roi;
+        let hits = self.engine.read_boxes(&view, &job.boxes, &mut times).and_then(|hits| {
+            if job.from_regions && self.engine.needs_full_frame(&hits) {
+                self.engine.full_frame(&view, roi, &mut times).map(|(_, full)| if full.is_empty() { hits } else { full })
+            } else {
+                Ok(hits)
+            }
+        });
+        let hits = match hits {
             Ok(h) => h,
             Err(e) => {
                 tracing::warn!(camera = %self.cams[cam].id, error = %e, "plate reading failed on a frame");

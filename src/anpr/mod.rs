@@ -10,7 +10,7 @@ pub mod known;
 pub mod proposals;
 pub mod live;
 
-pub use engine::{AnprError, EngineSettings, FrameResult, PlateEngine, PlateHit, StageTimes};
+pub use engine::{AnprError, EngineSettings, FrameResult, PlateEngine, PlateHit, StageTimes, DEFAULT_REGION_MIN_CONF};
 
 use crate::vision::image::ImageView;
 use std::path::Path;

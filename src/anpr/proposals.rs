@@ -89,7 +89,7 @@ pub struct RegionParams {
 
 impl Default for RegionParams {
     fn default() -> Self {
-        Self { grow_w: 3.0, grow_h: 4.0, min_w: 96.0, min_h: 64.0 }
+        Self { grow_w: 2.0, grow_h: 3.0, min_w: 96.0, min_h: 64.0 }
     }
 }
 

@@ -222,18 +222,25 @@ pub struct LprConfig {
     /// detector, the accurate choice); 640 or 480 with a camera `roi` trade
     /// accuracy for speed (see the README's accuracy-versus-latency table).
     pub detector_max_side: Option<usize>,
-    /// Find plates with our plate proposal network first and run the text
-    /// detector only on small regions around them (fast, less accurate with
-    /// proposal model v1); off (default): the text detector on the whole
-    /// frame or `roi`.
+    /// On (default): find plates with our plate proposal network first, run
+    /// the text detector only on small regions around them, and search the
+    /// whole frame (or `roi`) too only when they give no confident plate
+    /// (see `region_min_confidence`). Off: always the whole frame (slower,
+    /// no more accurate on the OpenALPR frames; README, "Plate reading").
     pub proposals: bool,
-    /// With proposals: look at the whole frame too when the regions hold no plate.
+    /// With proposals: look at the whole frame too when the regions give no
+    /// confident plate.
     pub proposal_fallback: bool,
     /// Read the surest plate-like box alone first and the others only when
-    /// it is not a sure plate: halves the reading time; measured on the
-    /// OpenALPR set it costs the full-frame path one frame in 305 and the
-    /// proposal path none (README, "Plate reading").
+    /// it is not a sure plate (default on): each crop costs the reader about
+    /// as much as the first (README, "Plate reading").
     pub read_surest_first: bool,
+    /// With proposals: a plate read from a proposal's region is taken as is
+    /// only when it is sure (letters and digits, a site format matched) and
+    /// its least sure character reaches this confidence; otherwise the whole
+    /// frame is searched too. Higher is more accurate and slower (README,
+    /// "Plate reading").
+    pub region_min_confidence: f32,
 }
 
 impl Default for LprConfig {
@@ -250,9 +257,10 @@ impl Default for LprConfig {
             max_decision_delay_ms: 1000,
             reannounce_gap_secs: 60,
             detector_max_side: None,
-            proposals: false,
+            proposals: true,
             proposal_fallback: true,
-            read_surest_first: false,
+            read_surest_first: true,
+            region_min_confidence: crate::anpr::DEFAULT_REGION_MIN_CONF,
         }
     }
 }

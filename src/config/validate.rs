@@ -52,7 +52,7 @@ pub(super) fn validate(c: &Config, out: &mut Vec<Problem>) {
 
     // --- lpr
     let lpr = root.key("lpr");
-    for (name, v) in [("detection_threshold", c.lpr.detection_threshold), ("recognition_threshold", c.lpr.recognition_threshold)] {
+    for (name, v) in [("detection_threshold", c.lpr.detection_threshold), ("recognition_threshold", c.lpr.recognition_threshold), ("region_min_confidence", c.lpr.region_min_confidence)] {
         if !(0.0..=1.0).contains(&v) {
             err(lpr.key(name), format!("{v} is outside 0..1"));
         }

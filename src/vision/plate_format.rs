@@ -166,12 +166,15 @@ pub struct RegionFormat {
 }
 
 impl RegionFormat {
-    /// Built-in pattern sets: `ro` Romania, `hr` Croatia, `br` Brazil (old and Mercosur),
-    /// `us` generic US (5–7 alphanumerics: without per-state formats nothing finer helps).
+    /// Built-in pattern sets: `ro` Romania, `hr` Croatia, `cz` Czechia (since 2001:
+    /// region digit, region letter, a digit or letter, four digits), `br` Brazil (old and
+    /// Mercosur), `us` generic US (5–7 alphanumerics: without per-state formats nothing
+    /// finer helps).
     pub fn preset(name: &str) -> Option<Self> {
         let pats: &[&str] = match name {
             "ro" => &["@@##@@@", "B###@@@", "B##@@@", "@##@@@"],
             "hr" => &["@@###@@", "@@####@@", "@@###@", "@@####@"],
+            "cz" => &["#@#####", "#@@####"],
             "br" => &["@@@####", "@@@#@##"],
             "us" => &["???????", "??????", "?????"],
             _ => return None,
@@ -691,6 +694,19 @@ mod tests {
         assert_eq!(m.pattern.as_deref(), Some("@@####@@"));
         let m = f.apply(&read("ZG123AB")).unwrap();
         assert_eq!((m.text.as_str(), m.cost), ("ZG123AB", 0.0));
+    }
+
+    #[test]
+    fn czech_plates_keep_their_digits_with_the_czech_preset() {
+        // A Czech "1B2 5790" read right: Croatian formats alone force it into
+        // letters where Croatia has them (1→I, 0→O); with `cz` it stays.
+        let m = fmt(&["hr"]).apply(&read("1B25790")).unwrap();
+        assert_eq!(m.text, "IB2579O");
+        let f = fmt(&["hr", "cz"]);
+        let m = f.apply(&read("1B25790")).unwrap();
+        assert_eq!((m.text.as_str(), m.pattern.as_deref(), m.cost), ("1B25790", Some("#@#####"), 0.0));
+        // Croatian plates are unaffected.
+        assert_eq!(f.apply(&read("ZG123AB")).unwrap().text, "ZG123AB");
     }
 
     #[test]
