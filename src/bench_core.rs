@@ -11,7 +11,9 @@
 //!
 //! PostgreSQL is taken from `LOTSENSE_BENCH_PG` (an admin URL, default
 //! `postgres://postgres@127.0.0.1:5432/test`); a fresh database is created
-//! and dropped. `LOTSENSE_BENCH_SECS` sets each phase's length (default 10).
+//! and dropped. `LOTSENSE_BENCH_SECS` sets each phase's length (default 10);
+//! `LOTSENSE_BENCH_PHASES` picks phases (comma-separated `sqlite`,
+//! `postgres`, `api`; default all).
 
 use crate::config::Config;
 use crate::core::{PaymentMethod, Plate};
@@ -207,17 +209,24 @@ pub async fn run() -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("lotsense-bench-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir)?;
     println!("lotsense bench core ({} build): entry → exit → pay → exit through the services", if cfg!(debug_assertions) { "DEBUG — use --release for figures" } else { "release" });
-    bench_services("sqlite", &format!("sqlite://{}/core.db", dir.display())).await?;
+    let phases = std::env::var("LOTSENSE_BENCH_PHASES").unwrap_or_else(|_| "sqlite,postgres,api".into());
+    let phase = |p: &str| phases.split(',').any(|x| x.trim() == p);
+    if phase("sqlite") {
+        bench_services("sqlite", &format!("sqlite://{}/core.db", dir.display())).await?;
+    }
     let admin = std::env::var("LOTSENSE_BENCH_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    match create_pg(&admin).await {
-        Ok((url, name)) => {
+    match if phase("postgres") { create_pg(&admin).await.map(Some) } else { Ok(None) } {
+        Ok(None) => {}
+        Ok(Some((url, name))) => {
             let r = bench_services("postgres", &url).await;
             drop_pg(&admin, &name).await;
             r?;
         }
         Err(e) => println!("postgres   skipped: {e} (set LOTSENSE_BENCH_PG to an admin URL)"),
     }
-    bench_api(&format!("sqlite://{}/api.db", dir.display())).await?;
+    if phase("api") {
+        bench_api(&format!("sqlite://{}/api.db", dir.display())).await?;
+    }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
