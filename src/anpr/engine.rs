@@ -401,13 +401,23 @@ impl PlateEngine {
     /// plate-like box. Returns the boxes and whether they came from regions.
     pub fn detect(&self, img: &ImageView, roi: Option<[u32; 4]>, t: &mut StageTimes) -> Result<(Vec<TextBox>, bool), AnprError> {
         let s = &self.settings;
-        if let (Some(p), true) = (&self.proposer, s.proposals) {
+        if let Some(p) = self.proposer_for(img, roi) {
             let boxes = self.detect_regions(p, img, roi, t)?;
             if !s.fallback_full_frame || !prefilter(&boxes, s).is_empty() {
                 return Ok((boxes, true));
             }
         }
         Ok((self.detector.detect_in(img, roi, s.det_max_side.unwrap_or(self.detector.max_side), t)?, false))
+    }
+
+    /// The proposer, when proposals are on and can save work on this frame:
+    /// a frame (or ROI) whose longer side is at most `region_max_side` costs
+    /// the text detector no more than one region would (a plate crop, a
+    /// small camera), and the proposer is not made for plates that fill the
+    /// frame (on the OpenALPR US crops it proposed parts of them).
+    fn proposer_for(&self, img: &ImageView, roi: Option<[u32; 4]>) -> Option<&PlateProposer> {
+        let (view, _) = crop_roi(img, roi);
+        self.proposer.as_ref().filter(|_| self.settings.proposals && view.width.max(view.height) > self.settings.region_max_side)
     }
 
     fn detect_regions(&self, p: &PlateProposer, img: &ImageView, roi: Option<[u32; 4]>, t: &mut StageTimes) -> Result<Vec<TextBox>, AnprError> {
@@ -493,7 +503,7 @@ impl PlateEngine {
         let mut rejected = Vec::new();
         let s = &self.settings;
         let full_side = s.det_max_side.unwrap_or(self.detector.max_side);
-        let Some(p) = self.proposer.as_ref().filter(|_| s.proposals) else {
+        let Some(p) = self.proposer_for(img, s.roi) else {
             let boxes = self.detector.detect_in(img, s.roi, full_side, &mut times)?;
             let hits = self.read_boxes_explained(img, &boxes, &mut times, Some(&mut rejected))?;
             return Ok(FrameResult { boxes, hits, rejected, times, path: DetectPath::FullFrame });
