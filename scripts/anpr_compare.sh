@@ -8,9 +8,11 @@
 #
 #   --data DIR            folder in the `lotsense eval anpr` layout (required)
 #   --limit N             first N samples only (same order on both sides)
-#   --formats LIST        also run lotsense with these plate-format presets (e.g. hr,br,us);
-#                         the plain lotsense run (no formats) is always made: it is the one
-#                         comparable with the reference's simple plate rule
+#   --formats LIST        also run lotsense's default pipeline with these plate-format presets
+#                         (e.g. eu=hr+cz,br=br,us=us); the plain lotsense run (whole frame, every
+#                         box read, no formats) is always made: it is the one comparable with the
+#                         reference's simple plate rule
+#   LOTSENSE_BIN=PATH     the lotsense binary (default target/release/lotsense, else debug)
 #   --out DIR             where the JSON reports and per-frame outcomes go (default var/anpr-compare)
 #   --rapidocr-defaults   also run the reference with RapidOCR's own detector input size
 #                         (shorter side enlarged to 736) besides the matched one (longer side 960)
@@ -73,7 +75,7 @@ timed() {  # name, command...
 }
 
 # ---- lotsense (plain: no plate formats, the like-for-like run; with --formats also a second run)
-if [ -x target/release/lotsense ]; then LS=target/release/lotsense; else LS=target/debug/lotsense; fi
+if [ -n "${LOTSENSE_BIN:-}" ]; then LS=$LOTSENSE_BIN; elif [ -x target/release/lotsense ]; then LS=target/release/lotsense; else LS=target/debug/lotsense; fi
 REPORTS=()
 run_ls() {  # name, extra args
   local name="$1"; shift
@@ -84,7 +86,9 @@ run_ls() {  # name, extra args
 }
 if ((RUN_LS)); then
   [ -x "$LS" ] || { echo "no lotsense binary: cargo build --release --bin lotsense" >&2; exit 1; }
-  run_ls lotsense
+  # Matched with the reference: the whole frame, every plate-like box read.
+  run_ls lotsense --full-frame --read-all
+  # lotsense's default pipeline (proposals, surest box first) with the formats.
   [ -n "$FORMATS" ] && run_ls lotsense-formats --formats "$FORMATS"
 else
   [ -s "$OUT/lotsense.json" ] || { echo "--no-lotsense but $OUT/lotsense.json is missing" >&2; exit 1; }
