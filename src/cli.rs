@@ -152,8 +152,8 @@ pub struct AnprArgs {
     #[arg(long)]
     pub region_min_conf: Option<f32>,
     /// With proposals: each region is this many times the proposal's width
-    /// and height (`W,H`).
-    #[arg(long, value_delimiter = ',', num_args = 2)]
+    /// and height (`--region-grow W H`).
+    #[arg(long, num_args = 2)]
     pub region_grow: Option<Vec<f32>>,
     /// Models folder.
     #[arg(long, default_value = "models")]
