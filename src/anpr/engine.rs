@@ -408,7 +408,7 @@ impl PlateEngine {
                 return Ok((boxes, true));
             }
         }
-        Ok((self.detector.detect_in(img, roi, s.det_max_side.unwrap_or(self.detector.max_side), t)?, false))
+        Ok((self.detector.detect_in(img, roi, self.full_side(), t)?, false))
     }
 
     /// The proposer, when proposals are on and can save work on this frame:
@@ -502,11 +502,9 @@ impl PlateEngine {
     pub fn process(&self, img: &ImageView) -> Result<FrameResult, AnprError> {
         let mut times = StageTimes::default();
         let mut rejected = Vec::new();
-        let s = &self.settings;
-        let full_side = s.det_max_side.unwrap_or(self.detector.max_side);
-        let Some(p) = self.proposer_for(img, s.roi) else {
-            let boxes = self.detector.detect_in(img, s.roi, full_side, &mut times)?;
-            let hits = self.read_boxes_explained(img, &boxes, &mut times, Some(&mut rejected))?;
+        let roi = self.settings.roi;
+        let Some(p) = self.proposer_for(img, roi) else {
+            let (boxes, hits) = self.whole_frame(img, roi, &mut times, Some(&mut rejected))?;
             return Ok(FrameResult { boxes, hits, rejected, times, path: DetectPath::FullFrame });
         };
         let (mut boxes, mut hits) = self.read_regions(p, img, &mut times, &mut rejected)?;
@@ -517,8 +515,7 @@ impl PlateEngine {
         if !self.needs_full_frame(&hits) {
             return Ok(FrameResult { boxes, hits, rejected, times, path: DetectPath::Regions });
         }
-        let full = self.detector.detect_in(img, s.roi, full_side, &mut times)?;
-        let full_hits = self.read_boxes_explained(img, &full, &mut times, Some(&mut rejected))?;
+        let (full, full_hits) = self.whole_frame(img, roi, &mut times, Some(&mut rejected))?;
         // The whole frame's plates replace the regions' unsure one, unless it has none.
         if !full_hits.is_empty() || hits.is_empty() {
             (boxes, hits) = (full, full_hits);
@@ -547,9 +544,18 @@ impl PlateEngine {
     /// input size, and the plates read there: the fallback of the live
     /// pipeline's reader (see [`Self::needs_full_frame`]).
     pub fn full_frame(&self, img: &ImageView, roi: Option<[u32; 4]>, t: &mut StageTimes) -> Result<(Vec<TextBox>, Vec<PlateHit>), AnprError> {
-        let boxes = self.detector.detect_in(img, roi, self.settings.det_max_side.unwrap_or(self.detector.max_side), t)?;
-        let hits = self.read_boxes(img, &boxes, t)?;
+        self.whole_frame(img, roi, t, None)
+    }
+
+    fn whole_frame(&self, img: &ImageView, roi: Option<[u32; 4]>, t: &mut StageTimes, rejected: Option<&mut Vec<(String, String)>>) -> Result<(Vec<TextBox>, Vec<PlateHit>), AnprError> {
+        let boxes = self.detector.detect_in(img, roi, self.full_side(), t)?;
+        let hits = self.read_boxes_explained(img, &boxes, t, rejected)?;
         Ok((boxes, hits))
+    }
+
+    /// The text detector's input side on a whole frame.
+    fn full_side(&self) -> usize {
+        self.settings.det_max_side.unwrap_or(self.detector.max_side)
     }
 
     /// A region's read taken without looking at the whole frame: sure, and
