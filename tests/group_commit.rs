@@ -6,7 +6,7 @@
 //! while others queue behind it (waiting for the queue to fill, not for time).
 
 use lotsense::service::db::Db;
-use lotsense::store::Store;
+use lotsense::store::{Conn, Store, StoreConn};
 use sqlx::Row;
 use std::sync::Arc;
 
@@ -29,8 +29,8 @@ async fn rows(db: &Db) -> Vec<String> {
     rows.iter().map(|r| r.get::<String, _>(0)).collect()
 }
 
-async fn insert(c: &mut sqlx::AnyConnection, id: &str) {
-    sqlx::query("INSERT INTO gc (id) VALUES ($1)").bind(id).execute(c).await.unwrap();
+async fn insert(c: &mut Conn, id: &str) {
+    sqlx::query("INSERT INTO gc (id) VALUES ($1)").bind(id).execute(c.ex()).await.unwrap();
 }
 
 fn commits(db: &Db) -> u64 {
@@ -103,7 +103,7 @@ async fn a_failed_group_commit_fails_every_member_and_keeps_nothing() {
         tokio::spawn(async move {
             let mut tx = db.write().await.unwrap();
             insert(&mut tx, "b").await;
-            sqlx::query("INSERT INTO gc_child (id, parent) VALUES (1, 42)").execute(&mut *tx).await.unwrap();
+            sqlx::query("INSERT INTO gc_child (id, parent) VALUES (1, 42)").execute(tx.ex()).await.unwrap();
             tx.commit().await
         })
     };
@@ -158,7 +158,7 @@ async fn a_single_statement_write_joins_an_open_group() {
             let mut tx = db.write_one().await.unwrap();
             insert(&mut tx, "one").await;
             // A failing single statement undoes only itself.
-            assert!(sqlx::query("INSERT INTO gc (id) VALUES ('a')").execute(&mut *tx).await.is_err());
+            assert!(sqlx::query("INSERT INTO gc (id) VALUES ('a')").execute(tx.ex()).await.is_err());
             tx.commit().await
         })
     };

@@ -9,11 +9,9 @@
 //! lock: its constraints and conditional updates settle races, and the
 //! services retry.
 
-use crate::store::{SqliteTx, Store};
+use crate::store::{Ex, SqliteTx, Store, StoreConn};
 use sqlx::any::Any;
 use sqlx::pool::PoolConnection;
-use sqlx::AnyConnection;
-use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
 /// How long a gate decision waits for a database connection before the
@@ -42,23 +40,12 @@ enum Inner {
 
 const OPEN: &str = "an open write transaction has its connection";
 
-impl Deref for WriteTx {
-    type Target = AnyConnection;
-    fn deref(&self) -> &AnyConnection {
-        match &self.inner {
-            Inner::Pool(tx) => tx.as_ref().expect(OPEN),
-            Inner::PoolSingle(c) => c,
-            Inner::Sqlite(tx) => tx,
-        }
-    }
-}
-
-impl DerefMut for WriteTx {
-    fn deref_mut(&mut self) -> &mut AnyConnection {
+impl StoreConn for WriteTx {
+    fn ex(&mut self) -> Ex<'_> {
         match &mut self.inner {
-            Inner::Pool(tx) => tx.as_mut().expect(OPEN),
-            Inner::PoolSingle(c) => c,
-            Inner::Sqlite(tx) => tx,
+            Inner::Pool(tx) => Ex::Any(tx.as_mut().expect(OPEN)),
+            Inner::PoolSingle(c) => Ex::Any(c),
+            Inner::Sqlite(tx) => tx.ex(),
         }
     }
 }
@@ -86,10 +73,9 @@ impl Db {
     }
 
     /// The writer for a write that is one statement, atomic by itself: the
-    /// same queueing as [`Db::write`] without a savepoint (a round trip).
-    /// On SQLite with no group open the statement commits by itself and
-    /// [`WriteTx::commit`] only releases the writer; inside an open group it
-    /// is part of the group and its commit waits for the group's.
+    /// same queueing as [`Db::write`] without a savepoint. On SQLite it is
+    /// part of the writer's group (opened for it when none is) and its
+    /// commit waits for the group's.
     pub async fn write_one(&self) -> Result<WriteTx, sqlx::Error> {
         self.writer(false).await
     }

@@ -1257,7 +1257,7 @@ impl ParkingService {
         let mut rows = self.plan_refunds(&mut tx, &only, amount, reason, actor, now, "x").await?;
         let mut row = rows.pop().ok_or(ServiceError::Busy)?;
         // Use the caller's key (plan_refunds derives one for automatic refunds).
-        sqlx::query("UPDATE payments SET idempotency_key = $1 WHERE id = $2").bind(&key).bind(&row.payment_id).execute(&mut *tx).await?;
+        st::set_payment_key(&mut tx, &row.payment_id, &key).await?;
         row.idempotency_key = key;
         tx.commit().await?;
         self.drive(row).await

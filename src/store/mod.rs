@@ -9,14 +9,18 @@
 //! booleans as integers, because the `Any` driver cannot decode SQLite's
 //! BOOLEAN or PostgreSQL's TIMESTAMPTZ uniformly.
 
+mod direct;
+mod exec;
 pub mod parking;
 mod writer;
 
+pub use direct::DirectConn;
+pub use exec::{Conn, Ex, StoreConn};
 pub use writer::{SqliteTx, SqliteWriter, GROUP_MAX_MEMBERS};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::{AnyConnection, AnyPool, Connection, Executor, Row};
+use sqlx::{AnyConnection, AnyPool, Executor, Row};
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,12 +68,6 @@ async fn sqlite_pragmas(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
         conn.execute(*p).await?;
     }
     Ok(())
-}
-
-async fn connect_sqlite(url: &str) -> Result<AnyConnection, sqlx::Error> {
-    let mut conn = AnyConnection::connect(url).await?;
-    sqlite_pragmas(&mut conn).await?;
-    Ok(conn)
 }
 
 const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[

@@ -1,8 +1,9 @@
 //! Parking persistence: every SQL statement of the parking core, written once
 //! for both backends through sqlx's `Any` driver.
 //!
-//! Functions take a `&mut AnyConnection` so the services can compose them in
-//! one transaction (a `Transaction` derefs to it). Nothing here decides
+//! Functions take a `&mut Conn` (any [`super::StoreConn`]: a pooled
+//! connection, a transaction, SQLite's direct writer) so the services can
+//! compose them in one transaction. Nothing here decides
 //! anything: the services gather snapshots with these functions, ask the
 //! core, and write back what it decided. The invariants that must hold under
 //! concurrency are in the schema (`0002_parking.sql`), not here:
@@ -24,9 +25,9 @@ use crate::core::{Currency, Money};
 use chrono::{DateTime, TimeZone, Utc};
 use serde::Serialize;
 use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
+use sqlx::Row;
 
-pub type Conn = AnyConnection;
+pub use super::exec::Conn;
 type R<T> = Result<T, sqlx::Error>;
 
 /// Epoch milliseconds of an instant.
@@ -176,7 +177,7 @@ pub async fn audit(
         .bind(subject)
         .bind(reason)
         .bind(detail.map(|d| d.to_string()))
-        .execute(conn)
+        .execute(conn.ex())
         .await?;
     Ok(())
 }
@@ -212,7 +213,7 @@ impl AuditBatch {
         for (at, actor, action, subject, reason, detail) in self.records {
             q = q.bind(at).bind(actor).bind(action).bind(subject).bind(reason).bind(detail);
         }
-        q.execute(conn).await?;
+        q.execute(conn.ex()).await?;
         Ok(())
     }
 }
@@ -233,12 +234,12 @@ pub async fn audit_log(conn: &mut Conn, subject: Option<&str>, limit: i64) -> R<
         Some(s) => {
             sqlx::query(sqlx::AssertSqlSafe(format!("SELECT id, at, actor, action, subject, reason, detail_json FROM audit_log WHERE subject = $1 ORDER BY id DESC LIMIT {limit}")))
                 .bind(s)
-                .fetch_all(conn)
+                .fetch_all(conn.ex())
                 .await?
         }
         None => {
             sqlx::query(sqlx::AssertSqlSafe(format!("SELECT id, at, actor, action, subject, reason, detail_json FROM audit_log ORDER BY id DESC LIMIT {limit}")))
-                .fetch_all(conn)
+                .fetch_all(conn.ex())
                 .await?
         }
     };
@@ -272,7 +273,7 @@ pub struct SpaceSeed {
 /// Inserts or updates the configured spaces (keeping their live status);
 /// spaces no longer configured are taken out of service unless occupied.
 pub async fn sync_spaces(conn: &mut Conn, seeds: &[SpaceSeed], now: DateTime<Utc>) -> R<()> {
-    sqlx::query("UPDATE spaces SET in_config = 0").execute(&mut *conn).await?;
+    sqlx::query("UPDATE spaces SET in_config = 0").execute(conn.ex()).await?;
     for s in seeds {
         sqlx::query(
             "INSERT INTO spaces (id, level, zone, space_type, rank, status, sensor_state, in_config, updated_ms) \
@@ -286,19 +287,19 @@ pub async fn sync_spaces(conn: &mut Conn, seeds: &[SpaceSeed], now: DateTime<Utc
         .bind(s.space_type.as_str())
         .bind(i64::from(s.rank))
         .bind(ms(now))
-        .execute(&mut *conn)
+        .execute(conn.ex())
         .await?;
     }
     sqlx::query("UPDATE spaces SET status = 'out_of_service', updated_ms = $1 WHERE in_config = 0 AND status = 'available'")
         .bind(ms(now))
-        .execute(&mut *conn)
+        .execute(conn.ex())
         .await?;
     Ok(())
 }
 
 /// Replaces the config-sourced permits by `permits`.
 pub async fn sync_permits(conn: &mut Conn, permits: &[Permit], now: DateTime<Utc>) -> R<()> {
-    sqlx::query("DELETE FROM permits WHERE source = 'config'").execute(&mut *conn).await?;
+    sqlx::query("DELETE FROM permits WHERE source = 'config'").execute(conn.ex()).await?;
     for p in permits {
         sqlx::query(
             "INSERT INTO permits (id, plate, kind, valid_from, valid_until, permit_json, source, updated_ms) \
@@ -313,7 +314,7 @@ pub async fn sync_permits(conn: &mut Conn, permits: &[Permit], now: DateTime<Utc
         .bind(p.valid_until.map(|d| d.to_string()))
         .bind(serde_json::to_string(p).unwrap_or_default())
         .bind(ms(now))
-        .execute(&mut *conn)
+        .execute(conn.ex())
         .await?;
     }
     Ok(())
@@ -321,7 +322,7 @@ pub async fn sync_permits(conn: &mut Conn, permits: &[Permit], now: DateTime<Utc
 
 /// Replaces the config-sourced list entries.
 pub async fn sync_lists(conn: &mut Conn, entries: &[(Plate, &'static str)], now: DateTime<Utc>) -> R<()> {
-    sqlx::query("DELETE FROM plate_lists WHERE source = 'config'").execute(&mut *conn).await?;
+    sqlx::query("DELETE FROM plate_lists WHERE source = 'config'").execute(conn.ex()).await?;
     for (plate, list) in entries {
         sqlx::query(
             "INSERT INTO plate_lists (plate, list, reason, source, added_ms) VALUES ($1, $2, NULL, 'config', $3) \
@@ -330,14 +331,14 @@ pub async fn sync_lists(conn: &mut Conn, entries: &[(Plate, &'static str)], now:
         .bind(plate.as_str())
         .bind(*list)
         .bind(ms(now))
-        .execute(&mut *conn)
+        .execute(conn.ex())
         .await?;
     }
     Ok(())
 }
 
 pub async fn list_membership(conn: &mut Conn, plate: &Plate) -> R<ListMembership> {
-    let rows = sqlx::query("SELECT list FROM plate_lists WHERE plate = $1").bind(plate.as_str()).fetch_all(conn).await?;
+    let rows = sqlx::query("SELECT list FROM plate_lists WHERE plate = $1").bind(plate.as_str()).fetch_all(conn.ex()).await?;
     let mut m = ListMembership::default();
     for r in rows {
         match r.try_get::<String, _>(0)?.as_str() {
@@ -352,7 +353,7 @@ pub async fn list_membership(conn: &mut Conn, plate: &Plate) -> R<ListMembership
 
 /// Every list entry (for the offline cache).
 pub async fn all_list_entries(conn: &mut Conn) -> R<Vec<(String, String)>> {
-    let rows = sqlx::query("SELECT plate, list FROM plate_lists").fetch_all(conn).await?;
+    let rows = sqlx::query("SELECT plate, list FROM plate_lists").fetch_all(conn.ex()).await?;
     rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
 }
 
@@ -367,7 +368,7 @@ pub async fn permits_for(conn: &mut Conn, plates: &[&Plate]) -> R<Vec<Permit>> {
         if plates[..i].contains(plate) {
             continue;
         }
-        let rows = sqlx::query("SELECT permit_json FROM permits WHERE plate = $1").bind(plate.as_str()).fetch_all(&mut *conn).await?;
+        let rows = sqlx::query("SELECT permit_json FROM permits WHERE plate = $1").bind(plate.as_str()).fetch_all(conn.ex()).await?;
         for r in &rows {
             out.extend(permit_of(r)?);
         }
@@ -376,7 +377,7 @@ pub async fn permits_for(conn: &mut Conn, plates: &[&Plate]) -> R<Vec<Permit>> {
 }
 
 pub async fn all_permits(conn: &mut Conn) -> R<Vec<Permit>> {
-    let rows = sqlx::query("SELECT permit_json FROM permits").fetch_all(conn).await?;
+    let rows = sqlx::query("SELECT permit_json FROM permits").fetch_all(conn.ex()).await?;
     let mut out = Vec::new();
     for r in &rows {
         out.extend(permit_of(r)?);
@@ -397,7 +398,7 @@ pub async fn upsert_vehicle(conn: &mut Conn, plate: &Plate, vehicle_type: Option
     .bind(t.as_str())
     .bind(ms(now))
     .bind(ms(now))
-    .execute(conn)
+    .execute(conn.ex())
     .await?;
     Ok(())
 }
@@ -413,7 +414,7 @@ pub struct VehicleRow {
 pub async fn vehicle(conn: &mut Conn, plate: &Plate) -> R<Option<VehicleRow>> {
     let row = sqlx::query("SELECT plate, vehicle_type, first_seen_ms, last_seen_ms FROM vehicles WHERE plate = $1")
         .bind(plate.as_str())
-        .fetch_optional(conn)
+        .fetch_optional(conn.ex())
         .await?;
     row.map(|r| {
         Ok(VehicleRow {
@@ -445,7 +446,7 @@ pub async fn plate_facts(conn: &mut Conn, plate: &Plate) -> R<PlateFacts> {
          UNION ALL SELECT 'vehicle', vehicle_type FROM vehicles WHERE plate = $1",
     )
     .bind(plate.as_str())
-    .fetch_all(conn)
+    .fetch_all(conn.ex())
     .await?;
     let mut f = PlateFacts::default();
     for r in &rows {
@@ -534,14 +535,14 @@ impl SpaceRow {
 }
 
 pub async fn all_spaces(conn: &mut Conn) -> R<Vec<SpaceRow>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {SPACE_COLS} FROM spaces WHERE in_config = 1 ORDER BY rank, id"))).fetch_all(conn).await?;
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {SPACE_COLS} FROM spaces WHERE in_config = 1 ORDER BY rank, id"))).fetch_all(conn.ex()).await?;
     rows.iter().map(space_row).collect()
 }
 
 /// Bays free for allocation (stored status `available`).
 pub async fn available_spaces(conn: &mut Conn) -> R<Vec<SpaceRow>> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {SPACE_COLS} FROM spaces WHERE status = 'available' AND in_config = 1")))
-        .fetch_all(conn)
+        .fetch_all(conn.ex())
         .await?;
     rows.iter().map(space_row).collect()
 }
@@ -564,7 +565,7 @@ pub async fn nearest_available_spaces(conn: &mut Conn, limit: i64) -> R<(Vec<Spa
         })
         .collect::<Vec<_>>()
         .join(" UNION ALL ");
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(conn).await?;
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(conn.ex()).await?;
     let out = rows.iter().map(space_row).collect::<R<Vec<_>>>()?;
     let truncated = SpaceType::ALL.iter().any(|t| out.iter().filter(|r| r.space_type == t.as_str()).count() as i64 >= limit);
     Ok((out, truncated))
@@ -572,12 +573,12 @@ pub async fn nearest_available_spaces(conn: &mut Conn, limit: i64) -> R<(Vec<Spa
 
 /// Bays per (type, stored status), counted by the database.
 pub async fn space_counts(conn: &mut Conn) -> R<Vec<(String, String, i64)>> {
-    let rows = sqlx::query("SELECT space_type, status, COUNT(*) FROM spaces WHERE in_config = 1 GROUP BY space_type, status").fetch_all(conn).await?;
+    let rows = sqlx::query("SELECT space_type, status, COUNT(*) FROM spaces WHERE in_config = 1 GROUP BY space_type, status").fetch_all(conn.ex()).await?;
     rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))).collect()
 }
 
 pub async fn space(conn: &mut Conn, id: &str) -> R<Option<SpaceRow>> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {SPACE_COLS} FROM spaces WHERE id = $1"))).bind(id).fetch_optional(conn).await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {SPACE_COLS} FROM spaces WHERE id = $1"))).bind(id).fetch_optional(conn.ex()).await?;
     row.as_ref().map(space_row).transpose()
 }
 
@@ -589,7 +590,7 @@ pub async fn held_spaces(conn: &mut Conn, now: DateTime<Utc>, lead_ms: i64) -> R
     )
     .bind(ms(now) + lead_ms)
     .bind(ms(now))
-    .fetch_all(conn)
+    .fetch_all(conn.ex())
     .await?;
     rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))).collect()
 }
@@ -600,7 +601,7 @@ pub async fn claim_space(conn: &mut Conn, space_id: &str, session_id: &str, now:
         .bind(session_id)
         .bind(ms(now))
         .bind(space_id)
-        .execute(conn)
+        .execute(conn.ex())
         .await?;
     Ok(done.rows_affected() == 1)
 }
@@ -610,7 +611,7 @@ pub async fn release_space_of(conn: &mut Conn, session_id: &str, now: DateTime<U
     let row = sqlx::query("UPDATE spaces SET status = 'available', session_id = NULL, updated_ms = $1 WHERE session_id = $2 RETURNING id")
         .bind(ms(now))
         .bind(session_id)
-        .fetch_optional(conn)
+        .fetch_optional(conn.ex())
         .await?;
     row.map(|r| r.try_get(0)).transpose()
 }
@@ -622,7 +623,7 @@ pub async fn set_space_status(conn: &mut Conn, id: &str, status: &str, now: Date
         .bind(status)
         .bind(ms(now))
         .bind(id)
-        .execute(conn)
+        .execute(conn.ex())
         .await?;
     Ok(done.rows_affected() == 1)
 }
@@ -636,7 +637,7 @@ pub async fn set_sensor_state(conn: &mut Conn, id: &str, state: &str, now: DateT
     .bind(state)
     .bind(ms(now))
     .bind(id)
-    .execute(conn)
+    .execute(conn.ex())
     .await?;
     Ok(done.rows_affected() == 1)
 }
@@ -648,20 +649,20 @@ pub async fn set_override(conn: &mut Conn, id: &str, state: Option<&str>, by: &s
         .bind(state.map(|_| by))
         .bind(ms(now))
         .bind(id)
-        .execute(conn)
+        .execute(conn.ex())
         .await?;
     Ok(done.rows_affected() == 1)
 }
 
 /// Remembers that the occupancy episode starting at `since` was flagged.
 pub async fn mark_bay_flagged(conn: &mut Conn, id: &str, since: DateTime<Utc>) -> R<()> {
-    sqlx::query("UPDATE spaces SET sensor_flagged_ms = $1 WHERE id = $2").bind(ms(since)).bind(id).execute(conn).await?;
+    sqlx::query("UPDATE spaces SET sensor_flagged_ms = $1 WHERE id = $2").bind(ms(since)).bind(id).execute(conn.ex()).await?;
     Ok(())
 }
 
 /// Bays with a staff override: (space id, state).
 pub async fn overrides(conn: &mut Conn) -> R<Vec<(String, String)>> {
-    let rows = sqlx::query("SELECT id, override_state FROM spaces WHERE override_state IS NOT NULL AND in_config = 1 ORDER BY id").fetch_all(conn).await?;
+    let rows = sqlx::query("SELECT id, override_state FROM spaces WHERE override_state IS NOT NULL AND in_config = 1 ORDER BY id").fetch_all(conn.ex()).await?;
     rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
 }
 
@@ -764,7 +765,7 @@ pub async fn insert_session(conn: &mut Conn, s: &NewSession<'_>) -> R<()> {
     .bind(s.reason)
     .bind(s.currency.as_str())
     .bind(s.evidence.map(|e| e.to_string()))
-    .execute(conn)
+    .execute(conn.ex())
     .await?;
     Ok(())
 }
@@ -792,7 +793,7 @@ pub async fn close_session(
     .bind(fee_minor)
     .bind(reason)
     .bind(id)
-    .execute(conn)
+    .execute(conn.ex())
     .await?;
     Ok(done.rows_affected() == 1)
 }
@@ -800,18 +801,18 @@ pub async fn close_session(
 pub async fn open_session_for(conn: &mut Conn, plate: &Plate) -> R<Option<SessionRow>> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {SESSION_COLS} FROM sessions WHERE plate = $1 AND status = 'open'")))
         .bind(plate.as_str())
-        .fetch_optional(conn)
+        .fetch_optional(conn.ex())
         .await?;
     row.as_ref().map(session_row).transpose()
 }
 
 pub async fn open_sessions(conn: &mut Conn) -> R<Vec<SessionRow>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {SESSION_COLS} FROM sessions WHERE status = 'open'"))).fetch_all(conn).await?;
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {SESSION_COLS} FROM sessions WHERE status = 'open'"))).fetch_all(conn.ex()).await?;
     rows.iter().map(session_row).collect()
 }
 
 pub async fn session(conn: &mut Conn, id: &str) -> R<Option<SessionRow>> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {SESSION_COLS} FROM sessions WHERE id = $1"))).bind(id).fetch_optional(conn).await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {SESSION_COLS} FROM sessions WHERE id = $1"))).bind(id).fetch_optional(conn.ex()).await?;
     row.as_ref().map(session_row).transpose()
 }
 
@@ -839,12 +840,12 @@ pub async fn sessions(conn: &mut Conn, status: Option<&str>, plate: Option<&str>
     if let Some(p) = plate {
         q = q.bind(p.to_string());
     }
-    let rows = q.fetch_all(conn).await?;
+    let rows = q.fetch_all(conn.ex()).await?;
     rows.iter().map(session_row).collect()
 }
 
 pub async fn count_open_sessions(conn: &mut Conn) -> R<i64> {
-    sqlx::query("SELECT COUNT(*) FROM sessions WHERE status = 'open'").fetch_one(conn).await?.try_get(0)
+    sqlx::query("SELECT COUNT(*) FROM sessions WHERE status = 'open'").fetch_one(conn.ex()).await?.try_get(0)
 }
 
 // ---------------------------------------------------------------- reservations
@@ -900,7 +901,7 @@ impl ReservationRow {
 }
 
 pub async fn reservation(conn: &mut Conn, id: &str) -> R<Option<ReservationRow>> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {RES_COLS} FROM reservations WHERE id = $1"))).bind(id).fetch_optional(conn).await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {RES_COLS} FROM reservations WHERE id = $1"))).bind(id).fetch_optional(conn.ex()).await?;
     row.as_ref().map(reservation_row).transpose()
 }
 
@@ -912,7 +913,7 @@ pub async fn current_reservation_for(conn: &mut Conn, plate: &Plate, now: DateTi
     )))
     .bind(plate.as_str())
     .bind(ms(now))
-    .fetch_all(conn)
+    .fetch_all(conn.ex())
     .await?;
     let rows: Vec<ReservationRow> = rows.iter().map(reservation_row).collect::<R<_>>()?;
     Ok(rows.iter().find(|r| r.status == "checked_in").or(rows.first()).cloned())
@@ -925,7 +926,7 @@ pub async fn active_reservations_overlapping(conn: &mut Conn, start: DateTime<Ut
     )))
     .bind(ms(end))
     .bind(ms(start))
-    .fetch_all(conn)
+    .fetch_all(conn.ex())
     .await?;
     rows.iter().map(reservation_row).collect()
 }
@@ -933,7 +934,7 @@ pub async fn active_reservations_overlapping(conn: &mut Conn, start: DateTime<Ut
 pub async fn reservations_for_plate(conn: &mut Conn, plate: &str, limit: i64) -> R<Vec<ReservationRow>> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {RES_COLS} FROM reservations WHERE plate = $1 ORDER BY start_ms DESC LIMIT {limit}")))
         .bind(plate)
-        .fetch_all(conn)
+        .fetch_all(conn.ex())
         .await?;
     rows.iter().map(reservation_row).collect()
 }
@@ -942,7 +943,7 @@ pub async fn reservations_for_plate(conn: &mut Conn, plate: &str, limit: i64) ->
 pub async fn overdue_bookings(conn: &mut Conn, now: DateTime<Utc>, grace_ms: i64) -> R<Vec<ReservationRow>> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {RES_COLS} FROM reservations WHERE status = 'booked' AND start_ms <= $1")))
         .bind(ms(now) - grace_ms)
-        .fetch_all(conn)
+        .fetch_all(conn.ex())
         .await?;
     rows.iter().map(reservation_row).collect()
 }
@@ -977,7 +978,7 @@ pub async fn insert_reservation(conn: &mut Conn, r: &NewReservation<'_>) -> R<()
     .bind(r.price.currency.as_str())
     .bind(ms(r.now))
     .bind(ms(r.now))
-    .execute(conn)
+    .execute(conn.ex())
     .await?;
     Ok(())
 }
@@ -1000,7 +1001,7 @@ pub async fn set_reservation_status(
     .bind(ms(now))
     .bind(id)
     .bind(reservation_status_str(from))
-    .execute(conn)
+    .execute(conn.ex())
     .await?;
     Ok(done.rows_affected() == 1)
 }
@@ -1075,14 +1076,14 @@ impl PaymentRow {
 }
 
 pub async fn payment(conn: &mut Conn, id: &str) -> R<Option<PaymentRow>> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {PAY_COLS} FROM payments WHERE id = $1"))).bind(id).fetch_optional(conn).await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {PAY_COLS} FROM payments WHERE id = $1"))).bind(id).fetch_optional(conn.ex()).await?;
     row.as_ref().map(payment_row).transpose()
 }
 
 pub async fn payment_by_key(conn: &mut Conn, key: &str) -> R<Option<PaymentRow>> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {PAY_COLS} FROM payments WHERE idempotency_key = $1")))
         .bind(key)
-        .fetch_optional(conn)
+        .fetch_optional(conn.ex())
         .await?;
     row.as_ref().map(payment_row).transpose()
 }
@@ -1090,7 +1091,7 @@ pub async fn payment_by_key(conn: &mut Conn, key: &str) -> R<Option<PaymentRow>>
 pub async fn payments_for_session(conn: &mut Conn, session_id: &str) -> R<Vec<PaymentRow>> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {PAY_COLS} FROM payments WHERE session_id = $1 ORDER BY created_ms")))
         .bind(session_id)
-        .fetch_all(conn)
+        .fetch_all(conn.ex())
         .await?;
     rows.iter().map(payment_row).collect()
 }
@@ -1098,7 +1099,7 @@ pub async fn payments_for_session(conn: &mut Conn, session_id: &str) -> R<Vec<Pa
 pub async fn payments_for_reservation(conn: &mut Conn, reservation_id: &str) -> R<Vec<PaymentRow>> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {PAY_COLS} FROM payments WHERE reservation_id = $1 ORDER BY created_ms")))
         .bind(reservation_id)
-        .fetch_all(conn)
+        .fetch_all(conn.ex())
         .await?;
     rows.iter().map(payment_row).collect()
 }
@@ -1110,7 +1111,7 @@ pub async fn unattached_payments(conn: &mut Conn, plate: &Plate, since: DateTime
     )))
     .bind(plate.as_str())
     .bind(ms(since))
-    .fetch_all(conn)
+    .fetch_all(conn.ex())
     .await?;
     rows.iter().map(payment_row).collect()
 }
@@ -1120,20 +1121,26 @@ pub async fn payments_list(conn: &mut Conn, session_id: Option<&str>, limit: i64
         Some(s) => {
             sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {PAY_COLS} FROM payments WHERE session_id = $1 ORDER BY created_ms DESC LIMIT {limit}")))
                 .bind(s)
-                .fetch_all(conn)
+                .fetch_all(conn.ex())
                 .await?
         }
-        None => sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {PAY_COLS} FROM payments ORDER BY created_ms DESC LIMIT {limit}"))).fetch_all(conn).await?,
+        None => sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {PAY_COLS} FROM payments ORDER BY created_ms DESC LIMIT {limit}"))).fetch_all(conn.ex()).await?,
     };
     rows.iter().map(payment_row).collect()
 }
 
 pub async fn pending_payments(conn: &mut Conn) -> R<Vec<PaymentRow>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {PAY_COLS} FROM payments WHERE status = 'pending' ORDER BY created_ms"))).fetch_all(conn).await?;
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {PAY_COLS} FROM payments WHERE status = 'pending' ORDER BY created_ms"))).fetch_all(conn.ex()).await?;
     rows.iter().map(payment_row).collect()
 }
 
 /// Inserts a payment row as given (usually `pending`).
+/// Gives a payment the caller's idempotency key.
+pub async fn set_payment_key(conn: &mut Conn, payment_id: &str, key: &str) -> R<()> {
+    sqlx::query("UPDATE payments SET idempotency_key = $1 WHERE id = $2").bind(key).bind(payment_id).execute(conn.ex()).await?;
+    Ok(())
+}
+
 pub async fn insert_payment(conn: &mut Conn, p: &PaymentRow) -> R<()> {
     sqlx::query(
         "INSERT INTO payments (id, idempotency_key, kind, session_id, reservation_id, plate, purpose, parent_id, method, status, amount_minor, \
@@ -1158,7 +1165,7 @@ pub async fn insert_payment(conn: &mut Conn, p: &PaymentRow) -> R<()> {
     .bind(&p.actor)
     .bind(ms(p.created_at))
     .bind(p.completed_at.map(ms))
-    .execute(conn)
+    .execute(conn.ex())
     .await?;
     Ok(())
 }
@@ -1181,7 +1188,7 @@ pub async fn complete_payment(
     .bind(failure)
     .bind(ms(now))
     .bind(id)
-    .fetch_optional(conn)
+    .fetch_optional(conn.ex())
     .await?;
     row.as_ref().map(payment_row).transpose()
 }
@@ -1190,7 +1197,7 @@ pub async fn complete_payment(
 pub async fn reopen_payment(conn: &mut Conn, id: &str) -> R<bool> {
     let done = sqlx::query("UPDATE payments SET status = 'pending', failure = NULL, completed_ms = NULL WHERE id = $1 AND status = 'failed'")
         .bind(id)
-        .execute(conn)
+        .execute(conn.ex())
         .await?;
     Ok(done.rows_affected() == 1)
 }
@@ -1212,11 +1219,11 @@ pub async fn ledger_record(conn: &mut Conn, key: &str, kind: &str, method: &str,
     .bind(amount.currency.as_str())
     .bind(&reference)
     .bind(ms(now))
-    .fetch_optional(&mut *conn)
+    .fetch_optional(conn.ex())
     .await?;
     match inserted {
         Some(row) => row.try_get(0),
-        None => sqlx::query("SELECT reference FROM gateway_ledger WHERE idempotency_key = $1").bind(key).fetch_one(conn).await?.try_get(0),
+        None => sqlx::query("SELECT reference FROM gateway_ledger WHERE idempotency_key = $1").bind(key).fetch_one(conn.ex()).await?.try_get(0),
     }
 }
 
@@ -1240,7 +1247,7 @@ pub async fn insert_receipt(conn: &mut Conn, payment_id: &str, body: &serde_json
         .bind(payment_id)
         .bind(body.to_string())
         .bind(ms(now))
-        .execute(conn)
+        .execute(conn.ex())
         .await?;
     Ok(id)
 }
@@ -1249,7 +1256,7 @@ pub async fn receipt_for_payment(conn: &mut Conn, payment_id: &str) -> R<Option<
     let row = sqlx::query("SELECT id, number, payment_id, body_json, created_ms FROM receipts WHERE payment_id = $1 OR id = $2")
         .bind(payment_id)
         .bind(payment_id)
-        .fetch_optional(conn)
+        .fetch_optional(conn.ex())
         .await?;
     row.map(|r| {
         Ok(ReceiptRow {
@@ -1301,7 +1308,7 @@ pub async fn insert_debt(
     .bind(amount.amount_minor)
     .bind(amount.currency.as_str())
     .bind(ms(now))
-    .execute(conn)
+    .execute(conn.ex())
     .await?;
     Ok(id)
 }
@@ -1325,26 +1332,26 @@ fn debt_row(r: &AnyRow) -> R<DebtRow> {
 pub async fn open_debts_for(conn: &mut Conn, plate: &str) -> R<Vec<DebtRow>> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {DEBT_COLS} FROM debts WHERE plate = $1 AND settled_ms IS NULL ORDER BY incurred_ms")))
         .bind(plate)
-        .fetch_all(conn)
+        .fetch_all(conn.ex())
         .await?;
     rows.iter().map(debt_row).collect()
 }
 
 pub async fn debt_for_session(conn: &mut Conn, session_id: &str) -> R<Option<DebtRow>> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {DEBT_COLS} FROM debts WHERE session_id = $1"))).bind(session_id).fetch_optional(conn).await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {DEBT_COLS} FROM debts WHERE session_id = $1"))).bind(session_id).fetch_optional(conn.ex()).await?;
     row.as_ref().map(debt_row).transpose()
 }
 
 pub async fn debt_for_reservation(conn: &mut Conn, reservation_id: &str) -> R<Option<DebtRow>> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {DEBT_COLS} FROM debts WHERE reservation_id = $1")))
         .bind(reservation_id)
-        .fetch_optional(conn)
+        .fetch_optional(conn.ex())
         .await?;
     row.as_ref().map(debt_row).transpose()
 }
 
 pub async fn settle_debt(conn: &mut Conn, id: &str, now: DateTime<Utc>) -> R<()> {
-    sqlx::query("UPDATE debts SET settled_ms = $1 WHERE id = $2 AND settled_ms IS NULL").bind(ms(now)).bind(id).execute(conn).await?;
+    sqlx::query("UPDATE debts SET settled_ms = $1 WHERE id = $2 AND settled_ms IS NULL").bind(ms(now)).bind(id).execute(conn.ex()).await?;
     Ok(())
 }
 
@@ -1410,13 +1417,13 @@ pub async fn insert_flag(
     .bind(evidence.map(|e| e.to_string()))
     .bind(ms(now))
     .bind(ms(now))
-    .execute(conn)
+    .execute(conn.ex())
     .await?;
     Ok(id)
 }
 
 pub async fn flag(conn: &mut Conn, id: &str) -> R<Option<FlagRow>> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {FLAG_COLS} FROM flags WHERE id = $1"))).bind(id).fetch_optional(conn).await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {FLAG_COLS} FROM flags WHERE id = $1"))).bind(id).fetch_optional(conn.ex()).await?;
     row.as_ref().map(flag_row).transpose()
 }
 
@@ -1439,7 +1446,7 @@ pub async fn flags(conn: &mut Conn, status: Option<&str>, kind: Option<&str>, pl
     for b in binds {
         q = q.bind(b);
     }
-    let rows = q.fetch_all(conn).await?;
+    let rows = q.fetch_all(conn.ex()).await?;
     rows.iter().map(flag_row).collect()
 }
 
@@ -1452,7 +1459,7 @@ pub async fn update_flag(conn: &mut Conn, id: &str, from: &str, to: &str, by: &s
         .bind(ms(now))
         .bind(id)
         .bind(from)
-        .execute(conn)
+        .execute(conn.ex())
         .await?;
     Ok(done.rows_affected() == 1)
 }
@@ -1520,7 +1527,7 @@ pub async fn insert_gate_decision(conn: &mut Conn, d: &GateDecisionRow) -> R<()>
     .bind(&d.read_id)
     .bind(&d.source)
     .bind(ms(d.decided_at))
-    .execute(conn)
+    .execute(conn.ex())
     .await?;
     Ok(())
 }
@@ -1531,20 +1538,20 @@ pub async fn record_gate_ack(conn: &mut Conn, id: &str, state: &str, attempts: i
         .bind(attempts)
         .bind(acked.map(ms))
         .bind(id)
-        .execute(conn)
+        .execute(conn.ex())
         .await?;
     Ok(())
 }
 
 pub async fn gate_decision(conn: &mut Conn, id: &str) -> R<Option<GateDecisionRow>> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {GD_COLS} FROM gate_decisions WHERE id = $1"))).bind(id).fetch_optional(conn).await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {GD_COLS} FROM gate_decisions WHERE id = $1"))).bind(id).fetch_optional(conn.ex()).await?;
     row.as_ref().map(gd_row).transpose()
 }
 
 pub async fn gate_decisions_for_session(conn: &mut Conn, session_id: &str) -> R<Vec<GateDecisionRow>> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {GD_COLS} FROM gate_decisions WHERE session_id = $1 ORDER BY decided_ms")))
         .bind(session_id)
-        .fetch_all(conn)
+        .fetch_all(conn.ex())
         .await?;
     rows.iter().map(gd_row).collect()
 }
@@ -1564,7 +1571,7 @@ pub struct ApiKeyRow {
 pub async fn api_key_by_hash(conn: &mut Conn, hash: &str) -> R<Option<ApiKeyRow>> {
     let row = sqlx::query("SELECT id, name, role, rate_per_min, source, revoked FROM api_keys WHERE key_hash = $1")
         .bind(hash)
-        .fetch_optional(conn)
+        .fetch_optional(conn.ex())
         .await?;
     row.map(|r| {
         Ok(ApiKeyRow {
@@ -1593,7 +1600,7 @@ pub async fn upsert_api_key(conn: &mut Conn, name: &str, role: &str, hash: &str,
     .bind(rate)
     .bind(source)
     .bind(ms(now))
-    .execute(conn)
+    .execute(conn.ex())
     .await?;
     Ok(())
 }
@@ -1615,7 +1622,7 @@ pub async fn insert_plate_read(conn: &mut Conn, read: &crate::events::PlateRead)
     .bind(f64::from(read.score))
     .bind(read.timestamp.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
     .bind(serde_json::to_string(read).unwrap_or_default())
-    .execute(conn)
+    .execute(conn.ex())
     .await?;
     Ok(())
 }

@@ -2,16 +2,16 @@
 //!
 //! SQLite runs one write transaction at a time, so the services serialise
 //! their writes anyway (see `service::db`). Keeping that one connection out
-//! of the pool makes a write transaction cheaper: sqlx's pool pings every
-//! connection on release (a round trip to the connection's worker thread)
-//! and hands it back through a spawned task, both on the critical path when
-//! every writer queues for the same lock; and the writer's prepared
-//! statements stay cached on one connection.
+//! of the pool makes a write transaction cheaper: no pool bookkeeping on the
+//! critical path when every writer queues for the same lock, the writer's
+//! prepared statements stay cached on one connection, and the connection is
+//! a [`DirectConn`] whose statements run on the caller's thread without a
+//! round trip to a worker thread (see `direct` for why and what it costs).
 //!
 //! # Group commit
 //!
-//! A `COMMIT` is a round trip to sqlx's worker thread plus the WAL write of
-//! every page the transaction touched, while every other writer queues
+//! A `COMMIT` is the WAL write of every page the transaction touched, while
+//! every other writer queues
 //! behind it. Under load consecutive transactions touch mostly the same pages
 //! (the tail of `sessions`, `audit_log`, `gate_decisions`, their indexes), so
 //! the writer keeps ONE SQLite transaction open across several callers'
@@ -21,7 +21,11 @@
 //!   each later member starts with `RELEASE m; SAVEPOINT m` (the previous
 //!   member's work merges into the group, and `RELEASE` fails if SQLite
 //!   ended the transaction behind our back, which fails the group instead of
-//!   silently starting a new one). Still one round trip, as `BEGIN` was.
+//!   silently starting a new one). One call, as `BEGIN` was.
+//! * A one-statement member ([`SqliteWriter::begin`] with `one`) needs no
+//!   savepoint: it joins the open group as it is, or opens one with a bare
+//!   `BEGIN IMMEDIATE` (so that waiting for SQLite's lock is always the
+//!   asynchronous wait of `BEGIN`, never a blocking one mid-statement).
 //! * A member's rollback is `ROLLBACK TO m` (only its own work; the first
 //!   member, alone in the group, rolls the whole transaction back).
 //! * A member's commit adds it to the group and hands the writer to the next
@@ -43,9 +47,9 @@
 //! One owner: the state of the connection and of the open group lives behind
 //! the writer's mutex, and only the caller holding it reads or changes it.
 
-use sqlx::{AnyConnection, AnyPool, Connection, Executor};
+use super::direct::DirectConn;
+use sqlx::AnyPool;
 use std::borrow::Cow;
-use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::{watch, OwnedMutexGuard};
@@ -95,7 +99,7 @@ pub struct SqliteWriter {
 pub struct WriterState {
     /// `None` before the first connect and after a failure that left the
     /// connection in doubt (the next caller reconnects).
-    conn: Option<AnyConnection>,
+    conn: Option<DirectConn>,
     group: Option<Group>,
 }
 
@@ -160,22 +164,20 @@ impl SqliteWriter {
         let mut tx = SqliteTx { guard: Some(guard), writer: self.clone(), member: Member::Joining };
         let state = tx.guard.as_mut().expect("held");
         if state.conn.is_none() {
-            let mut conn = super::connect_sqlite(&self.url).await?;
-            for p in WRITER_PRAGMAS {
-                conn.execute(*p).await?;
-            }
-            state.conn = Some(conn);
+            let pragmas: Vec<&str> = super::SQLITE_PRAGMAS.iter().chain(WRITER_PRAGMAS).copied().collect();
+            state.conn = Some(DirectConn::open(&self.url, &pragmas)?);
         }
-        tx.member = match (one, state.group.is_some()) {
-            // Autocommit, as without a group: its statement commits itself.
-            (true, false) => Member::Autocommit,
-            // Its statement is part of the group; statement-level atomicity
-            // undoes it if it fails, so no savepoint is needed.
-            (true, true) => Member::Plain,
-            (false, _) => {
-                join(state).await?;
-                Member::Savepoint
+        tx.member = if one {
+            // Its statement is part of the group (opened for it if need be);
+            // statement-level atomicity undoes it if it fails, so no
+            // savepoint is needed.
+            if state.group.is_none() {
+                open_group(state, "").await?;
             }
+            Member::Plain
+        } else {
+            join(state).await?;
+            Member::Savepoint
         };
         Ok(tx)
     }
@@ -206,7 +208,7 @@ impl SqliteWriter {
         let Some(conn) = state.conn.as_mut() else {
             return group.finish(Err(Arc::new(sqlx::Error::WorkerCrashed)));
         };
-        match conn.execute("COMMIT").await {
+        match conn.exec("COMMIT") {
             Ok(_) => {
                 group.finish(Ok(()));
                 self.committed();
@@ -255,9 +257,8 @@ impl SqliteWriter {
     pub(super) async fn close(&self) {
         let mut state = self.state.lock().await;
         self.close_group(&mut state).await;
-        if let Some(c) = state.conn.take() {
-            let _ = c.close().await;
-        }
+        // Dropping the connection closes it.
+        state.conn = None;
     }
 
     /// COMMITs so far, groups counted once (for tests and diagnostics).
@@ -277,16 +278,25 @@ impl SqliteWriter {
 async fn join(state: &mut WriterState) -> Result<(), sqlx::Error> {
     if state.group.is_some() {
         let conn = state.conn.as_mut().expect("connected");
-        match conn.execute("RELEASE m; SAVEPOINT m").await {
+        match conn.exec("RELEASE m; SAVEPOINT m") {
             Ok(_) => return Ok(()),
             Err(e) => fail_group(state, e).await,
         }
     }
+    open_group(state, "SAVEPOINT m").await
+}
+
+/// Opens a group: `BEGIN IMMEDIATE` (waiting asynchronously while another
+/// connection writes), then `then` (the first member's savepoint, if any).
+async fn open_group(state: &mut WriterState, then: &str) -> Result<(), sqlx::Error> {
     // Set before BEGIN: if this is cancelled or fails, the member's rollback
     // (alone in the group) ends whatever transaction BEGIN left.
     state.group = Some(Group::new());
     let conn = state.conn.as_mut().ok_or(sqlx::Error::WorkerCrashed)?;
-    conn.execute("BEGIN IMMEDIATE; SAVEPOINT m").await?;
+    conn.begin_immediate().await?;
+    if !then.is_empty() {
+        conn.exec(then)?;
+    }
     Ok(())
 }
 
@@ -303,7 +313,10 @@ async fn fail_group(state: &mut WriterState, e: sqlx::Error) {
 /// (not a database error, e.g. the worker died) is replaced.
 async fn end_transaction(state: &mut WriterState) {
     if let Some(conn) = state.conn.as_mut() {
-        match conn.execute("ROLLBACK").await {
+        if !conn.in_transaction() {
+            return;
+        }
+        match conn.exec("ROLLBACK") {
             // A database error here means no transaction was open.
             Ok(_) | Err(sqlx::Error::Database(_)) => {}
             Err(_) => state.conn = None,
@@ -320,8 +333,6 @@ enum Member {
     Savepoint,
     /// One statement inside the group, no savepoint ([`SqliteWriter::begin`] with `one`).
     Plain,
-    /// One statement, autocommitted (no group was open).
-    Autocommit,
 }
 
 /// A caller's write transaction on the writer: rolled back when dropped
@@ -335,16 +346,9 @@ pub struct SqliteTx {
 
 const HELD: &str = "an open write transaction holds the writer connection";
 
-impl Deref for SqliteTx {
-    type Target = AnyConnection;
-    fn deref(&self) -> &AnyConnection {
-        self.guard.as_ref().and_then(|g| g.conn.as_ref()).expect(HELD)
-    }
-}
-
-impl DerefMut for SqliteTx {
-    fn deref_mut(&mut self) -> &mut AnyConnection {
-        self.guard.as_mut().and_then(|g| g.conn.as_mut()).expect(HELD)
+impl super::StoreConn for SqliteTx {
+    fn ex(&mut self) -> super::Ex<'_> {
+        super::Ex::Direct(self.guard.as_mut().and_then(|g| g.conn.as_mut()).expect(HELD))
     }
 }
 
@@ -353,12 +357,6 @@ impl SqliteTx {
     /// (its error if the group's COMMIT failed).
     pub async fn commit(mut self) -> Result<(), sqlx::Error> {
         let mut guard = self.guard.take().expect(HELD);
-        if self.member == Member::Autocommit {
-            // Its statement committed itself.
-            drop(guard);
-            self.writer.committed();
-            return Ok(());
-        }
         let Some(group) = guard.group.as_mut() else {
             // Cannot happen (only the holder ends a group); never report
             // success for work whose transaction is unaccounted for.
@@ -411,7 +409,7 @@ async fn rollback(state: &mut WriterState, member: Member) {
         return;
     }
     let Some(conn) = state.conn.as_mut() else { return };
-    if let Err(e) = conn.execute("ROLLBACK TO m").await {
+    if let Err(e) = conn.exec("ROLLBACK TO m") {
         // The transaction is gone (or in doubt): so is the group's work.
         let doubt = !matches!(e, sqlx::Error::Database(_));
         fail_group(state, e).await;
