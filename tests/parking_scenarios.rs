@@ -221,6 +221,85 @@ async fn permit_window(site: &Site) {
 }
 on_both!(permit_window, 3, "");
 
+// ------------------------------------------------------------------ lists and permits changed at run time (API)
+
+async fn lists_and_permits_at_run_time(site: &Site) {
+    let mut op = site.client(Operator);
+    let mut kiosk = site.client(Kiosk);
+    let del = |path: String| async move { site.client(Operator).send("DELETE", &path, None, &[]).await.unwrap() };
+
+    // Block a plate: its next entry is refused, with no restart.
+    let e = expect(&op.put("/api/lists/blocked/b-77xyz", &json!({ "reason": "stolen, police report 123" })).await.unwrap(), 200);
+    assert_eq!(e["license_plate"], "B77XYZ");
+    assert_eq!(e["source"], "api");
+    assert_eq!(e["reason"], "stolen, police report 123");
+    let d = expect(&kiosk.post("/api/entry", &json!({ "license_plate": "B77XYZ" })).await.unwrap(), 200);
+    assert_eq!((d["verdict"].as_str(), d["reason"].as_str()), (Some("deny"), Some("blocked")), "{d}");
+    // Both sources are listed; the config's entry cannot be removed here.
+    let l = expect(&op.get("/api/lists?list=blocked").await.unwrap(), 200);
+    let plates: Vec<(&str, &str)> = l["entries"].as_array().unwrap().iter().map(|e| (e["license_plate"].as_str().unwrap(), e["source"].as_str().unwrap())).collect();
+    assert_eq!(plates, [("B77XYZ", "api"), ("BL0CK01", "config")]);
+    assert_eq!(expect(&del("/api/lists/blocked/BL0CK01".into()).await, 409)["error"]["code"], "config_managed");
+    // A restart re-seeds the config's entries and keeps the API's.
+    site.service.seed(&site.config).await.unwrap();
+    assert_eq!(expect(&op.get("/api/lists?license_plate=B77XYZ").await.unwrap(), 200)["entries"].as_array().unwrap().len(), 1);
+    // Unblock: admitted again.
+    let r = expect(&del("/api/lists/blocked/B77XYZ".into()).await, 200);
+    assert_eq!(r["license_plate"], "B77XYZ");
+    assert_eq!(expect(&del("/api/lists/blocked/B77XYZ".into()).await, 404)["error"]["code"], "list_entry_not_found");
+    let d = expect(&kiosk.post("/api/entry", &json!({ "license_plate": "B77XYZ" })).await.unwrap(), 200);
+    assert_eq!(d["verdict"], "admit", "{d}");
+    // A watched plate is admitted and flagged.
+    expect(&op.put("/api/lists/watched/W88ABC", &json!({})).await.unwrap(), 200);
+    let d = expect(&kiosk.post("/api/entry", &json!({ "license_plate": "W88ABC" })).await.unwrap(), 200);
+    assert_eq!(d["flags"][0]["kind"], "watch_list_hit", "{d}");
+    // Bad requests name what is wrong; kiosks may not change lists.
+    let bad = expect(&op.put("/api/lists/vip/X1", &json!({})).await.unwrap(), 422);
+    assert_eq!((bad["error"]["code"].as_str(), bad["error"]["field"].as_str()), (Some("unknown_list"), Some("list")));
+    assert_eq!(expect(&kiosk.put("/api/lists/blocked/X1", &json!({})).await.unwrap(), 403)["error"]["code"], "forbidden");
+
+    // A staff permit for weekdays 07:00–19:00 (site time): free on Monday morning.
+    let p = expect(&op.post("/api/permits", &json!({
+        "license_plate": "STAFF77", "kind": "staff", "valid_from": "2024-01-01",
+        "windows": [{ "days": ["mon", "tue", "wed", "thu", "fri"], "from": "07:00", "to": "19:00" }] })).await.unwrap(), 201);
+    let pid = p["id"].as_str().unwrap().to_string();
+    assert_eq!((p["plate"].as_str(), p["source"].as_str(), p["covers_fees"].as_bool()), (Some("STAFF77"), Some("api"), Some(true)), "{p}");
+    let mon = Utc.with_ymd_and_hms(2024, 6, 3, 7, 0, 0).unwrap();
+    let e = site.service.on_plate_read(read(Role::Entry, "STAFF77", mon)).await.unwrap();
+    assert_eq!(e["reason"], "permit", "{e}");
+    let x = site.service.on_plate_read(read(Role::Exit, "STAFF77", mon + Duration::hours(3))).await.unwrap();
+    assert_eq!((x["verdict"].as_str(), x["reason"].as_str()), (Some("open"), Some("permit")), "{x}");
+    // The same id twice, bad dates and bad windows are refused with the field.
+    let dup = op.post("/api/permits", &json!({ "permit_id": pid, "license_plate": "STAFF77", "kind": "staff", "valid_from": "2024-01-01" })).await.unwrap();
+    assert_eq!(expect(&dup, 409)["error"]["code"], "permit_exists");
+    let bad = expect(&op.post("/api/permits", &json!({ "license_plate": "X2", "kind": "ev", "valid_from": "2024-05-01", "valid_until": "2024-04-01" })).await.unwrap(), 422);
+    assert_eq!(bad["error"]["field"], "valid_until", "{bad}");
+    let bad = expect(&op.post("/api/permits", &json!({ "license_plate": "X2", "kind": "ev", "valid_from": "2024-05-01", "windows": [{ "from": "25:00", "to": "26:00" }] })).await.unwrap(), 422);
+    assert_eq!(bad["error"]["field"], "windows", "{bad}");
+    assert_eq!(expect(&kiosk.post("/api/permits", &json!({ "license_plate": "X2", "kind": "ev", "valid_from": "2024-05-01" })).await.unwrap(), 403)["error"]["code"], "forbidden");
+    // Revoked: the next Monday stay is charged. Config permits are changed in the config.
+    let r = expect(&del(format!("/api/permits/{pid}?reason=left%20the%20company")).await, 200);
+    assert_eq!(r["id"], pid.as_str());
+    assert_eq!(expect(&del("/api/permits/staff-1".into()).await, 409)["error"]["code"], "config_managed");
+    let next = mon + Duration::days(7);
+    let e = site.service.on_plate_read(read(Role::Entry, "STAFF77", next)).await.unwrap();
+    assert_eq!(e["reason"], "admitted", "{e}");
+    let x = site.service.on_plate_read(read(Role::Exit, "STAFF77", next + Duration::hours(1))).await.unwrap();
+    assert_eq!((x["verdict"].as_str(), x["amount_due"].as_i64()), (Some("payment_required"), Some(1000)), "{x}");
+    let permits = expect(&op.get("/api/permits").await.unwrap(), 200);
+    assert!(permits["permits"].as_array().unwrap().iter().all(|p| p["id"] != pid.as_str()), "{permits}");
+
+    // Every change is in the audit log, with who and why.
+    let mut sec = site.client(Security);
+    let a = expect(&sec.get("/api/audit?subject=B77XYZ").await.unwrap(), 200);
+    let actions: Vec<&str> = a["records"].as_array().unwrap().iter().map(|r| r["action"].as_str().unwrap()).filter(|a| a.starts_with("list_")).collect();
+    assert_eq!(actions, ["list_entry_removed", "list_entry_added"], "{a}");
+    let a = expect(&sec.get("/api/audit?subject=STAFF77").await.unwrap(), 200);
+    let revoked = a["records"].as_array().unwrap().iter().find(|r| r["action"] == "permit_revoked").expect("revocation audited");
+    assert_eq!((revoked["actor"].as_str(), revoked["reason"].as_str()), (Some("api:test-operator"), Some("left the company")));
+}
+on_both!(lists_and_permits_at_run_time, 3, "");
+
 // ------------------------------------------------------------------ reservation → check-in → early departure
 
 async fn reservation_checkin_early_departure(site: &Site) {

@@ -17,6 +17,7 @@
 pub mod db;
 pub mod gates;
 pub mod gateway;
+mod lists;
 pub mod offline;
 pub mod setup;
 

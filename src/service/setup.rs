@@ -1,7 +1,7 @@
 //! From the typed configuration to the core's values: site policy,
 //! compatibility table, tariffs, permits, plate lists and space seeds.
 
-use crate::config::{parse_window, Config, EarlyDepartureKind, SpaceKind, TariffConfig};
+use crate::config::{parse_window, Config, EarlyDepartureKind, PermitConfig, SpaceKind, TariffConfig};
 use crate::core::{
     CancellationRule, CompatibilityTable, Currency, EarlyDepartureRule, LotId, MatchConfig, Permit,
     PermitId, Plate, ReservationPolicy, SitePolicy, SpaceType, Tariff, TariffBand, TariffTable,
@@ -88,24 +88,31 @@ pub fn tariffs(c: &Config) -> TariffTable {
     TariffTable { default, by_space_type, by_vehicle_type: BTreeMap::new() }
 }
 
+/// The permits of the site file (validated with the config, so none is
+/// dropped here in practice).
 pub fn permits(c: &Config) -> Vec<Permit> {
-    c.permits
-        .iter()
-        .filter_map(|p| {
-            let plate = Plate::parse(&p.plate).ok()?;
-            let from = NaiveDate::parse_from_str(&p.valid_from, "%Y-%m-%d").ok()?;
-            let mut permit = Permit::new(PermitId::new(p.id.clone()), plate, p.kind, from);
-            permit.valid_until = p.valid_until.as_deref().and_then(|u| NaiveDate::parse_from_str(u, "%Y-%m-%d").ok());
-            permit.windows = p.windows.iter().filter_map(|w| parse_window(w).ok()).collect();
-            if let Some(types) = &p.space_types {
-                permit.space_types = types.iter().copied().map(space_type).collect();
-            }
-            if let Some(covers) = p.covers_fees {
-                permit.covers_fees = covers;
-            }
-            Some(permit)
-        })
-        .collect()
+    c.permits.iter().filter_map(|p| permit(p).ok()).collect()
+}
+
+/// One permit from its configuration form (the site file's `[[permits]]` or
+/// the API's request), or the field that is wrong and why.
+pub fn permit(p: &PermitConfig) -> Result<Permit, (&'static str, String)> {
+    let plate = Plate::parse(&p.plate).map_err(|e| ("license_plate", e.to_string()))?;
+    let date = |field: &'static str, s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| (field, format!("`{s}` is not a date YYYY-MM-DD")));
+    let from = date("valid_from", &p.valid_from)?;
+    let mut permit = Permit::new(PermitId::new(p.id.clone()), plate, p.kind, from);
+    permit.valid_until = p.valid_until.as_deref().map(|u| date("valid_until", u)).transpose()?;
+    if permit.valid_until.is_some_and(|u| u < from) {
+        return Err(("valid_until", format!("valid_until {} is before valid_from {from}", p.valid_until.as_deref().unwrap_or_default())));
+    }
+    permit.windows = p.windows.iter().map(|w| parse_window(w).map_err(|e| ("windows", e))).collect::<Result<_, _>>()?;
+    if let Some(types) = &p.space_types {
+        permit.space_types = types.iter().copied().map(space_type).collect();
+    }
+    if let Some(covers) = p.covers_fees {
+        permit.covers_fees = covers;
+    }
+    Ok(permit)
 }
 
 pub fn list_entries(c: &Config) -> Vec<(Plate, &'static str)> {

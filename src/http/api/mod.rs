@@ -16,7 +16,7 @@ use auth::{Auth, Caller};
 use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch, post, put};
+use axum::routing::{delete, get, patch, post, put};
 use axum::{Extension, Json, Router};
 use chrono::{DateTime, Utc};
 use error::ApiError;
@@ -74,13 +74,19 @@ ep!(SESSIONS, "get", "/api/sessions", READERS, "sessions", "Sessions, newest fir
 ep!(SESSION, "get", "/api/sessions/{session_id}", READERS, "sessions", "A session with payments, gate decisions, debt and what leaving now would cost", query = &[], req = None, resp = "SessionDetail", status = 200);
 ep!(FLAGS, "get", "/api/flags", STAFF, "flags", "Flags for staff, newest first", query = &[("status", "open, acknowledged or resolved"), ("kind", "flag kind"), ("license_plate", "only this plate"), ("limit", "at most this many (default 100)")], req = None, resp = "FlagList", status = 200);
 ep!(FLAG_UPDATE, "patch", "/api/flags/{flag_id}", STAFF, "flags", "Acknowledge or resolve a flag, with a note", query = &[], req = Some("FlagUpdate"), resp = "Flag", status = 200);
+ep!(LISTS, "get", "/api/lists", STAFF, "lists", "Block-, watch- and allow-list entries (from the site file and added at run time)", query = &[("list", "blocked, watched or allowed"), ("license_plate", "only this plate")], req = None, resp = "ListEntryList", status = 200);
+ep!(LIST_PUT, "put", "/api/lists/{list}/{license_plate}", STAFF, "lists", "Put a plate on a list (blocked: never admitted; watched: admitted, flagged for security; allowed: admitted to a restricted site); takes effect at once, audited", query = &[], req = Some("ListEntryRequest"), resp = "ListEntry", status = 200);
+ep!(LIST_DELETE, "delete", "/api/lists/{list}/{license_plate}", STAFF, "lists", "Take a plate off a list (entries from the site file are changed there: 409)", query = &[], req = None, resp = "ListEntry", status = 200);
+ep!(PERMITS, "get", "/api/permits", STAFF, "permits", "Permits (from the site file and issued at run time)", query = &[("license_plate", "only this plate")], req = None, resp = "PermitList", status = 200);
+ep!(PERMIT_ISSUE, "post", "/api/permits", &[Operator, Admin], "permits", "Issue a permit: access to restricted lots, restricted bay types and/or free parking, within dates and weekly windows; audited", query = &[], req = Some("PermitRequest"), resp = "Permit", status = 201);
+ep!(PERMIT_REVOKE, "delete", "/api/permits/{permit_id}", &[Operator, Admin], "permits", "Revoke a permit issued at run time (permits from the site file are changed there: 409)", query = &[("reason", "why, for the audit log")], req = None, resp = "Permit", status = 200);
 ep!(AUDIT, "get", "/api/audit", &[Security, Admin], "audit", "The append-only audit log, newest first", query = &[("subject", "only records about this id or plate"), ("limit", "at most this many (default 100)")], req = None, resp = "AuditList", status = 200);
 ep!(OPENAPI, "get", "/api/openapi.json", EVERYONE, "meta", "This document (no key needed)", query = &[], req = None, resp = "OpenApi", status = 200);
 
 /// Every endpoint, in documentation order.
 pub const ENDPOINTS: &[&Endpoint] = &[
     &AVAILABILITY, &PARKINGS, &SPACE_STATUS, &ENTRY, &EXIT, &RESERVE, &RESERVATION, &CANCEL, &SWEEP, &PAY, &PAYMENTS, &PAYMENT, &REFUND, &GATEWAY, &RECEIPT,
-    &RECEIPT_PAGE, &VEHICLE, &SESSIONS, &SESSION, &FLAGS, &FLAG_UPDATE, &AUDIT, &OPENAPI,
+    &RECEIPT_PAGE, &VEHICLE, &SESSIONS, &SESSION, &FLAGS, &FLAG_UPDATE, &LISTS, &LIST_PUT, &LIST_DELETE, &PERMITS, &PERMIT_ISSUE, &PERMIT_REVOKE, &AUDIT, &OPENAPI,
 ];
 
 #[derive(Clone)]
@@ -155,6 +161,10 @@ pub fn router(service: ParkingService, occupancy: Option<crate::occupancy::Occup
         .route(SESSION.path, get(session))
         .route(FLAGS.path, get(flags))
         .route(FLAG_UPDATE.path, patch(flag_update))
+        .route(LISTS.path, get(lists))
+        .route(LIST_PUT.path, put(list_put).delete(list_delete))
+        .route(PERMITS.path, get(permits).post(permit_issue))
+        .route(PERMIT_REVOKE.path, delete(permit_revoke))
         .route(AUDIT.path, get(audit))
         .route(OPENAPI.path, get(openapi_doc))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint (see /api/openapi.json)") })
@@ -506,6 +516,98 @@ struct FlagBody {
 async fn flag_update(State(st): State<ApiState>, Extension(c): Extension<Caller>, Path(id): Path<String>, ApiJson(b): ApiJson<FlagBody>) -> ApiResult {
     c.allow(&FLAG_UPDATE)?;
     ok(200, st.service.update_flag(&id, b.status, b.note.as_deref(), &format!("api:{}", c.name)).await?)
+}
+
+// ---------------------------------------------------------------- lists and permits
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListsQuery {
+    list: Option<String>,
+    license_plate: Option<String>,
+}
+
+async fn lists(State(st): State<ApiState>, Extension(c): Extension<Caller>, q: Result<Query<ListsQuery>, axum::extract::rejection::QueryRejection>) -> ApiResult {
+    c.allow(&LISTS)?;
+    let Query(q) = q?;
+    let p = q.license_plate.as_deref().map(|p| plate(p, "license_plate")).transpose()?;
+    ok(200, serde_json::json!({ "entries": st.service.list_entries(q.list.as_deref(), p.as_ref()).await? }))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ListEntryBody {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// The body is optional (`{}` or nothing: no reason).
+async fn list_put(State(st): State<ApiState>, Extension(c): Extension<Caller>, Path((list, p)): Path<(String, String)>, body: axum::body::Bytes) -> ApiResult {
+    c.allow(&LIST_PUT)?;
+    let b: ListEntryBody = if body.iter().all(u8::is_ascii_whitespace) {
+        ListEntryBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.to_string()))?
+    };
+    ok(200, st.service.add_to_list(&list, &plate(&p, "license_plate")?, b.reason.as_deref(), &format!("api:{}", c.name), Utc::now()).await?)
+}
+
+async fn list_delete(State(st): State<ApiState>, Extension(c): Extension<Caller>, Path((list, p)): Path<(String, String)>) -> ApiResult {
+    c.allow(&LIST_DELETE)?;
+    ok(200, st.service.remove_from_list(&list, &plate(&p, "license_plate")?, &format!("api:{}", c.name), Utc::now()).await?)
+}
+
+async fn permits(State(st): State<ApiState>, Extension(c): Extension<Caller>, Query(q): Query<ListQuery>) -> ApiResult {
+    c.allow(&PERMITS)?;
+    let p = q.license_plate.as_deref().map(|p| plate(p, "license_plate")).transpose()?;
+    ok(200, serde_json::json!({ "permits": st.service.permit_list(p.as_ref()).await? }))
+}
+
+/// `POST /api/permits`: the site file's `[[permits]]` fields, with the API's
+/// `license_plate` and an optional `permit_id`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PermitBody {
+    #[serde(default)]
+    permit_id: Option<String>,
+    license_plate: String,
+    kind: crate::core::PermitKind,
+    valid_from: String,
+    #[serde(default)]
+    valid_until: Option<String>,
+    #[serde(default)]
+    windows: Vec<crate::config::WindowConfig>,
+    #[serde(default)]
+    space_types: Option<Vec<crate::config::SpaceKind>>,
+    #[serde(default)]
+    covers_fees: Option<bool>,
+}
+
+async fn permit_issue(State(st): State<ApiState>, Extension(c): Extension<Caller>, ApiJson(b): ApiJson<PermitBody>) -> ApiResult {
+    c.allow(&PERMIT_ISSUE)?;
+    let req = crate::config::PermitConfig {
+        id: b.permit_id.unwrap_or_default(),
+        plate: b.license_plate,
+        kind: b.kind,
+        valid_from: b.valid_from,
+        valid_until: b.valid_until,
+        windows: b.windows,
+        space_types: b.space_types,
+        covers_fees: b.covers_fees,
+    };
+    ok(201, st.service.issue_permit(req, &format!("api:{}", c.name), Utc::now()).await?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeQuery {
+    reason: Option<String>,
+}
+
+async fn permit_revoke(State(st): State<ApiState>, Extension(c): Extension<Caller>, Path(id): Path<String>, q: Result<Query<RevokeQuery>, axum::extract::rejection::QueryRejection>) -> ApiResult {
+    c.allow(&PERMIT_REVOKE)?;
+    let Query(q) = q?;
+    ok(200, st.service.revoke_permit(&id, q.reason.as_deref(), &format!("api:{}", c.name), Utc::now()).await?)
 }
 
 async fn audit(State(st): State<ApiState>, Extension(c): Extension<Caller>, Query(q): Query<ListQuery>) -> ApiResult {

@@ -38,6 +38,26 @@ fn schemas() -> Value {
             "status": { "type": "string", "enum": ["open", "acknowledged", "resolved"] }, "created_at": ts, "updated_at": ts, "updated_by": nullable("string"), "note": nullable("string") })),
         "FlagRef": obj(&["flag_id", "kind", "detail"], json!({ "flag_id": s("string"), "kind": s("string"), "detail": s("string") })),
         "FlagList": list("flags", "Flag"),
+        "ListEntry": obj(&["license_plate", "list", "source", "added_at"], json!({
+            "license_plate": s("string"), "list": { "type": "string", "enum": ["blocked", "watched", "allowed"] }, "reason": nullable("string"),
+            "source": { "type": "string", "enum": ["config", "api"], "description": "config entries are changed in the site file" }, "added_at": ts })),
+        "ListEntryList": list("entries", "ListEntry"),
+        "ListEntryRequest": obj(&[], json!({ "reason": s("string") })),
+        "Permit": obj(&["id", "plate", "kind", "valid_from", "covers_fees", "source"], json!({
+            "id": s("string"), "plate": s("string"), "kind": { "type": "string", "enum": ["staff", "handicapped", "ev", "resident", "contractor"] },
+            "valid_from": { "type": "string", "format": "date" }, "valid_until": { "type": ["string", "null"], "format": "date" },
+            "windows": { "type": "array", "items": obj(&["days", "start", "end"], json!({ "days": { "type": "array", "items": s("string") }, "start": s("string"), "end": s("string") })) },
+            "lots": { "type": "array", "items": s("string") }, "space_types": { "type": "array", "items": space_type }, "covers_fees": s("boolean"),
+            "source": { "type": "string", "enum": ["config", "api"] }, "updated_at": ts })),
+        "PermitList": list("permits", "Permit"),
+        "PermitRequest": obj(&["license_plate", "kind", "valid_from"], json!({
+            "permit_id": { "type": "string", "description": "generated when absent" }, "license_plate": plate,
+            "kind": { "type": "string", "enum": ["staff", "handicapped", "ev", "resident", "contractor"] },
+            "valid_from": { "type": "string", "format": "date", "description": "first valid day, site time zone" },
+            "valid_until": { "type": "string", "format": "date", "description": "last valid day, inclusive; absent = open-ended" },
+            "windows": { "type": "array", "description": "when it applies (site-local); empty = all day", "items": obj(&["from", "to"], json!({ "days": { "type": "array", "items": { "type": "string", "enum": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"] } }, "from": { "type": "string", "example": "07:00" }, "to": { "type": "string", "example": "19:00" } })) },
+            "space_types": { "type": "array", "items": space_type, "description": "restricted bay types it unlocks (default by kind)" },
+            "covers_fees": { "type": "boolean", "description": "parking is free with it (default: staff and resident)" } })),
         "FlagUpdate": obj(&["status"], json!({ "status": { "type": "string", "enum": ["acknowledged", "resolved"] }, "note": s("string") })),
         "Debt": obj(&["debt_id", "license_plate", "kind", "amount", "currency"], json!({ "debt_id": s("string"), "license_plate": s("string"), "session_id": nullable("string"), "reservation_id": nullable("string"), "kind": { "type": "string", "enum": ["unpaid_exit", "no_show"] }, "amount": money, "currency": s("string"), "incurred_at": ts, "settled_at": { "type": ["string", "null"], "format": "date-time" } })),
         "EntryDecision": obj(&["decision_id", "license_plate", "verdict", "reason", "explanation", "gate_command"], json!({
