@@ -29,7 +29,11 @@ for p in "${APT_PACKAGES[@]}"; do
 done
 # python3/pip may come from elsewhere (pyenv): accept a working one.
 if command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1; then
-  missing=("${missing[@]/python3}"); missing=("${missing[@]/python3-pip}")
+  kept=()
+  for p in "${missing[@]}"; do
+    case "$p" in python3|python3-pip) ;; *) kept+=("$p") ;; esac
+  done
+  missing=("${kept[@]}")
 fi
 read -r -a missing <<< "${missing[*]:-}"
 if ((${#missing[@]})); then
