@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what lotsense needs on a Debian/Ubuntu machine, skipping what is
-# already there: system packages (GStreamer and its plugins, Mosquitto client
-# tools, python3-pip), then builds lotsense and fetches the ONNX Runtime library and the
+# already there: system packages (GStreamer and its plugins, OpenCV core/imgproc
+# with clang and g++ for the opencv crate, Mosquitto client tools, python3-pip),
+# then builds lotsense and fetches the ONNX Runtime library and the
 # default models (checksums verified). Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,11 @@ APT_PACKAGES=(
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
   mosquitto-clients python3 python3-pip
+  # The `opencv` cargo feature (default; plate deskew): the OpenCV modules it binds,
+  # clang (its binding generator loads libclang at run time, so libclang-dev's
+  # 230 MB are not needed) and g++ for its C++ glue. These packages have no
+  # opencv4.pc; .cargo/config.toml tells the build where they are.
+  libopencv-core-dev libopencv-imgproc-dev clang g++
 )
 
 missing=()
@@ -23,7 +29,11 @@ for p in "${APT_PACKAGES[@]}"; do
 done
 # python3/pip may come from elsewhere (pyenv): accept a working one.
 if command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1; then
-  missing=("${missing[@]/python3}"); missing=("${missing[@]/python3-pip}")
+  kept=()
+  for p in "${missing[@]}"; do
+    case "$p" in python3|python3-pip) ;; *) kept+=("$p") ;; esac
+  done
+  missing=("${kept[@]}")
 fi
 read -r -a missing <<< "${missing[*]:-}"
 if ((${#missing[@]})); then

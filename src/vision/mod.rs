@@ -6,6 +6,8 @@
 //! (reader input) → [`ctc`] ([`ctc::CtcText`]) → [`read::PlateRead`] (A–Z0–9 with
 //! confidences) → [`plate_format`] / [`plate_select`] → `core::fusion` (tracks, decisions).
 //! [`motion`] decides whether a frame is worth running the models on at all.
+//! `cv` (cargo feature `opencv`) lends frames to OpenCV without copying, for the
+//! stages that use it (the perspective crop).
 //!
 //! Running the models (ONNX Runtime) is not done here; the runtime modules call these
 //! functions on the model inputs and outputs.
@@ -13,6 +15,8 @@
 pub mod centres;
 pub mod crop;
 pub mod ctc;
+#[cfg(feature = "opencv")]
+pub mod cv;
 pub mod db;
 pub mod error;
 pub mod geometry;
