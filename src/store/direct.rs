@@ -253,33 +253,40 @@ fn db_error(e: rusqlite::Error) -> sqlx::Error {
     match e {
         rusqlite::Error::SqliteFailure(f, msg) => {
             let message = msg.unwrap_or_else(|| f.to_string());
-            sqlx::Error::Database(Box::new(DirectDbError { code: f.extended_code, message }))
+            sqlx::Error::Database(Box::new(StoreDbError { code: Some(f.extended_code.to_string()), message, note: "" }))
         }
         other => sqlx::Error::AnyDriverError(Box::new(other)),
     }
 }
 
-/// A SQLite error from the direct connection.
+/// A database error made by the store itself: one from the direct
+/// connection, or a copy of a group's COMMIT error for each of its members
+/// (`note` says which).
 #[derive(Debug)]
-struct DirectDbError {
-    code: i32,
-    message: String,
+pub(super) struct StoreDbError {
+    pub code: Option<String>,
+    pub message: String,
+    pub note: &'static str,
 }
 
-impl std::fmt::Display for DirectDbError {
+impl std::fmt::Display for StoreDbError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "(code: {}) {}", self.code, self.message)
+        match (&self.code, self.note) {
+            (_, note) if !note.is_empty() => write!(f, "{} ({note})", self.message),
+            (Some(code), _) => write!(f, "(code: {code}) {}", self.message),
+            (None, _) => f.write_str(&self.message),
+        }
     }
 }
 
-impl std::error::Error for DirectDbError {}
+impl std::error::Error for StoreDbError {}
 
-impl sqlx::error::DatabaseError for DirectDbError {
+impl sqlx::error::DatabaseError for StoreDbError {
     fn message(&self) -> &str {
         &self.message
     }
     fn code(&self) -> Option<Cow<'_, str>> {
-        Some(Cow::Owned(self.code.to_string()))
+        self.code.as_deref().map(Cow::Borrowed)
     }
     fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
         self
@@ -290,13 +297,15 @@ impl sqlx::error::DatabaseError for DirectDbError {
     fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
         self
     }
+    /// By SQLite's extended result codes (PostgreSQL codes, only ever
+    /// copied for a group, are `Other`).
     fn kind(&self) -> sqlx::error::ErrorKind {
         use sqlx::error::ErrorKind;
-        match self.code {
-            2067 | 1555 => ErrorKind::UniqueViolation,
-            787 => ErrorKind::ForeignKeyViolation,
-            1299 => ErrorKind::NotNullViolation,
-            275 => ErrorKind::CheckViolation,
+        match self.code.as_deref() {
+            Some("2067" | "1555") => ErrorKind::UniqueViolation,
+            Some("787") => ErrorKind::ForeignKeyViolation,
+            Some("1299") => ErrorKind::NotNullViolation,
+            Some("275") => ErrorKind::CheckViolation,
             _ => ErrorKind::Other,
         }
     }

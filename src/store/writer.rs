@@ -47,7 +47,7 @@
 //! One owner: the state of the connection and of the open group lives behind
 //! the writer's mutex, and only the caller holding it reads or changes it.
 
-use super::direct::DirectConn;
+use super::direct::{DirectConn, StoreDbError};
 use sqlx::AnyPool;
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -424,47 +424,11 @@ async fn rollback(state: &mut WriterState, member: Member) {
 /// `Clone`).
 fn share(e: &sqlx::Error) -> sqlx::Error {
     match e {
-        sqlx::Error::Database(d) => sqlx::Error::Database(Box::new(GroupDbError { code: d.code().map(Cow::into_owned), message: d.message().to_string() })),
+        sqlx::Error::Database(d) => sqlx::Error::Database(Box::new(StoreDbError { code: d.code().map(Cow::into_owned), message: d.message().to_string(), note: "group commit" })),
         sqlx::Error::Io(io) => sqlx::Error::Io(std::io::Error::new(io.kind(), io.to_string())),
         sqlx::Error::PoolTimedOut => sqlx::Error::PoolTimedOut,
         sqlx::Error::PoolClosed => sqlx::Error::PoolClosed,
         sqlx::Error::WorkerCrashed => sqlx::Error::WorkerCrashed,
         other => sqlx::Error::Protocol(format!("the group commit failed: {other}")),
-    }
-}
-
-/// A database error that failed a group's COMMIT, as each member sees it.
-#[derive(Debug)]
-struct GroupDbError {
-    code: Option<String>,
-    message: String,
-}
-
-impl std::fmt::Display for GroupDbError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} (group commit)", self.message)
-    }
-}
-
-impl std::error::Error for GroupDbError {}
-
-impl sqlx::error::DatabaseError for GroupDbError {
-    fn message(&self) -> &str {
-        &self.message
-    }
-    fn code(&self) -> Option<Cow<'_, str>> {
-        self.code.as_deref().map(Cow::Borrowed)
-    }
-    fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
-        self
-    }
-    fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
-        self
-    }
-    fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
-        self
-    }
-    fn kind(&self) -> sqlx::error::ErrorKind {
-        sqlx::error::ErrorKind::Other
     }
 }
