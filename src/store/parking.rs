@@ -485,13 +485,9 @@ pub async fn permits_for(conn: &mut Conn, plates: &[&Plate]) -> R<Vec<Permit>> {
     Ok(out)
 }
 
+/// Every stored permit (for the offline cache).
 pub async fn all_permits(conn: &mut Conn) -> R<Vec<Permit>> {
-    let rows = sqlx::query("SELECT permit_json FROM permits").fetch_all(conn.ex()).await?;
-    let mut out = Vec::new();
-    for r in &rows {
-        out.extend(permit_of(r)?);
-    }
-    Ok(out)
+    Ok(permit_rows(conn, None).await?.into_iter().map(|r| r.permit).collect())
 }
 
 // ---------------------------------------------------------------- vehicles
