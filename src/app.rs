@@ -15,12 +15,12 @@ use crate::anpr::{EngineSettings, PlateEngine};
 use crate::config::{CameraRole, Config};
 use crate::core::fusion::TrackerConfig;
 use crate::core::BayState;
-use crate::service::SpaceStatusChange;
 use crate::events::{PlateRead, Role};
-use crate::onnx::OnnxRuntime;
 use crate::ingest::{self, CameraEvent, CameraSource, FrameSlot};
 use crate::metrics::Metrics;
 use crate::mqtt::{self, ClientSettings, EmbeddedBroker, MqttHandle, Topics};
+use crate::onnx::OnnxRuntime;
+use crate::service::SpaceStatusChange;
 use crate::store::Store;
 use anyhow::Context;
 use std::net::SocketAddr;
@@ -55,8 +55,12 @@ pub struct Running {
 /// Starts everything the config describes.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     let metrics = Arc::new(Metrics::new());
-    std::fs::create_dir_all(&config.storage.data_dir)
-        .with_context(|| format!("cannot create data folder {}", config.storage.data_dir.display()))?;
+    std::fs::create_dir_all(&config.storage.data_dir).with_context(|| {
+        format!(
+            "cannot create data folder {}",
+            config.storage.data_dir.display()
+        )
+    })?;
     let store = Store::open(&config.storage.url, config.storage.max_connections).await?;
     tracing::info!(backend = ?store.backend(), "storage ready");
 
@@ -70,9 +74,19 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         }
     };
     let topics = Topics::new(&config.mqtt.topic_prefix, &config.site.name);
-    let client_id = config.mqtt.client_id.clone().unwrap_or_else(|| format!("lotsense-{}", config.site.name));
+    let client_id = config
+        .mqtt
+        .client_id
+        .clone()
+        .unwrap_or_else(|| format!("lotsense-{}", config.site.name));
     let mqtt = mqtt::connect(
-        ClientSettings { host: host.clone(), port, client_id, keep_alive: Duration::from_secs(config.mqtt.keep_alive_secs), topics: topics.clone() },
+        ClientSettings {
+            host: host.clone(),
+            port,
+            client_id,
+            keep_alive: Duration::from_secs(config.mqtt.keep_alive_secs),
+            topics: topics.clone(),
+        },
         metrics.clone(),
     );
     if !mqtt.wait_connected(Duration::from_secs(5)).await {
@@ -80,10 +94,27 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     }
 
     // Parking core: services over the store, seeded from the config; gate commands over MQTT.
-    let parking = crate::service::ParkingService::new(store.clone(), crate::service::Settings::from_config(&config), Some(mqtt.clone())).await?;
-    parking.seed(&config).await.context("seeding spaces, permits and lists")?;
+    let parking = crate::service::ParkingService::new(
+        store.clone(),
+        crate::service::Settings::from_config(&config),
+        Some(mqtt.clone()),
+    )
+    .await?;
+    parking
+        .seed(&config)
+        .await
+        .context("seeding spaces, permits and lists")?;
     for k in &config.api_keys {
-        crate::http::api::auth::store_key(&store, &k.name, k.role, &k.hash, k.rate_per_minute, "config").await.context("storing [[api_keys]]")?;
+        crate::http::api::auth::store_key(
+            &store,
+            &k.name,
+            k.role,
+            &k.hash,
+            k.rate_per_minute,
+            "config",
+        )
+        .await
+        .context("storing [[api_keys]]")?;
     }
 
     // Cameras.
@@ -108,8 +139,19 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     }
     drop(ev_tx);
     // Overview cameras → bay occupancy → boards (retained MQTT, /api/displays).
-    let occupancy = crate::occupancy::start(&config, &camera_slots, mqtt.clone(), metrics.clone(), stop.clone())?;
-    tokio::spawn(camera_status_task(ev_rx, mqtt.clone(), store.clone(), occupancy.clone()));
+    let occupancy = crate::occupancy::start(
+        &config,
+        &camera_slots,
+        mqtt.clone(),
+        metrics.clone(),
+        stop.clone(),
+    )?;
+    tokio::spawn(camera_status_task(
+        ev_rx,
+        mqtt.clone(),
+        store.clone(),
+        occupancy.clone(),
+    ));
     if let Some(o) = &occupancy {
         // Staff overrides outlive restarts: the boards start with them.
         for (space, state) in parking.overrides().await.context("reading bay overrides")? {
@@ -126,24 +168,59 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let (core_tx, core_rx) = mpsc::channel::<PlateRead>(256);
     let plate_consumers: Vec<mpsc::Sender<PlateRead>> = vec![core_tx];
     tokio::spawn(parking_reads_task(core_rx, parking.clone()));
-    tokio::spawn(plate_events_task(plate_rx, mqtt.clone(), store.clone(), plate_consumers));
+    tokio::spawn(plate_events_task(
+        plate_rx,
+        mqtt.clone(),
+        store.clone(),
+        plate_consumers,
+    ));
 
     // HTTP.
     let (shutdown_tx, mut shutdown_rx) = tokio::sync::watch::channel(false);
-    let state = crate::http::AppState { metrics: metrics.clone(), store: store.clone(), site: config.site.name.clone(), occupancy: occupancy.clone(), parking: Some(parking.clone()) };
+    let state = crate::http::AppState {
+        metrics: metrics.clone(),
+        store: store.clone(),
+        site: config.site.name.clone(),
+        occupancy: occupancy.clone(),
+        parking: Some(parking.clone()),
+    };
     parking.spawn_background(shutdown_rx.clone());
-    let (http_addr, http_task) = crate::http::serve(&config.http.listen, crate::http::router(state), async move {
-        let _ = shutdown_rx.wait_for(|v| *v).await;
-    })
+    let (http_addr, http_task) = crate::http::serve(
+        &config.http.listen,
+        crate::http::router(state),
+        async move {
+            let _ = shutdown_rx.wait_for(|v| *v).await;
+        },
+    )
     .await?;
     tracing::info!(%http_addr, "http listening");
 
-    Ok(Running { http_addr, mqtt_addr: (host, port), mqtt, store, metrics, camera_slots, occupancy, parking, plate_tx: plate_input, stop, shutdown_tx, camera_threads, http_task, anpr })
+    Ok(Running {
+        http_addr,
+        mqtt_addr: (host, port),
+        mqtt,
+        store,
+        metrics,
+        camera_slots,
+        occupancy,
+        parking,
+        plate_tx: plate_input,
+        stop,
+        shutdown_tx,
+        camera_threads,
+        http_task,
+        anpr,
+    })
 }
 
 /// Loads the plate engine and starts the live pipeline when there are gate
 /// cameras. Evidence past retention is cleaned now and hourly.
-fn start_anpr(config: &Config, slots: &[(String, Arc<FrameSlot>)], out: mpsc::Sender<PlateRead>, metrics: Arc<Metrics>) -> anyhow::Result<Option<LivePipeline>> {
+fn start_anpr(
+    config: &Config,
+    slots: &[(String, Arc<FrameSlot>)],
+    out: mpsc::Sender<PlateRead>,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<Option<LivePipeline>> {
     let mut cams = Vec::new();
     for (id, slot) in slots {
         let Some(c) = config.camera(id) else { continue };
@@ -154,8 +231,20 @@ fn start_anpr(config: &Config, slots: &[(String, Arc<FrameSlot>)], out: mpsc::Se
         };
         // The motion gate is on by default for gate cameras.
         let m = c.motion.clone().unwrap_or_default();
-        let motion = m.enabled.then(|| MotionGate { threshold: m.threshold, zone: m.zone.clone() });
-        cams.push(GateCamera { id: id.clone(), role, gate: c.gate.clone(), lane: c.lane.clone(), slot: slot.clone(), motion, roi: c.roi, approaching: c.approach_direction() });
+        let motion = m.enabled.then(|| MotionGate {
+            threshold: m.threshold,
+            zone: m.zone.clone(),
+        });
+        cams.push(GateCamera {
+            id: id.clone(),
+            role,
+            gate: c.gate.clone(),
+            lane: c.lane.clone(),
+            slot: slot.clone(),
+            motion,
+            roi: c.roi,
+            approaching: c.approach_direction(),
+        });
     }
     if cams.is_empty() {
         return Ok(None);
@@ -163,13 +252,18 @@ fn start_anpr(config: &Config, slots: &[(String, Arc<FrameSlot>)], out: mpsc::Se
     let rt = OnnxRuntime::load(config.onnxruntime.library.as_deref())?;
     // One engine serves all cameras; each camera's ROI is applied per frame.
     let settings = EngineSettings::from_lpr(&config.lpr)?;
-    let engine = Arc::new(PlateEngine::load(&rt, &config.models.dir, settings).context("loading the plate models")?);
+    let engine = Arc::new(
+        PlateEngine::load(&rt, &config.models.dir, settings).context("loading the plate models")?,
+    );
     let tracker = TrackerConfig {
         max_decision_delay_ms: config.lpr.max_decision_delay_ms,
         reannounce_gap_ms: config.lpr.reannounce_gap_secs * 1000,
         ..TrackerConfig::default()
     };
-    let evidence = Arc::new(EvidenceStore::new(&config.storage.data_dir, config.evidence.retention_days));
+    let evidence = Arc::new(EvidenceStore::new(
+        &config.storage.data_dir,
+        config.evidence.retention_days,
+    ));
     let cleaner = evidence.clone();
     tokio::spawn(async move {
         loop {
@@ -179,22 +273,42 @@ fn start_anpr(config: &Config, slots: &[(String, Arc<FrameSlot>)], out: mpsc::Se
         }
     });
     tracing::info!(cameras = cams.len(), detector = %engine.detector.name, reader = %engine.reader.name, "plate pipeline started");
-    let known = Arc::new(crate::anpr::known::KnownPlates::new(&config.lpr.known_plates, config.lpr.match_distance));
-    Ok(Some(LivePipeline::start(engine, cams, tracker, evidence, known, out, metrics)?))
+    let known = Arc::new(crate::anpr::known::KnownPlates::new(
+        &config.lpr.known_plates,
+        config.lpr.match_distance,
+    ));
+    Ok(Some(LivePipeline::start(
+        engine, cams, tracker, evidence, known, out, metrics,
+    )?))
 }
 
 /// Camera bay states feed the parking core like a sensor report: the space's
 /// sensor state is recorded and an occupied bay with no session is flagged.
 /// `unknown` (camera down) changes nothing in the core. If this task falls
 /// behind the broadcast, it re-applies the whole current snapshot.
-async fn bay_states_task(occupancy: crate::occupancy::OccupancyHandle, parking: crate::service::ParkingService) {
+async fn bay_states_task(
+    occupancy: crate::occupancy::OccupancyHandle,
+    parking: crate::service::ParkingService,
+) {
     use tokio::sync::broadcast::error::RecvError;
     let mut rx = occupancy.subscribe();
     let apply = |space: String, occupied: bool, camera: String| {
         let parking = parking.clone();
         async move {
-            let state = if occupied { BayState::Occupied } else { BayState::Free };
-            if let Err(e) = parking.set_space_status(&space, SpaceStatusChange::Sensor(state), &format!("camera:{camera}"), Some("bay classifier")).await {
+            let state = if occupied {
+                BayState::Occupied
+            } else {
+                BayState::Free
+            };
+            if let Err(e) = parking
+                .set_space_status(
+                    &space,
+                    SpaceStatusChange::Sensor(state),
+                    &format!("camera:{camera}"),
+                    Some("bay classifier"),
+                )
+                .await
+            {
                 tracing::warn!(%space, error = %e, "bay state not applied to the parking core");
             }
         }
@@ -206,10 +320,15 @@ async fn bay_states_task(occupancy: crate::occupancy::OccupancyHandle, parking: 
                 _ => {}
             },
             Err(RecvError::Lagged(n)) => {
-                tracing::warn!(missed = n, "bay updates lagged; re-applying the current snapshot");
+                tracing::warn!(
+                    missed = n,
+                    "bay updates lagged; re-applying the current snapshot"
+                );
                 for (space, state) in occupancy.snapshot().bays {
                     match state {
-                        crate::core::BayState::Occupied => apply(space, true, "snapshot".into()).await,
+                        crate::core::BayState::Occupied => {
+                            apply(space, true, "snapshot".into()).await
+                        }
                         crate::core::BayState::Free => apply(space, false, "snapshot".into()).await,
                         crate::core::BayState::Unknown => {}
                     }
@@ -222,7 +341,12 @@ async fn bay_states_task(occupancy: crate::occupancy::OccupancyHandle, parking: 
 
 /// Stores, publishes (not retained) and forwards each decided plate read, in
 /// order. Nothing is dropped: each consumer's bounded channel is awaited.
-async fn plate_events_task(mut rx: mpsc::Receiver<PlateRead>, mqtt: MqttHandle, store: Store, consumers: Vec<mpsc::Sender<PlateRead>>) {
+async fn plate_events_task(
+    mut rx: mpsc::Receiver<PlateRead>,
+    mqtt: MqttHandle,
+    store: Store,
+    consumers: Vec<mpsc::Sender<PlateRead>>,
+) {
     while let Some(read) = rx.recv().await {
         let json = serde_json::to_string(&read).expect("PlateRead serialises");
         if let Err(e) = store.plate_read(&read, &json).await {
@@ -240,7 +364,10 @@ async fn plate_events_task(mut rx: mpsc::Receiver<PlateRead>, mqtt: MqttHandle, 
 }
 
 /// Hands decided plate reads to the parking core, one at a time, in order.
-async fn parking_reads_task(mut rx: mpsc::Receiver<PlateRead>, parking: crate::service::ParkingService) {
+async fn parking_reads_task(
+    mut rx: mpsc::Receiver<PlateRead>,
+    parking: crate::service::ParkingService,
+) {
     while let Some(read) = rx.recv().await {
         if let Err(e) = parking.on_plate_read(read.clone()).await {
             tracing::error!(plate = %read.plate, read = %read.id, error = %e, "plate read not decided");
@@ -249,18 +376,32 @@ async fn parking_reads_task(mut rx: mpsc::Receiver<PlateRead>, parking: crate::s
 }
 
 /// Publishes camera status (retained) and records it.
-async fn camera_status_task(mut rx: mpsc::Receiver<CameraEvent>, mqtt: MqttHandle, store: Store, occupancy: Option<crate::occupancy::OccupancyHandle>) {
+async fn camera_status_task(
+    mut rx: mpsc::Receiver<CameraEvent>,
+    mqtt: MqttHandle,
+    store: Store,
+    occupancy: Option<crate::occupancy::OccupancyHandle>,
+) {
     while let Some(ev) = rx.recv().await {
         if let Some(o) = &occupancy {
             o.on_camera_event(&ev);
         }
         let (camera, status, reason) = match &ev {
             CameraEvent::Online { camera } => (camera.clone(), "online", None),
-            CameraEvent::Offline { camera, reason } => (camera.clone(), "offline", Some(reason.clone())),
+            CameraEvent::Offline { camera, reason } => {
+                (camera.clone(), "offline", Some(reason.clone()))
+            }
             CameraEvent::Finished { camera } => (camera.clone(), "finished", None),
         };
         let payload = serde_json::json!({ "status": status, "reason": reason, "at": crate::store::now_text() });
-        if let Err(e) = mqtt.publish(mqtt.topics.camera_status(&camera), payload.to_string(), true).await {
+        if let Err(e) = mqtt
+            .publish(
+                mqtt.topics.camera_status(&camera),
+                payload.to_string(),
+                true,
+            )
+            .await
+        {
             tracing::warn!(%camera, error = %e, "camera status not published");
         }
         if let Err(e) = store.camera_event(&camera, status, reason.as_deref()).await {

@@ -17,7 +17,9 @@
 
 use crate::config::Config;
 use crate::core::{PaymentMethod, Plate};
-use crate::service::{EntryRequest, ExitRequest, ParkingService, PaymentRequest, PaymentTarget, Settings, Source};
+use crate::service::{
+    EntryRequest, ExitRequest, ParkingService, PaymentRequest, PaymentTarget, Settings, Source,
+};
 use crate::store::Store;
 use chrono::{Duration, Utc};
 use std::sync::Arc;
@@ -39,7 +41,10 @@ fn site(spaces: usize) -> Config {
 }
 
 fn secs() -> u64 {
-    std::env::var("LOTSENSE_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(10)
+    std::env::var("LOTSENSE_BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10)
 }
 
 #[derive(Default)]
@@ -65,21 +70,65 @@ async fn service(url: &str) -> anyhow::Result<ParkingService> {
     Ok(svc)
 }
 
-async fn cycle(svc: &ParkingService, plate: &Plate, key: String, lat: &mut Lat) -> anyhow::Result<()> {
-    let api = || Source::Api { key: "bench".into() };
+async fn cycle(
+    svc: &ParkingService,
+    plate: &Plate,
+    key: String,
+    lat: &mut Lat,
+) -> anyhow::Result<()> {
+    let api = || Source::Api {
+        key: "bench".into(),
+    };
     let t = Instant::now();
-    let e = svc.entry(EntryRequest { plate: plate.clone(), vehicle_type: None, reservation_id: None, gate: None, at: Utc::now() - Duration::hours(1), confidence: 0.99, evidence: None, source: api() }).await?;
+    let e = svc
+        .entry(EntryRequest {
+            plate: plate.clone(),
+            vehicle_type: None,
+            reservation_id: None,
+            gate: None,
+            at: Utc::now() - Duration::hours(1),
+            confidence: 0.99,
+            evidence: None,
+            source: api(),
+        })
+        .await?;
     lat.entry.push(t.elapsed().as_secs_f64() * 1e3);
     anyhow::ensure!(e.verdict == "admit", "entry {} for {plate}", e.reason);
     let t = Instant::now();
-    let x = svc.exit(ExitRequest { plate: plate.clone(), gate: None, at: Utc::now(), confidence: 0.99, evidence: None, source: api() }).await?;
+    let x = svc
+        .exit(ExitRequest {
+            plate: plate.clone(),
+            gate: None,
+            at: Utc::now(),
+            confidence: 0.99,
+            evidence: None,
+            source: api(),
+        })
+        .await?;
     lat.exit.push(t.elapsed().as_secs_f64() * 1e3);
     anyhow::ensure!(x.verdict == "payment_required", "exit {}", x.reason);
     let t = Instant::now();
-    svc.pay(PaymentRequest { target: PaymentTarget::Session(e.session_id.unwrap_or_default()), method: PaymentMethod::Card, amount: x.amount_due, idempotency_key: key, actor: "bench".into(), at: Utc::now() }).await?;
+    svc.pay(PaymentRequest {
+        target: PaymentTarget::Session(e.session_id.unwrap_or_default()),
+        method: PaymentMethod::Card,
+        amount: x.amount_due,
+        idempotency_key: key,
+        actor: "bench".into(),
+        at: Utc::now(),
+    })
+    .await?;
     lat.pay.push(t.elapsed().as_secs_f64() * 1e3);
     let t = Instant::now();
-    let x = svc.exit(ExitRequest { plate: plate.clone(), gate: None, at: Utc::now(), confidence: 0.99, evidence: None, source: api() }).await?;
+    let x = svc
+        .exit(ExitRequest {
+            plate: plate.clone(),
+            gate: None,
+            at: Utc::now(),
+            confidence: 0.99,
+            evidence: None,
+            source: api(),
+        })
+        .await?;
     lat.exit.push(t.elapsed().as_secs_f64() * 1e3);
     anyhow::ensure!(x.verdict == "open", "second exit {}", x.reason);
     Ok(())
@@ -127,8 +176,18 @@ async fn bench_services(name: &str, url: &str) -> anyhow::Result<()> {
         total as f64 / elapsed,
         a.pay.len()
     );
-    for (op, v) in [("entry", &mut a.entry), ("exit", &mut a.exit), ("payment", &mut a.pay)] {
-        println!("{:<10}   {op:<8} p50 {:>7.2} ms   p99 {:>7.2} ms   (n = {})", "", pct(v, 0.5), pct(v, 0.99), v.len());
+    for (op, v) in [
+        ("entry", &mut a.entry),
+        ("exit", &mut a.exit),
+        ("payment", &mut a.pay),
+    ] {
+        println!(
+            "{:<10}   {op:<8} p50 {:>7.2} ms   p99 {:>7.2} ms   (n = {})",
+            "",
+            pct(v, 0.5),
+            pct(v, 0.99),
+            v.len()
+        );
     }
     svc.store().close().await;
     Ok(())
@@ -137,8 +196,22 @@ async fn bench_services(name: &str, url: &str) -> anyhow::Result<()> {
 async fn bench_api(url: &str) -> anyhow::Result<()> {
     let svc = service(url).await?;
     let key = crate::http::api::auth::generate_key();
-    crate::http::api::auth::store_key(svc.store(), "bench", crate::config::ApiRole::Admin, &crate::http::api::auth::hash_key(&key), Some(1_000_000), "bench").await?;
-    let state = crate::http::AppState { metrics: Arc::new(crate::metrics::Metrics::new()), store: svc.store().clone(), site: "bench".into(), occupancy: None, parking: Some(svc.clone()) };
+    crate::http::api::auth::store_key(
+        svc.store(),
+        "bench",
+        crate::config::ApiRole::Admin,
+        &crate::http::api::auth::hash_key(&key),
+        Some(1_000_000),
+        "bench",
+    )
+    .await?;
+    let state = crate::http::AppState {
+        metrics: Arc::new(crate::metrics::Metrics::new()),
+        store: svc.store().clone(),
+        site: "bench".into(),
+        occupancy: None,
+        parking: Some(svc.clone()),
+    };
     let (tx, mut rx) = tokio::sync::watch::channel(false);
     let (addr, _task) = crate::http::serve("127.0.0.1:0", crate::http::router(state), async move {
         let _ = rx.wait_for(|v| *v).await;
@@ -155,7 +228,8 @@ async fn bench_api(url: &str) -> anyhow::Result<()> {
         tasks.push(tokio::spawn(async move {
             let mut client = crate::http::api::client::Client::new(addr, Some(&key));
             let period = std::time::Duration::from_secs_f64(conns as f64 / rate);
-            let mut tick = tokio::time::interval_at(started + period.mul_f64(c as f64 / conns as f64), period);
+            let mut tick =
+                tokio::time::interval_at(started + period.mul_f64(c as f64 / conns as f64), period);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
             let (mut mine, mut errors) = (Vec::new(), 0usize);
             let mut n = 0u32;
@@ -167,9 +241,17 @@ async fn bench_api(url: &str) -> anyhow::Result<()> {
                 let plate = format!("A{c:02}Y{:05}", n / 4);
                 let r = match n % 4 {
                     0 => client.get("/api/availability").await,
-                    1 => client.post("/api/entry", &serde_json::json!({ "license_plate": plate })).await,
+                    1 => {
+                        client
+                            .post("/api/entry", &serde_json::json!({ "license_plate": plate }))
+                            .await
+                    }
                     2 => client.get(&format!("/api/vehicles/{plate}")).await,
-                    _ => client.post("/api/exit", &serde_json::json!({ "license_plate": plate })).await,
+                    _ => {
+                        client
+                            .post("/api/exit", &serde_json::json!({ "license_plate": plate }))
+                            .await
+                    }
                 };
                 mine.push(scheduled.elapsed().as_secs_f64() * 1e3);
                 if !matches!(r, Ok(ref r) if r.status < 300) {
@@ -206,16 +288,30 @@ async fn bench_api(url: &str) -> anyhow::Result<()> {
 
 /// Runs every phase and prints the figures.
 pub async fn run() -> anyhow::Result<()> {
-    let dir = std::env::temp_dir().join(format!("lotsense-bench-{}", uuid::Uuid::new_v4().simple()));
+    let dir =
+        std::env::temp_dir().join(format!("lotsense-bench-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir)?;
-    println!("lotsense bench core ({} build): entry → exit → pay → exit through the services", if cfg!(debug_assertions) { "DEBUG — use --release for figures" } else { "release" });
-    let phases = std::env::var("LOTSENSE_BENCH_PHASES").unwrap_or_else(|_| "sqlite,postgres,api".into());
+    println!(
+        "lotsense bench core ({} build): entry → exit → pay → exit through the services",
+        if cfg!(debug_assertions) {
+            "DEBUG — use --release for figures"
+        } else {
+            "release"
+        }
+    );
+    let phases =
+        std::env::var("LOTSENSE_BENCH_PHASES").unwrap_or_else(|_| "sqlite,postgres,api".into());
     let phase = |p: &str| phases.split(',').any(|x| x.trim() == p);
     if phase("sqlite") {
         bench_services("sqlite", &format!("sqlite://{}/core.db", dir.display())).await?;
     }
-    let admin = std::env::var("LOTSENSE_BENCH_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    match if phase("postgres") { create_pg(&admin).await.map(Some) } else { Ok(None) } {
+    let admin = std::env::var("LOTSENSE_BENCH_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    match if phase("postgres") {
+        create_pg(&admin).await.map(Some)
+    } else {
+        Ok(None)
+    } {
         Ok(None) => {}
         Ok(Some((url, name))) => {
             let r = bench_services("postgres", &url).await;
@@ -235,14 +331,22 @@ async fn create_pg(admin: &str) -> anyhow::Result<(String, String)> {
     use sqlx::Connection;
     let mut conn = sqlx::PgConnection::connect(admin).await?;
     let name = format!("lotsense_bench_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await?;
-    let i = admin.rfind('/').ok_or_else(|| anyhow::anyhow!("admin URL needs a database"))?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await?;
+    let i = admin
+        .rfind('/')
+        .ok_or_else(|| anyhow::anyhow!("admin URL needs a database"))?;
     Ok((format!("{}/{name}", &admin[..i]), name))
 }
 
 async fn drop_pg(admin: &str, name: &str) {
     use sqlx::Connection;
     if let Ok(mut conn) = sqlx::PgConnection::connect(admin).await {
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&mut conn).await;
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .execute(&mut conn)
+        .await;
     }
 }

@@ -7,7 +7,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
-#[command(name = "lotsense", version, about = "Car-park system: plate reading at gates, bay occupancy, sessions, tariffs, payments and boards.")]
+#[command(
+    name = "lotsense",
+    version,
+    about = "Car-park system: plate reading at gates, bay occupancy, sessions, tariffs, payments and boards."
+)]
 pub struct Cli {
     /// Log as one JSON object per line (for log shippers). Filters come from RUST_LOG.
     #[arg(long, global = true)]
@@ -235,7 +239,10 @@ pub fn main() -> ExitCode {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -244,7 +251,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = Config::load(&config)?;
             runtime()?.block_on(async {
                 let running = crate::app::start(config).await?;
-                println!("lotsense serving: http://{}  mqtt://{}:{}", running.http_addr, running.mqtt_addr.0, running.mqtt_addr.1);
+                println!(
+                    "lotsense serving: http://{}  mqtt://{}:{}",
+                    running.http_addr, running.mqtt_addr.0, running.mqtt_addr.1
+                );
                 tokio::signal::ctrl_c().await?;
                 running.shutdown().await;
                 anyhow::Ok(())
@@ -255,13 +265,26 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(crate::demo::run(args))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bays(BaysCmd::Preview { config, camera, frame, out }) => {
+        Command::Bays(BaysCmd::Preview {
+            config,
+            camera,
+            frame,
+            out,
+        }) => {
             crate::occupancy::preview::command(&config, &camera, frame.as_deref(), out.as_deref())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Config(ConfigCmd::Check { file }) => match Config::load(&file) {
             Ok(c) => {
-                println!("{}: ok ({} cameras, {} gates, {} spaces, {} bays, {} tariffs)", file.display(), c.cameras.len(), c.gates.len(), c.spaces.len(), c.bays.len(), c.tariffs.len());
+                println!(
+                    "{}: ok ({} cameras, {} gates, {} spaces, {} bays, {} tariffs)",
+                    file.display(),
+                    c.cameras.len(),
+                    c.gates.len(),
+                    c.spaces.len(),
+                    c.bays.len(),
+                    c.tariffs.len()
+                );
                 Ok(ExitCode::SUCCESS)
             }
             Err(e) => {
@@ -269,21 +292,37 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::from(2))
             }
         },
-        Command::Models(ModelsCmd::Fetch { names, accept_licence, dir, cache }) => {
+        Command::Models(ModelsCmd::Fetch {
+            names,
+            accept_licence,
+            dir,
+            cache,
+        }) => {
             for (name, status) in crate::models::fetch(&dir, &names, &accept_licence, &cache)? {
-                println!("{name:<22} {}", match status {
-                    crate::models::Status::Ok => "present, checksum ok".to_string(),
-                    crate::models::Status::Fetched => "fetched, checksum ok".to_string(),
-                    other => format!("{other:?}"),
-                });
+                println!(
+                    "{name:<22} {}",
+                    match status {
+                        crate::models::Status::Ok => "present, checksum ok".to_string(),
+                        crate::models::Status::Fetched => "fetched, checksum ok".to_string(),
+                        other => format!("{other:?}"),
+                    }
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::Models(ModelsCmd::Verify { dir, load }) => {
             let mut bad = false;
-            let runtime = if load { Some(crate::onnx::OnnxRuntime::load(None)?) } else { None };
+            let runtime = if load {
+                Some(crate::onnx::OnnxRuntime::load(None)?)
+            } else {
+                None
+            };
             if let Some(rt) = &runtime {
-                println!("{:<22} ok ({})", "onnxruntime (loaded)", rt.library.display());
+                println!(
+                    "{:<22} ok ({})",
+                    "onnxruntime (loaded)",
+                    rt.library.display()
+                );
             }
             for (name, status) in crate::models::verify(&dir)? {
                 let text = match &status {
@@ -296,7 +335,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         bad = true;
                         format!("CHECKSUM MISMATCH (got {actual})")
                     }
-                    crate::models::Status::NeedsLicence => "not fetched (opt-in licence)".to_string(),
+                    crate::models::Status::NeedsLicence => {
+                        "not fetched (opt-in licence)".to_string()
+                    }
                     crate::models::Status::Fetched => "fetched".to_string(),
                 };
                 println!("{name:<22} {text}");
@@ -308,28 +349,54 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     }
                 }
             }
-            Ok(if bad { ExitCode::from(1) } else { ExitCode::SUCCESS })
+            Ok(if bad {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Command::Read { images, json, anpr } => {
             let engine = anpr_engine(&anpr)?;
             crate::anpr::read_command(&engine, &images, json)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Eval { what, data, json, limit, outcomes, roi_sim, oracle_proposals, anpr } => match what.as_str() {
+        Command::Eval {
+            what,
+            data,
+            json,
+            limit,
+            outcomes,
+            roi_sim,
+            oracle_proposals,
+            anpr,
+        } => match what.as_str() {
             "anpr" => {
                 let mut engine = anpr_engine(&anpr)?;
                 let mut groups = std::collections::BTreeMap::new();
                 for spec in anpr.formats.iter().filter_map(|f| f.split_once('=')) {
                     let names: Vec<&str> = spec.1.split('+').collect();
                     let mut fmt = engine.settings.format.clone();
-                    fmt.regions = crate::vision::plate_format::FormatConfig::with_presets(&names)?.regions;
+                    fmt.regions =
+                        crate::vision::plate_format::FormatConfig::with_presets(&names)?.regions;
                     groups.insert(spec.0.to_string(), fmt);
                 }
-                crate::anpr::eval::run_command(&mut engine, &data, json, limit, outcomes.as_deref(), &groups, crate::anpr::eval::EvalOptions { roi_sim, oracle_proposals })?;
+                crate::anpr::eval::run_command(
+                    &mut engine,
+                    &data,
+                    json,
+                    limit,
+                    outcomes.as_deref(),
+                    &groups,
+                    crate::anpr::eval::EvalOptions {
+                        roi_sim,
+                        oracle_proposals,
+                    },
+                )?;
                 Ok(ExitCode::SUCCESS)
             }
             "occupancy" => {
-                let classifier = crate::occupancy::classifier::for_cli(anpr.config.as_deref(), &anpr.models)?;
+                let classifier =
+                    crate::occupancy::classifier::for_cli(anpr.config.as_deref(), &anpr.models)?;
                 crate::occupancy::eval::command(&classifier, &data, json)?;
                 Ok(ExitCode::SUCCESS)
             }
@@ -341,37 +408,69 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             }
             "occupancy" => {
-                let classifier = crate::occupancy::classifier::for_cli(None, std::path::Path::new("models"))?;
+                let classifier =
+                    crate::occupancy::classifier::for_cli(None, std::path::Path::new("models"))?;
                 let r = crate::occupancy::bench::run(&classifier, 30)?;
-                println!("{}", crate::occupancy::bench::format(&r, crate::occupancy::Classifier::name(&classifier)));
+                println!(
+                    "{}",
+                    crate::occupancy::bench::format(
+                        &r,
+                        crate::occupancy::Classifier::name(&classifier)
+                    )
+                );
                 Ok(ExitCode::SUCCESS)
             }
             "core" => {
                 runtime()?.block_on(crate::bench_core::run())?;
                 Ok(ExitCode::SUCCESS)
             }
-            other => anyhow::bail!("unknown benchmark `{other}` (use `anpr`, `core` or `occupancy`)"),
+            other => {
+                anyhow::bail!("unknown benchmark `{other}` (use `anpr`, `core` or `occupancy`)")
+            }
         },
         Command::Openapi => {
-            println!("{}", serde_json::to_string_pretty(&crate::http::api::openapi::document())?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&crate::http::api::openapi::document())?
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Keys(KeysCmd::Hash { key }) => {
             println!("{}", crate::http::api::auth::hash_key(&key));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Keys(KeysCmd::Add { config, name, role, rate_per_minute }) => {
+        Command::Keys(KeysCmd::Add {
+            config,
+            name,
+            role,
+            rate_per_minute,
+        }) => {
             let config = Config::load(&config)?;
-            let role = crate::config::ApiRole::parse(&role).ok_or_else(|| anyhow::anyhow!("unknown role `{role}` (kiosk, sensor, board, operator, security or admin)"))?;
+            let role = crate::config::ApiRole::parse(&role).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "unknown role `{role}` (kiosk, sensor, board, operator, security or admin)"
+                )
+            })?;
             let key = crate::http::api::auth::generate_key();
             runtime()?.block_on(async {
                 let store = crate::store::Store::open(&config.storage.url, 1).await?;
-                crate::http::api::auth::store_key(&store, &name, role, &crate::http::api::auth::hash_key(&key), rate_per_minute, "cli").await?;
+                crate::http::api::auth::store_key(
+                    &store,
+                    &name,
+                    role,
+                    &crate::http::api::auth::hash_key(&key),
+                    rate_per_minute,
+                    "cli",
+                )
+                .await?;
                 store.close().await;
                 anyhow::Ok(())
             })?;
             println!("{key}");
-            eprintln!("key `{name}` ({}) stored; it is shown only now", role.as_str());
+            eprintln!(
+                "key `{name}` ({}) stored; it is shown only now",
+                role.as_str()
+            );
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -386,7 +485,12 @@ fn anpr_engine(a: &AnprArgs) -> anyhow::Result<crate::anpr::PlateEngine> {
         }
         None => crate::anpr::EngineSettings::default(),
     };
-    let global: Vec<&str> = a.formats.iter().map(String::as_str).filter(|f| !f.contains('=')).collect();
+    let global: Vec<&str> = a
+        .formats
+        .iter()
+        .map(String::as_str)
+        .filter(|f| !f.contains('='))
+        .collect();
     if !global.is_empty() {
         let names = global;
         let presets = crate::vision::plate_format::FormatConfig::with_presets(&names)?;

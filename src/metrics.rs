@@ -25,7 +25,9 @@ pub struct CameraLabel {
 
 impl CameraLabel {
     pub fn new(camera: &str) -> Self {
-        Self { camera: camera.to_string() }
+        Self {
+            camera: camera.to_string(),
+        }
     }
 }
 
@@ -115,23 +117,83 @@ impl Metrics {
             http_requests: Default::default(),
             http_request_duration: Family::new_with_constructor(http_latency_histogram),
         };
-        registry.register("frames_in", "Frames received from camera pipelines", m.frames_in.clone());
-        registry.register("frames_dropped", "Frames dropped because the vision stage was busy (newest kept)", m.frames_dropped.clone());
-        registry.register("frames_skipped", "Frames skipped by the motion gate", m.frames_skipped.clone());
-        registry.register("frames_processed", "Frames run through plate detection", m.frames_processed.clone());
-        registry.register("camera_reconnects", "Camera pipeline restarts", m.camera_reconnects.clone());
-        registry.register("camera_failures", "Camera pipeline errors, stalls and ends of stream", m.camera_failures.clone());
-        registry.register("camera_online", "1 while a camera delivers frames", m.camera_online.clone());
+        registry.register(
+            "frames_in",
+            "Frames received from camera pipelines",
+            m.frames_in.clone(),
+        );
+        registry.register(
+            "frames_dropped",
+            "Frames dropped because the vision stage was busy (newest kept)",
+            m.frames_dropped.clone(),
+        );
+        registry.register(
+            "frames_skipped",
+            "Frames skipped by the motion gate",
+            m.frames_skipped.clone(),
+        );
+        registry.register(
+            "frames_processed",
+            "Frames run through plate detection",
+            m.frames_processed.clone(),
+        );
+        registry.register(
+            "camera_reconnects",
+            "Camera pipeline restarts",
+            m.camera_reconnects.clone(),
+        );
+        registry.register(
+            "camera_failures",
+            "Camera pipeline errors, stalls and ends of stream",
+            m.camera_failures.clone(),
+        );
+        registry.register(
+            "camera_online",
+            "1 while a camera delivers frames",
+            m.camera_online.clone(),
+        );
         registry.register("plate_reads", "Plate reads decided", m.plate_reads.clone());
-        registry.register("bay_samples", "Overview camera frames classified", m.bay_samples.clone());
-        registry.register("bay_classify_failures", "Bay classifier calls that failed", m.bay_classify_failures.clone());
-        registry.register("bay_camera_unknown", "Times a camera's bays went unknown (camera offline or picture frozen)", m.bay_camera_unknown.clone());
-        registry.register("bay_batch_seconds", "Warp and classify time of the last overview sample", m.bay_batch_seconds.clone());
+        registry.register(
+            "bay_samples",
+            "Overview camera frames classified",
+            m.bay_samples.clone(),
+        );
+        registry.register(
+            "bay_classify_failures",
+            "Bay classifier calls that failed",
+            m.bay_classify_failures.clone(),
+        );
+        registry.register(
+            "bay_camera_unknown",
+            "Times a camera's bays went unknown (camera offline or picture frozen)",
+            m.bay_camera_unknown.clone(),
+        );
+        registry.register(
+            "bay_batch_seconds",
+            "Warp and classify time of the last overview sample",
+            m.bay_batch_seconds.clone(),
+        );
         registry.register("bays", "Bays shown on the boards, by state", m.bays.clone());
-        registry.register("board_publish_failures", "Board messages that could not be published", m.board_publish_failures.clone());
-        registry.register("mqtt_reconnects", "MQTT reconnections", m.mqtt_reconnects.clone());
-        registry.register("mqtt_failures", "MQTT connection errors", m.mqtt_failures.clone());
-        registry.register("http_requests", "HTTP requests answered, by method, route and status", m.http_requests.clone());
+        registry.register(
+            "board_publish_failures",
+            "Board messages that could not be published",
+            m.board_publish_failures.clone(),
+        );
+        registry.register(
+            "mqtt_reconnects",
+            "MQTT reconnections",
+            m.mqtt_reconnects.clone(),
+        );
+        registry.register(
+            "mqtt_failures",
+            "MQTT connection errors",
+            m.mqtt_failures.clone(),
+        );
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by method, route and status",
+            m.http_requests.clone(),
+        );
         registry.register_with_unit(
             "http_request_duration",
             "Time from an HTTP request's arrival to its response, by method and route",
@@ -143,14 +205,26 @@ impl Metrics {
 
     /// Counts one answered HTTP request and its latency.
     pub fn observe_http(&self, method: &str, route: &str, status: u16, seconds: f64) {
-        self.http_requests.get_or_create(&HttpLabels { method: method.to_string(), route: route.to_string(), status }).inc();
-        self.http_request_duration.get_or_create(&HttpRouteLabels { method: method.to_string(), route: route.to_string() }).observe(seconds);
+        self.http_requests
+            .get_or_create(&HttpLabels {
+                method: method.to_string(),
+                route: route.to_string(),
+                status,
+            })
+            .inc();
+        self.http_request_duration
+            .get_or_create(&HttpRouteLabels {
+                method: method.to_string(),
+                route: route.to_string(),
+            })
+            .observe(seconds);
     }
 
     /// Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut s = String::new();
-        prometheus_client::encoding::text::encode(&mut s, &self.registry).expect("writing to a String cannot fail");
+        prometheus_client::encoding::text::encode(&mut s, &self.registry)
+            .expect("writing to a String cannot fail");
         s
     }
 }

@@ -23,13 +23,21 @@ pub enum ModelsError {
     #[error("unknown model `{0}` (see models/manifest.toml)")]
     Unknown(String),
     #[error("model `{name}` is licensed {licence}; fetch it only if you accept that licence: `lotsense models fetch --accept-licence {accept} {name}`")]
-    LicenceNotAccepted { name: String, licence: String, accept: String },
+    LicenceNotAccepted {
+        name: String,
+        licence: String,
+        accept: String,
+    },
     #[error("`{cmd}` failed: {reason}")]
     Pip { cmd: String, reason: String },
     #[error("{file} is not in the wheel {wheel}")]
     NotInWheel { file: String, wheel: PathBuf },
     #[error("checksum mismatch for {what}: expected {expected}, got {actual}; refusing it")]
-    Checksum { what: String, expected: String, actual: String },
+    Checksum {
+        what: String,
+        expected: String,
+        actual: String,
+    },
     #[error("{path}: {reason}")]
     Io { path: PathBuf, reason: String },
     #[error("model `{model}` in models/manifest.toml: {reason}")]
@@ -130,44 +138,81 @@ impl ModelSpec {
         let order = match self.channels.as_str() {
             "rgb" => ChannelOrder::Rgb,
             "bgr" => ChannelOrder::Bgr,
-            other => return Err(self.bad(model, "channels", &format!("`{other}` (expected rgb or bgr)"))),
+            other => {
+                return Err(self.bad(
+                    model,
+                    "channels",
+                    &format!("`{other}` (expected rgb or bgr)"),
+                ))
+            }
         };
         if self.std.iter().any(|&v| v <= 0.0) {
             return Err(self.bad(model, "std", "values must be positive"));
         }
-        let norm = Normalization { scale: 1.0 / 255.0, mean: self.mean, std: self.std };
-        let pad = self.pad_pixel.map_or(PadValue::Tensor(0.0), PadValue::Pixel);
+        let norm = Normalization {
+            scale: 1.0 / 255.0,
+            mean: self.mean,
+            std: self.std,
+        };
+        let pad = self
+            .pad_pixel
+            .map_or(PadValue::Tensor(0.0), PadValue::Pixel);
         Ok(TensorSpec { order, norm, pad })
     }
 
     /// A setting the model's code needs, or an error naming it.
     pub fn need<T>(model: &str, key: &str, v: Option<T>) -> Result<T, ModelsError> {
-        v.ok_or_else(|| ModelsError::Spec { model: model.to_string(), reason: format!("`{key}` is missing from [model.spec]") })
+        v.ok_or_else(|| ModelsError::Spec {
+            model: model.to_string(),
+            reason: format!("`{key}` is missing from [model.spec]"),
+        })
     }
 
     pub fn threshold(&self, model: &str, key: &str) -> Result<f32, ModelsError> {
-        Self::need(model, &format!("thresholds.{key}"), self.thresholds.get(key).copied())
+        Self::need(
+            model,
+            &format!("thresholds.{key}"),
+            self.thresholds.get(key).copied(),
+        )
     }
 
     fn bad(&self, model: &str, key: &str, why: &str) -> ModelsError {
-        ModelsError::Spec { model: model.to_string(), reason: format!("`{key}`: {why}") }
+        ModelsError::Spec {
+            model: model.to_string(),
+            reason: format!("`{key}`: {why}"),
+        }
     }
 }
 
 impl Manifest {
     pub fn load(models_dir: &Path) -> Result<Manifest, ModelsError> {
         let path = models_dir.join("manifest.toml");
-        let text = std::fs::read_to_string(&path).map_err(|e| ModelsError::Manifest { path: path.clone(), reason: e.to_string() })?;
-        toml::from_str(&text).map_err(|e| ModelsError::Manifest { path, reason: e.to_string() })
+        let text = std::fs::read_to_string(&path).map_err(|e| ModelsError::Manifest {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        toml::from_str(&text).map_err(|e| ModelsError::Manifest {
+            path,
+            reason: e.to_string(),
+        })
     }
 
     pub fn model(&self, name: &str) -> Result<&Entry, ModelsError> {
-        self.model.iter().find(|m| m.name == name).ok_or_else(|| ModelsError::Unknown(name.to_string()))
+        self.model
+            .iter()
+            .find(|m| m.name == name)
+            .ok_or_else(|| ModelsError::Unknown(name.to_string()))
     }
 
     /// The `[model.spec]` of a model (an error when the manifest has none).
     pub fn spec(&self, name: &str) -> Result<&ModelSpec, ModelsError> {
-        self.model(name)?.spec.as_ref().ok_or_else(|| ModelsError::Spec { model: name.to_string(), reason: "the manifest has no [model.spec] for it".into() })
+        self.model(name)?
+            .spec
+            .as_ref()
+            .ok_or_else(|| ModelsError::Spec {
+                model: name.to_string(),
+                reason: "the manifest has no [model.spec] for it".into(),
+            })
     }
 }
 
@@ -179,17 +224,28 @@ pub enum Status {
     /// Downloaded and verified now.
     Fetched,
     Missing,
-    Mismatch { actual: String },
+    Mismatch {
+        actual: String,
+    },
     /// Needs a licence the user has not accepted.
     NeedsLicence,
 }
 
 /// Fetches what is missing: the runtime, the default models, plus `extra`
 /// named models (whose licences must be in `accepted`). Idempotent.
-pub fn fetch(models_dir: &Path, extra: &[String], accepted: &[String], cache: &Path) -> Result<Vec<(String, Status)>, ModelsError> {
+pub fn fetch(
+    models_dir: &Path,
+    extra: &[String],
+    accepted: &[String],
+    cache: &Path,
+) -> Result<Vec<(String, Status)>, ModelsError> {
     let manifest = Manifest::load(models_dir)?;
     let mut out = Vec::new();
-    let mut wanted: Vec<(&Entry, PathBuf)> = manifest.runtime.iter().map(|e| (e, PathBuf::from(&e.dest))).collect();
+    let mut wanted: Vec<(&Entry, PathBuf)> = manifest
+        .runtime
+        .iter()
+        .map(|e| (e, PathBuf::from(&e.dest)))
+        .collect();
     for m in &manifest.model {
         if m.default || extra.contains(&m.name) {
             wanted.push((m, models_dir.join(&m.dest)));
@@ -202,7 +258,11 @@ pub fn fetch(models_dir: &Path, extra: &[String], accepted: &[String], cache: &P
     for (entry, _) in &wanted {
         if let Some(need) = &entry.accept_licence {
             if !accepted.iter().any(|a| a.eq_ignore_ascii_case(need)) {
-                return Err(ModelsError::LicenceNotAccepted { name: entry.name.clone(), licence: entry.licence.clone(), accept: need.clone() });
+                return Err(ModelsError::LicenceNotAccepted {
+                    name: entry.name.clone(),
+                    licence: entry.licence.clone(),
+                    accept: need.clone(),
+                });
             }
         }
     }
@@ -217,13 +277,21 @@ pub fn fetch(models_dir: &Path, extra: &[String], accepted: &[String], cache: &P
                 path: dest.clone(),
                 reason: format!("{e}; this model is committed in the repository (made by training/), so the checkout is incomplete"),
             })?;
-            return Err(ModelsError::Checksum { what: dest.display().to_string(), expected: entry.sha256.clone(), actual });
+            return Err(ModelsError::Checksum {
+                what: dest.display().to_string(),
+                expected: entry.sha256.clone(),
+                actual,
+            });
         }
         let wheel = download_wheel(entry, cache)?;
         let bytes = read_from_wheel(&wheel, &entry.file)?;
         let actual = hex::encode(Sha256::digest(&bytes));
         if actual != entry.sha256 {
-            return Err(ModelsError::Checksum { what: format!("{} in {}", entry.file, wheel.display()), expected: entry.sha256.clone(), actual });
+            return Err(ModelsError::Checksum {
+                what: format!("{} in {}", entry.file, wheel.display()),
+                expected: entry.sha256.clone(),
+                actual,
+            });
         }
         write_atomic(&dest, &bytes)?;
         if entry.package == "onnxruntime" {
@@ -239,7 +307,11 @@ pub fn fetch(models_dir: &Path, extra: &[String], accepted: &[String], cache: &P
 pub fn verify(models_dir: &Path) -> Result<Vec<(String, Status)>, ModelsError> {
     let manifest = Manifest::load(models_dir)?;
     let mut out = Vec::new();
-    let entries = manifest.runtime.iter().map(|e| (e, PathBuf::from(&e.dest))).chain(manifest.model.iter().map(|m| (m, models_dir.join(&m.dest))));
+    let entries = manifest
+        .runtime
+        .iter()
+        .map(|e| (e, PathBuf::from(&e.dest)))
+        .chain(manifest.model.iter().map(|m| (m, models_dir.join(&m.dest))));
     for (entry, dest) in entries {
         let status = match sha256_file(&dest) {
             Ok(h) if h == entry.sha256 => Status::Ok,
@@ -272,10 +344,23 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
 }
 
 fn download_wheel(entry: &Entry, cache: &Path) -> Result<PathBuf, ModelsError> {
-    std::fs::create_dir_all(cache).map_err(|e| ModelsError::Io { path: cache.to_path_buf(), reason: e.to_string() })?;
+    std::fs::create_dir_all(cache).map_err(|e| ModelsError::Io {
+        path: cache.to_path_buf(),
+        reason: e.to_string(),
+    })?;
     let spec = format!("{}=={}", entry.package, entry.version);
     let mut cmd = Command::new(python());
-    cmd.args(["-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--no-deps", "--only-binary=:all:", "-d"]).arg(cache);
+    cmd.args([
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-deps",
+        "--only-binary=:all:",
+        "-d",
+    ])
+    .arg(cache);
     if let Some(p) = &entry.platform {
         cmd.args(["--platform", p, "--implementation", "cp"]);
     }
@@ -284,20 +369,40 @@ fn download_wheel(entry: &Entry, cache: &Path) -> Result<PathBuf, ModelsError> {
     }
     cmd.arg(&spec);
     let shown = format!("pip download --no-deps {spec}");
-    let out = cmd.output().map_err(|e| ModelsError::Pip { cmd: shown.clone(), reason: format!("{e} (is python3 with pip installed?)") })?;
+    let out = cmd.output().map_err(|e| ModelsError::Pip {
+        cmd: shown.clone(),
+        reason: format!("{e} (is python3 with pip installed?)"),
+    })?;
     if !out.status.success() {
-        return Err(ModelsError::Pip { cmd: shown, reason: String::from_utf8_lossy(&out.stderr).trim().to_string() });
+        return Err(ModelsError::Pip {
+            cmd: shown,
+            reason: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
     }
     let prefix = format!("{}-{}-", entry.package.replace('-', "_"), entry.version);
     std::fs::read_dir(cache)
-        .map_err(|e| ModelsError::Io { path: cache.to_path_buf(), reason: e.to_string() })?
+        .map_err(|e| ModelsError::Io {
+            path: cache.to_path_buf(),
+            reason: e.to_string(),
+        })?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
-            let n = p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-            n.starts_with(&prefix) && n.ends_with(".whl") && entry.platform.as_ref().is_none_or(|pl| n.contains(pl.as_str()))
+            let n = p
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            n.starts_with(&prefix)
+                && n.ends_with(".whl")
+                && entry
+                    .platform
+                    .as_ref()
+                    .is_none_or(|pl| n.contains(pl.as_str()))
         })
         .max()
-        .ok_or_else(|| ModelsError::Pip { cmd: shown, reason: "pip reported success but no wheel was saved".into() })
+        .ok_or_else(|| ModelsError::Pip {
+            cmd: shown,
+            reason: "pip reported success but no wheel was saved".into(),
+        })
 }
 
 fn python() -> String {
@@ -305,17 +410,26 @@ fn python() -> String {
 }
 
 fn read_from_wheel(wheel: &Path, file: &str) -> Result<Vec<u8>, ModelsError> {
-    let io = |e: String| ModelsError::Io { path: wheel.to_path_buf(), reason: e };
+    let io = |e: String| ModelsError::Io {
+        path: wheel.to_path_buf(),
+        reason: e,
+    };
     let f = std::fs::File::open(wheel).map_err(|e| io(e.to_string()))?;
     let mut zip = zip::ZipArchive::new(f).map_err(|e| io(format!("not a valid wheel: {e}")))?;
-    let mut z = zip.by_name(file).map_err(|_| ModelsError::NotInWheel { file: file.to_string(), wheel: wheel.to_path_buf() })?;
+    let mut z = zip.by_name(file).map_err(|_| ModelsError::NotInWheel {
+        file: file.to_string(),
+        wheel: wheel.to_path_buf(),
+    })?;
     let mut buf = Vec::with_capacity(z.size() as usize);
     z.read_to_end(&mut buf).map_err(|e| io(e.to_string()))?;
     Ok(buf)
 }
 
 fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<(), ModelsError> {
-    let io = |e: std::io::Error| ModelsError::Io { path: dest.to_path_buf(), reason: e.to_string() };
+    let io = |e: std::io::Error| ModelsError::Io {
+        path: dest.to_path_buf(),
+        reason: e.to_string(),
+    };
     if let Some(parent) = dest.parent() {
         std::fs::create_dir_all(parent).map_err(io)?;
     }
@@ -332,7 +446,10 @@ fn link_soname(dest: &Path) -> Result<(), ModelsError> {
     for name in ["libonnxruntime.so", "libonnxruntime.so.1"] {
         let link = dir.join(name);
         let _ = std::fs::remove_file(&link);
-        std::os::unix::fs::symlink(target, &link).map_err(|e| ModelsError::Io { path: link.clone(), reason: e.to_string() })?;
+        std::os::unix::fs::symlink(target, &link).map_err(|e| ModelsError::Io {
+            path: link.clone(),
+            reason: e.to_string(),
+        })?;
     }
     Ok(())
 }
@@ -343,12 +460,21 @@ mod tests {
 
     #[test]
     fn the_committed_manifest_gives_the_engine_its_model_specs() {
-        let m = Manifest::load(Path::new(env!("CARGO_MANIFEST_DIR")).join("models").as_path()).unwrap();
+        let m = Manifest::load(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("models")
+                .as_path(),
+        )
+        .unwrap();
         let det = m.spec(crate::anpr::engine::DETECTOR).unwrap();
         let t = det.tensor("det").unwrap();
         assert_eq!(t.order, ChannelOrder::Bgr);
         assert_eq!((det.size_multiple, det.max_side), (Some(32), Some(960)));
-        assert!(det.threshold("det", "binarize").is_ok() && det.threshold("det", "box").is_ok() && det.threshold("det", "unclip_ratio").is_ok());
+        assert!(
+            det.threshold("det", "binarize").is_ok()
+                && det.threshold("det", "box").is_ok()
+                && det.threshold("det", "unclip_ratio").is_ok()
+        );
         let rec = m.spec(crate::anpr::engine::READER).unwrap();
         assert_eq!((rec.height, rec.min_width), (Some(48), Some(320)));
         assert_eq!(rec.alphabet.as_deref(), Some("metadata:character"));
@@ -360,10 +486,19 @@ mod tests {
                     [model.spec]\ninput = \"x\"\nchannels = \"bgra\"\nmean = [0.0, 0.0, 0.0]\nstd = [1.0, 1.0, 1.0]\n";
         let m: Manifest = toml::from_str(text).unwrap();
         let e = m.spec("m").unwrap().tensor("m").unwrap_err().to_string();
-        assert!(e.contains("model `m`") && e.contains("channels") && e.contains("bgra"), "{e}");
-        let e = m.spec("m").unwrap().threshold("m", "box").unwrap_err().to_string();
+        assert!(
+            e.contains("model `m`") && e.contains("channels") && e.contains("bgra"),
+            "{e}"
+        );
+        let e = m
+            .spec("m")
+            .unwrap()
+            .threshold("m", "box")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("thresholds.box"), "{e}");
-        let typo: Result<Manifest, _> = toml::from_str(&text.replace("input = \"x\"", "inptu = \"x\""));
+        let typo: Result<Manifest, _> =
+            toml::from_str(&text.replace("input = \"x\"", "inptu = \"x\""));
         assert!(typo.is_err(), "unknown spec keys are rejected");
     }
 }

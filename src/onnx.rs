@@ -15,7 +15,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 pub enum OnnxError {
     #[error("ONNX Runtime library not found (looked in: {searched}). Install it with `lotsense models fetch` (or run scripts/setup.sh), or set [onnxruntime] library / ORT_DYLIB_PATH to libonnxruntime.so")]
     NotFound { searched: String },
-    #[error("cannot load ONNX Runtime from {path}: {reason}. Reinstall it with `lotsense models fetch`")]
+    #[error(
+        "cannot load ONNX Runtime from {path}: {reason}. Reinstall it with `lotsense models fetch`"
+    )]
     Load { path: PathBuf, reason: String },
     #[error("model file {path} is missing; run `lotsense models fetch`")]
     ModelMissing { path: PathBuf },
@@ -36,7 +38,9 @@ static RUNTIME: OnceLock<Result<Arc<OnnxRuntime>, String>> = OnceLock::new();
 
 impl std::fmt::Debug for OnnxRuntime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OnnxRuntime").field("library", &self.library).finish()
+        f.debug_struct("OnnxRuntime")
+            .field("library", &self.library)
+            .finish()
     }
 }
 
@@ -44,15 +48,25 @@ impl OnnxRuntime {
     /// Loads the runtime (once). `explicit` is the configured library path.
     pub fn load(explicit: Option<&Path>) -> Result<Arc<OnnxRuntime>, OnnxError> {
         if let Some(r) = RUNTIME.get() {
-            return r.clone().map_err(|reason| OnnxError::Load { path: PathBuf::from("(earlier attempt)"), reason });
+            return r.clone().map_err(|reason| OnnxError::Load {
+                path: PathBuf::from("(earlier attempt)"),
+                reason,
+            });
         }
         let path = find_library(explicit)?;
         let result = ort::init_from(&path)
             .map_err(|e| e.to_string())
             .and_then(|b| b.with_name("lotsense").build().map_err(|e| e.to_string()))
-            .map(|env| Arc::new(OnnxRuntime { env, library: path.clone() }));
+            .map(|env| {
+                Arc::new(OnnxRuntime {
+                    env,
+                    library: path.clone(),
+                })
+            });
         let stored = RUNTIME.get_or_init(|| result);
-        stored.clone().map_err(|reason| OnnxError::Load { path, reason })
+        stored
+            .clone()
+            .map_err(|reason| OnnxError::Load { path, reason })
     }
 
     /// Opens a model with one intra-op thread and spinning off (on two cores
@@ -60,9 +74,14 @@ impl OnnxRuntime {
     /// ops) and subnormals flushed to zero.
     pub fn session(&self, path: &Path) -> Result<Model, OnnxError> {
         if !path.is_file() {
-            return Err(OnnxError::ModelMissing { path: path.to_path_buf() });
+            return Err(OnnxError::ModelMissing {
+                path: path.to_path_buf(),
+            });
         }
-        let err = |e: String| OnnxError::ModelLoad { path: path.to_path_buf(), reason: e };
+        let err = |e: String| OnnxError::ModelLoad {
+            path: path.to_path_buf(),
+            reason: e,
+        };
         let session = ort::session::Session::builder(&self.env)
             .map_err(|e| err(e.to_string()))?
             .with_intra_threads(1)
@@ -78,8 +97,14 @@ impl OnnxRuntime {
             .map_err(|e| err(e.to_string()))?
             .commit_from_file(path)
             .map_err(|e| err(e.to_string()))?;
-        let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-        Ok(Model { name, session: Mutex::new(session) })
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Ok(Model {
+            name,
+            session: Mutex::new(session),
+        })
     }
 }
 
@@ -108,26 +133,61 @@ impl Model {
     }
 
     /// Runs the model on one f32 tensor and returns the first output's shape and data.
-    pub fn run_f32(&self, input_name: &str, shape: &[usize], data: Vec<f32>) -> Result<(Vec<usize>, Vec<f32>), OnnxError> {
-        let err = |e: String| OnnxError::Run { model: self.name.clone(), reason: e };
-        let tensor = ort::value::Tensor::from_array((shape.to_vec(), data)).map_err(|e| err(e.to_string()))?;
-        let mut s = self.session.lock().map_err(|_| err("session lock poisoned".into()))?;
-        let outputs = s.run(ort::inputs![input_name => tensor]).map_err(|e| err(e.to_string()))?;
-        let (shape, data) = outputs[0].try_extract_tensor::<f32>().map_err(|e| err(e.to_string()))?;
+    pub fn run_f32(
+        &self,
+        input_name: &str,
+        shape: &[usize],
+        data: Vec<f32>,
+    ) -> Result<(Vec<usize>, Vec<f32>), OnnxError> {
+        let err = |e: String| OnnxError::Run {
+            model: self.name.clone(),
+            reason: e,
+        };
+        let tensor = ort::value::Tensor::from_array((shape.to_vec(), data))
+            .map_err(|e| err(e.to_string()))?;
+        let mut s = self
+            .session
+            .lock()
+            .map_err(|_| err("session lock poisoned".into()))?;
+        let outputs = s
+            .run(ort::inputs![input_name => tensor])
+            .map_err(|e| err(e.to_string()))?;
+        let (shape, data) = outputs[0]
+            .try_extract_tensor::<f32>()
+            .map_err(|e| err(e.to_string()))?;
         Ok((shape.iter().map(|d| *d as usize).collect(), data.to_vec()))
     }
 
     /// Runs one input and returns the named float outputs, in the order asked.
-    pub fn run_f32_outputs(&self, input_name: &str, shape: &[usize], data: Vec<f32>, outputs: &[&str]) -> Result<Vec<(Vec<usize>, Vec<f32>)>, OnnxError> {
-        let err = |e: String| OnnxError::Run { model: self.name.clone(), reason: e };
-        let tensor = ort::value::Tensor::from_array((shape.to_vec(), data)).map_err(|e| err(e.to_string()))?;
-        let mut s = self.session.lock().map_err(|_| err("session lock poisoned".into()))?;
-        let out = s.run(ort::inputs![input_name => tensor]).map_err(|e| err(e.to_string()))?;
+    pub fn run_f32_outputs(
+        &self,
+        input_name: &str,
+        shape: &[usize],
+        data: Vec<f32>,
+        outputs: &[&str],
+    ) -> Result<Vec<(Vec<usize>, Vec<f32>)>, OnnxError> {
+        let err = |e: String| OnnxError::Run {
+            model: self.name.clone(),
+            reason: e,
+        };
+        let tensor = ort::value::Tensor::from_array((shape.to_vec(), data))
+            .map_err(|e| err(e.to_string()))?;
+        let mut s = self
+            .session
+            .lock()
+            .map_err(|_| err("session lock poisoned".into()))?;
+        let out = s
+            .run(ort::inputs![input_name => tensor])
+            .map_err(|e| err(e.to_string()))?;
         outputs
             .iter()
             .map(|name| {
-                let v = out.get(*name).ok_or_else(|| err(format!("no output `{name}`")))?;
-                let (shape, data) = v.try_extract_tensor::<f32>().map_err(|e| err(e.to_string()))?;
+                let v = out
+                    .get(*name)
+                    .ok_or_else(|| err(format!("no output `{name}`")))?;
+                let (shape, data) = v
+                    .try_extract_tensor::<f32>()
+                    .map_err(|e| err(e.to_string()))?;
                 Ok((shape.iter().map(|d| *d as usize).collect(), data.to_vec()))
             })
             .collect()
@@ -170,12 +230,30 @@ pub fn library_candidates(explicit: Option<&Path>) -> Vec<PathBuf> {
 fn find_library(explicit: Option<&Path>) -> Result<PathBuf, OnnxError> {
     // A configured path (or ORT_DYLIB_PATH) is authoritative: if it is wrong
     // the user must hear so, not silently get another library.
-    let chosen = explicit.map(Path::to_path_buf).or_else(|| std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from));
+    let chosen = explicit
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from));
     if let Some(p) = chosen {
-        return if p.is_file() { Ok(p) } else { Err(OnnxError::NotFound { searched: p.display().to_string() }) };
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(OnnxError::NotFound {
+                searched: p.display().to_string(),
+            })
+        };
     }
     let candidates = library_candidates(None);
-    candidates.iter().find(|p| p.is_file()).cloned().ok_or_else(|| OnnxError::NotFound {
-        searched: candidates.iter().take(6).map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ") + ", …",
-    })
+    candidates
+        .iter()
+        .find(|p| p.is_file())
+        .cloned()
+        .ok_or_else(|| OnnxError::NotFound {
+            searched: candidates
+                .iter()
+                .take(6)
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+                + ", …",
+        })
 }

@@ -13,9 +13,17 @@ const FRAME: &str = "testdata/anpr/ro/b68spk.jpg";
 
 fn engine(formats: &[&str]) -> PlateEngine {
     let rt = OnnxRuntime::load(None).expect("ONNX Runtime (run `lotsense models fetch`)");
-    let settings = EngineSettings { proposals: true, format: FormatConfig::with_presets(formats).unwrap(), ..EngineSettings::default() };
-    let engine = PlateEngine::load(&rt, Path::new("models"), settings).expect("models (run `lotsense models fetch`)");
-    assert!(engine.uses_proposals(), "the committed proposal model is loaded");
+    let settings = EngineSettings {
+        proposals: true,
+        format: FormatConfig::with_presets(formats).unwrap(),
+        ..EngineSettings::default()
+    };
+    let engine = PlateEngine::load(&rt, Path::new("models"), settings)
+        .expect("models (run `lotsense models fetch`)");
+    assert!(
+        engine.uses_proposals(),
+        "the committed proposal model is loaded"
+    );
     engine
 }
 
@@ -23,7 +31,11 @@ fn engine(formats: &[&str]) -> PlateEngine {
 fn the_plate_is_found_and_read_in_the_region_around_its_proposal() {
     let img = load_rgb(Path::new(FRAME)).unwrap();
     let r = engine(&["ro"]).process(&view_of(&img)).unwrap();
-    assert_eq!(r.path, DetectPath::Regions, "a sure plate in a region needs no whole-frame search");
+    assert_eq!(
+        r.path,
+        DetectPath::Regions,
+        "a sure plate in a region needs no whole-frame search"
+    );
     assert_eq!(r.hits[0].plate, "B68SPK");
     assert!(r.hits[0].format_matched);
     // The box is where the plate is (as the full-frame path finds it), in frame coordinates.
@@ -48,7 +60,11 @@ fn a_read_that_matches_no_format_sends_the_frame_to_the_whole_frame_search() {
     let r = engine(&["br"]).process(&view_of(&img)).unwrap();
     assert_eq!(r.path, DetectPath::Fallback);
     assert!(!r.hits.is_empty() && !r.hits[0].format_matched);
-    assert!(r.hits[0].raw_text.replace(' ', "").contains("68SPK"), "raw {}", r.hits[0].raw_text);
+    assert!(
+        r.hits[0].raw_text.replace(' ', "").contains("68SPK"),
+        "raw {}",
+        r.hits[0].raw_text
+    );
 }
 
 #[test]
@@ -57,8 +73,14 @@ fn a_proposal_on_a_plate_free_patch_yields_no_plate() {
     // there must not invent a plate.
     let img = load_rgb(Path::new(FRAME)).unwrap();
     let e = engine(&["ro"]);
-    let r = e.process_with_proposals(&view_of(&img), &[BoxF::new(10.0, 10.0, 60.0, 22.0)]).unwrap();
-    assert!(r.hits.is_empty(), "hits {:?}", r.hits.iter().map(|h| &h.plate).collect::<Vec<_>>());
+    let r = e
+        .process_with_proposals(&view_of(&img), &[BoxF::new(10.0, 10.0, 60.0, 22.0)])
+        .unwrap();
+    assert!(
+        r.hits.is_empty(),
+        "hits {:?}",
+        r.hits.iter().map(|h| &h.plate).collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -73,7 +95,11 @@ fn reading_the_surest_box_first_reads_nothing_else_when_it_is_a_sure_plate() {
     e.settings.read_surest_first = true;
     let first = e.process(&view_of(&img)).unwrap();
     assert_eq!(first.hits[0].plate, "B68SPK");
-    assert_eq!(first.hits.len() + first.rejected.len(), 1, "only the plate was read");
+    assert_eq!(
+        first.hits.len() + first.rejected.len(),
+        1,
+        "only the plate was read"
+    );
     assert_eq!(first.hits[0].bbox, all.hits[0].bbox);
 }
 

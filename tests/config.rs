@@ -24,21 +24,37 @@ fn a_broken_config_lists_every_problem_with_its_line() {
     let expect = [
         ("line 3: site.name", "bad site"),
         ("line 4: site.time_zone", "Mars/Olympus"),
-        ("line 7: gates[0].id", "gate `north` has no entry or exit camera"),
-        ("line 13: cameras[0].gate", "gate `south`, which is not defined"),
+        (
+            "line 7: gates[0].id",
+            "gate `north` has no entry or exit camera",
+        ),
+        (
+            "line 13: cameras[0].gate",
+            "gate `south`, which is not defined",
+        ),
         ("line 14: cameras[0].colour", "unknown key `colour`"),
         ("line 19: cameras[1].url", "camera `ceiling`: url"),
-        ("line 29: bays[0].camera", "camera `ceiling-2`, which is not defined"),
+        (
+            "line 29: bays[0].camera",
+            "camera `ceiling-2`, which is not defined",
+        ),
         ("line 30: bays[0].polygon", "cross"),
     ];
     for (prefix, needle) in expect {
         assert!(
-            problems.iter().any(|p| p.starts_with(prefix) && p.contains(needle)),
+            problems
+                .iter()
+                .any(|p| p.starts_with(prefix) && p.contains(needle)),
             "missing problem `{prefix} … {needle}` in:\n{}",
             problems.join("\n")
         );
     }
-    assert_eq!(problems.len(), expect.len(), "unexpected extra problems:\n{}", problems.join("\n"));
+    assert_eq!(
+        problems.len(),
+        expect.len(),
+        "unexpected extra problems:\n{}",
+        problems.join("\n")
+    );
 }
 
 #[test]
@@ -53,10 +69,20 @@ fn a_type_error_is_reported_with_its_line_next_to_unknown_keys() {
 #[test]
 fn config_check_command_exits_nonzero_and_prints_all_problems() {
     let bin = env!("CARGO_BIN_EXE_lotsense");
-    let ok = Command::new(bin).args(["config", "check", "docker/lotsense.example.toml"]).output().unwrap();
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let ok = Command::new(bin)
+        .args(["config", "check", "docker/lotsense.example.toml"])
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     assert!(String::from_utf8_lossy(&ok.stdout).contains("ok (3 cameras"));
-    let bad = Command::new(bin).args(["config", "check", "testdata/config/broken.toml"]).output().unwrap();
+    let bad = Command::new(bin)
+        .args(["config", "check", "testdata/config/broken.toml"])
+        .output()
+        .unwrap();
     assert_eq!(bad.status.code(), Some(2));
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.contains("8 problem(s)"), "{err}");

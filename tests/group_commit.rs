@@ -12,7 +12,9 @@ use std::sync::Arc;
 
 async fn open() -> (tempfile::TempDir, Db) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&format!("sqlite://{}/gc.db", dir.path().display()), 4).await.unwrap();
+    let store = Store::open(&format!("sqlite://{}/gc.db", dir.path().display()), 4)
+        .await
+        .unwrap();
     sqlx::raw_sql(
         "CREATE TABLE gc (id TEXT PRIMARY KEY);
          CREATE TABLE gc_parent (id INTEGER PRIMARY KEY);
@@ -25,12 +27,19 @@ async fn open() -> (tempfile::TempDir, Db) {
 }
 
 async fn rows(db: &Db) -> Vec<String> {
-    let rows = sqlx::query("SELECT id FROM gc ORDER BY id").fetch_all(db.store.pool()).await.unwrap();
+    let rows = sqlx::query("SELECT id FROM gc ORDER BY id")
+        .fetch_all(db.store.pool())
+        .await
+        .unwrap();
     rows.iter().map(|r| r.get::<String, _>(0)).collect()
 }
 
 async fn insert(c: &mut Conn, id: &str) {
-    sqlx::query("INSERT INTO gc (id) VALUES ($1)").bind(id).execute(c.ex()).await.unwrap();
+    sqlx::query("INSERT INTO gc (id) VALUES ($1)")
+        .bind(id)
+        .execute(c.ex())
+        .await
+        .unwrap();
 }
 
 fn commits(db: &Db) -> u64 {
@@ -45,7 +54,11 @@ async fn queued(db: &Db, n: usize) {
 }
 
 /// One caller's transaction: inserts `id`, then commits or (`keep` false) rolls back.
-fn member(db: &Db, id: &'static str, keep: bool) -> tokio::task::JoinHandle<Result<(), sqlx::Error>> {
+fn member(
+    db: &Db,
+    id: &'static str,
+    keep: bool,
+) -> tokio::task::JoinHandle<Result<(), sqlx::Error>> {
     let db = db.clone();
     tokio::spawn(async move {
         let mut tx = db.write().await.unwrap();
@@ -75,7 +88,11 @@ async fn a_member_rolling_back_undoes_only_its_own_work() {
     b.await.unwrap().unwrap();
     c.await.unwrap().unwrap();
     assert_eq!(rows(&db).await, ["a", "c"]);
-    assert_eq!(commits(&db) - before, 1, "a and c were committed by one COMMIT");
+    assert_eq!(
+        commits(&db) - before,
+        1,
+        "a and c were committed by one COMMIT"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -103,7 +120,10 @@ async fn a_failed_group_commit_fails_every_member_and_keeps_nothing() {
         tokio::spawn(async move {
             let mut tx = db.write().await.unwrap();
             insert(&mut tx, "b").await;
-            sqlx::query("INSERT INTO gc_child (id, parent) VALUES (1, 42)").execute(tx.ex()).await.unwrap();
+            sqlx::query("INSERT INTO gc_child (id, parent) VALUES (1, 42)")
+                .execute(tx.ex())
+                .await
+                .unwrap();
             tx.commit().await
         })
     };
@@ -116,7 +136,10 @@ async fn a_failed_group_commit_fails_every_member_and_keeps_nothing() {
         let e = r.as_ref().expect_err(who);
         assert!(e.to_string().contains("FOREIGN KEY"), "{who}: {e}");
     }
-    assert!(rows(&db).await.is_empty(), "nothing of the failed group was kept");
+    assert!(
+        rows(&db).await.is_empty(),
+        "nothing of the failed group was kept"
+    );
     assert_eq!(commits(&db), before, "no COMMIT succeeded");
     // The writer is usable afterwards.
     let mut d = db.write().await.unwrap();
@@ -158,7 +181,10 @@ async fn a_single_statement_write_joins_an_open_group() {
             let mut tx = db.write_one().await.unwrap();
             insert(&mut tx, "one").await;
             // A failing single statement undoes only itself.
-            assert!(sqlx::query("INSERT INTO gc (id) VALUES ('a')").execute(tx.ex()).await.is_err());
+            assert!(sqlx::query("INSERT INTO gc (id) VALUES ('a')")
+                .execute(tx.ex())
+                .await
+                .is_err());
             tx.commit().await
         })
     };
@@ -172,12 +198,23 @@ async fn a_single_statement_write_joins_an_open_group() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_transactions_keep_exactly_their_own_work() {
     let (_dir, db) = open().await;
-    let ids: Vec<&'static str> = (0..300).map(|i| &*Box::leak(format!("r{i:03}").into_boxed_str())).collect();
-    let tasks: Vec<_> = ids.iter().enumerate().map(|(i, id)| member(&db, id, i % 3 != 0)).collect();
+    let ids: Vec<&'static str> = (0..300)
+        .map(|i| &*Box::leak(format!("r{i:03}").into_boxed_str()))
+        .collect();
+    let tasks: Vec<_> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| member(&db, id, i % 3 != 0))
+        .collect();
     for t in tasks {
         t.await.unwrap().unwrap();
     }
-    let kept: Vec<&str> = ids.iter().enumerate().filter(|(i, _)| i % 3 != 0).map(|(_, id)| *id).collect();
+    let kept: Vec<&str> = ids
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 3 != 0)
+        .map(|(_, id)| *id)
+        .collect();
     assert_eq!(rows(&db).await, kept);
     eprintln!("{} transactions in {} commits", kept.len(), commits(&db));
 }
@@ -186,12 +223,17 @@ async fn racing_transactions_keep_exactly_their_own_work() {
 async fn committed_work_survives_reopening() {
     let (dir, db) = open().await;
     let db = Arc::new(db);
-    let tasks: Vec<_> = ["x", "y", "z"].into_iter().map(|id| member(&db, id, true)).collect();
+    let tasks: Vec<_> = ["x", "y", "z"]
+        .into_iter()
+        .map(|id| member(&db, id, true))
+        .collect();
     for t in tasks {
         t.await.unwrap().unwrap();
     }
     db.store.close().await;
-    let store = Store::open(&format!("sqlite://{}/gc.db", dir.path().display()), 2).await.unwrap();
+    let store = Store::open(&format!("sqlite://{}/gc.db", dir.path().display()), 2)
+        .await
+        .unwrap();
     let db = Db::new(store);
     assert_eq!(rows(&db).await, ["x", "y", "z"]);
 }

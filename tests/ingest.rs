@@ -32,11 +32,20 @@ fn start(id: &str, source: CameraSource, metrics: Arc<Metrics>) -> Cam {
     spec.backoff_max = Duration::from_millis(800);
     let (s, st) = (slot.clone(), stop.clone());
     let thread = std::thread::spawn(move || run_camera(spec, s, tx, metrics, st));
-    Cam { slot, events: rx, stop, thread: Some(thread) }
+    Cam {
+        slot,
+        events: rx,
+        stop,
+        thread: Some(thread),
+    }
 }
 
 impl Cam {
-    fn wait_event(&mut self, secs: u64, pred: impl Fn(&CameraEvent) -> bool) -> Option<CameraEvent> {
+    fn wait_event(
+        &mut self,
+        secs: u64,
+        pred: impl Fn(&CameraEvent) -> bool,
+    ) -> Option<CameraEvent> {
         let deadline = Instant::now() + Duration::from_secs(secs);
         while Instant::now() < deadline {
             match self.events.try_recv() {
@@ -61,7 +70,11 @@ fn rtsp_frames_arrive_with_declared_caps_and_the_camera_reconnects() {
     let metrics = Arc::new(Metrics::new());
     let source = CameraSource::from_url("gate", &server.url("gate"), true, true).unwrap();
     let mut cam = start("gate", source, metrics.clone());
-    assert!(cam.wait_event(15, |e| matches!(e, CameraEvent::Online { .. })).is_some(), "camera never came online");
+    assert!(
+        cam.wait_event(15, |e| matches!(e, CameraEvent::Online { .. }))
+            .is_some(),
+        "camera never came online"
+    );
     // The clip opens on an empty grey frame, then a car: wait for real picture content.
     let t = Instant::now();
     let mut content = false;
@@ -76,14 +89,23 @@ fn rtsp_frames_arrive_with_declared_caps_and_the_camera_reconnects() {
 
     // Stop the server mid-stream: the camera goes offline, then reconnects when it is back.
     server.stop();
-    let off = cam.wait_event(10, |e| matches!(e, CameraEvent::Offline { .. })).expect("offline after server stop");
+    let off = cam
+        .wait_event(10, |e| matches!(e, CameraEvent::Offline { .. }))
+        .expect("offline after server stop");
     if let CameraEvent::Offline { reason, .. } = off {
         assert!(!reason.is_empty());
     }
     std::thread::sleep(Duration::from_millis(500));
     let server = TestCameraServer::start(port, &[("gate", Path::new(CLIP))]).unwrap();
-    assert!(cam.wait_event(20, |e| matches!(e, CameraEvent::Online { .. })).is_some(), "camera did not reconnect");
-    assert!(cam.slot.take(Duration::from_secs(5)).is_some(), "no frames after reconnect");
+    assert!(
+        cam.wait_event(20, |e| matches!(e, CameraEvent::Online { .. }))
+            .is_some(),
+        "camera did not reconnect"
+    );
+    assert!(
+        cam.slot.take(Duration::from_secs(5)).is_some(),
+        "no frames after reconnect"
+    );
     let label = CameraLabel::new("gate");
     assert!(metrics.camera_reconnects.get_or_create(&label).get() >= 1);
     assert!(metrics.frames_in.get_or_create(&label).get() >= 2);
@@ -97,19 +119,34 @@ fn an_unreachable_camera_reports_why_while_another_keeps_working() {
     let server = TestCameraServer::start(0, &[("gate", Path::new(CLIP))]).unwrap();
     let metrics = Arc::new(Metrics::new());
     let dead_port = common::free_port();
-    let bad = CameraSource::from_url("dead", &format!("rtsp://127.0.0.1:{dead_port}/nothing"), true, true).unwrap();
+    let bad = CameraSource::from_url(
+        "dead",
+        &format!("rtsp://127.0.0.1:{dead_port}/nothing"),
+        true,
+        true,
+    )
+    .unwrap();
     let mut dead = start("dead", bad, metrics.clone());
     let good_src = CameraSource::from_url("good", &server.url("gate"), true, true).unwrap();
     let mut good = start("good", good_src, metrics.clone());
-    let ev = dead.wait_event(15, |e| matches!(e, CameraEvent::Offline { .. })).expect("the dead camera reports offline");
+    let ev = dead
+        .wait_event(15, |e| matches!(e, CameraEvent::Offline { .. }))
+        .expect("the dead camera reports offline");
     match ev {
         CameraEvent::Offline { camera, reason } => {
             assert_eq!(camera, "dead");
-            assert!(reason.to_lowercase().contains("could not") || reason.contains("stalled") || reason.contains("resource"), "unclear reason: {reason}");
+            assert!(
+                reason.to_lowercase().contains("could not")
+                    || reason.contains("stalled")
+                    || reason.contains("resource"),
+                "unclear reason: {reason}"
+            );
         }
         _ => unreachable!(),
     }
-    assert!(good.wait_event(15, |e| matches!(e, CameraEvent::Online { .. })).is_some());
+    assert!(good
+        .wait_event(15, |e| matches!(e, CameraEvent::Online { .. }))
+        .is_some());
     let mut frames = 0;
     let t = Instant::now();
     while t.elapsed() < Duration::from_secs(2) {
@@ -117,8 +154,17 @@ fn an_unreachable_camera_reports_why_while_another_keeps_working() {
             frames += 1;
         }
     }
-    assert!(frames >= 5, "the healthy camera delivered only {frames} frames");
-    assert!(metrics.camera_failures.get_or_create(&CameraLabel::new("dead")).get() >= 1);
+    assert!(
+        frames >= 5,
+        "the healthy camera delivered only {frames} frames"
+    );
+    assert!(
+        metrics
+            .camera_failures
+            .get_or_create(&CameraLabel::new("dead"))
+            .get()
+            >= 1
+    );
     dead.stop();
     good.stop();
     server.stop();
@@ -136,7 +182,9 @@ fn file_replay_as_fast_as_possible_delivers_every_frame_then_finishes() {
         n += 1;
     }
     assert!(cam.slot.is_closed());
-    assert!(cam.wait_event(2, |e| matches!(e, CameraEvent::Finished { .. })).is_some());
+    assert!(cam
+        .wait_event(2, |e| matches!(e, CameraEvent::Finished { .. }))
+        .is_some());
     // 95 frames at 10 fps; a fast consumer sees (nearly) all of them.
     assert!(n >= 80, "only {n} frames");
     cam.stop();
@@ -147,5 +195,9 @@ fn bad_camera_urls_are_rejected_with_the_camera_named() {
     let e = CameraSource::from_url("cam7", "http://x/y", true, true).unwrap_err();
     assert!(e.to_string().contains("camera `cam7`"), "{e}");
     let e = CameraSource::from_url("cam8", "file:///no/such/file.mp4", true, true).unwrap_err();
-    assert!(e.to_string().contains("camera `cam8`: file /no/such/file.mp4 does not exist"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("camera `cam8`: file /no/such/file.mp4 does not exist"),
+        "{e}"
+    );
 }

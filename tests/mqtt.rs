@@ -10,12 +10,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 fn settings(host: &str, port: u16, site: &str) -> ClientSettings {
-    ClientSettings { host: host.into(), port, client_id: format!("lotsense-test-{site}"), keep_alive: Duration::from_secs(5), topics: Topics::new("lotsense", site) }
+    ClientSettings {
+        host: host.into(),
+        port,
+        client_id: format!("lotsense-test-{site}"),
+        keep_alive: Duration::from_secs(5),
+        topics: Topics::new("lotsense", site),
+    }
 }
 
 /// A separate subscriber: collects messages on `filter` for `secs`.
 async fn collect(host: &str, port: u16, filter: &str, secs: u64) -> Vec<(String, String, bool)> {
-    let mut opts = MqttOptions::new(format!("board-{}", uuid::Uuid::new_v4().simple()), host, port);
+    let mut opts = MqttOptions::new(
+        format!("board-{}", uuid::Uuid::new_v4().simple()),
+        host,
+        port,
+    );
     opts.set_keep_alive(Duration::from_secs(5));
     let (client, mut el) = AsyncClient::new(opts, 16);
     client.subscribe(filter, QoS::AtLeastOnce).await.unwrap();
@@ -23,7 +33,11 @@ async fn collect(host: &str, port: u16, filter: &str, secs: u64) -> Vec<(String,
     let _ = tokio::time::timeout(Duration::from_secs(secs), async {
         loop {
             if let Ok(Event::Incoming(Packet::Publish(p))) = el.poll().await {
-                got.push((p.topic.to_string(), String::from_utf8_lossy(&p.payload).to_string(), p.retain));
+                got.push((
+                    p.topic.to_string(),
+                    String::from_utf8_lossy(&p.payload).to_string(),
+                    p.retain,
+                ));
             }
         }
     })
@@ -33,18 +47,31 @@ async fn collect(host: &str, port: u16, filter: &str, secs: u64) -> Vec<(String,
 
 async fn retained_roundtrip(host: &str, port: u16, site: &str) {
     let handle = mqtt::connect(settings(host, port, site), Arc::new(Metrics::new()));
-    assert!(handle.wait_connected(Duration::from_secs(5)).await, "client did not connect");
+    assert!(
+        handle.wait_connected(Duration::from_secs(5)).await,
+        "client did not connect"
+    );
     let topic = handle.topics.sub("levels/L0/free");
     handle.publish(topic.clone(), "17", true).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     // A board that connects later still gets the retained values.
     let got = collect(host, port, &format!("lotsense/{site}/#"), 2).await;
-    assert!(got.iter().any(|(t, p, r)| t == &topic && p == "17" && *r), "retained count not received: {got:?}");
-    assert!(got.iter().any(|(t, p, _)| t == &format!("lotsense/{site}/available") && p == "online"), "availability not received: {got:?}");
+    assert!(
+        got.iter().any(|(t, p, r)| t == &topic && p == "17" && *r),
+        "retained count not received: {got:?}"
+    );
+    assert!(
+        got.iter()
+            .any(|(t, p, _)| t == &format!("lotsense/{site}/available") && p == "online"),
+        "availability not received: {got:?}"
+    );
     handle.shutdown().await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let got = collect(host, port, &format!("lotsense/{site}/available"), 1).await;
-    assert!(got.iter().any(|(_, p, _)| p == "offline"), "offline not received after shutdown: {got:?}");
+    assert!(
+        got.iter().any(|(_, p, _)| p == "offline"),
+        "offline not received after shutdown: {got:?}"
+    );
 }
 
 #[tokio::test]
@@ -62,10 +89,20 @@ async fn retained_messages_through_mosquitto() {
     let site = format!("t{}", uuid::Uuid::new_v4().simple());
     retained_roundtrip(common::MOSQUITTO.0, common::MOSQUITTO.1, &site).await;
     // Leave nothing behind on the shared broker.
-    let handle = mqtt::connect(settings(common::MOSQUITTO.0, common::MOSQUITTO.1, &format!("{site}-clean")), Arc::new(Metrics::new()));
+    let handle = mqtt::connect(
+        settings(
+            common::MOSQUITTO.0,
+            common::MOSQUITTO.1,
+            &format!("{site}-clean"),
+        ),
+        Arc::new(Metrics::new()),
+    );
     handle.wait_connected(Duration::from_secs(5)).await;
     for t in ["levels/L0/free", "available"] {
-        handle.publish(format!("lotsense/{site}/{t}"), Vec::new(), true).await.unwrap();
+        handle
+            .publish(format!("lotsense/{site}/{t}"), Vec::new(), true)
+            .await
+            .unwrap();
     }
     handle.shutdown().await;
 }
@@ -73,8 +110,14 @@ async fn retained_messages_through_mosquitto() {
 #[tokio::test]
 async fn the_embedded_broker_refuses_a_busy_port_clearly() {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let e = EmbeddedBroker::start(l.local_addr().unwrap()).err().expect("busy port must fail");
-    assert!(e.to_string().contains("cannot start the in-process MQTT broker"), "{e}");
+    let e = EmbeddedBroker::start(l.local_addr().unwrap())
+        .err()
+        .expect("busy port must fail");
+    assert!(
+        e.to_string()
+            .contains("cannot start the in-process MQTT broker"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -91,7 +134,13 @@ async fn the_last_will_marks_lotsense_offline_when_the_process_dies() {
         "[site]\nname = \"{site}\"\n[storage]\nurl = \"sqlite://{d}/db.sqlite\"\ndata_dir = \"{d}\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:1883\"\nkeep_alive_secs = 2\n[http]\nlisten = \"127.0.0.1:0\"\n",
         d = dir.path().display()
     )).unwrap();
-    let mut child = std::process::Command::new(bin).args(["serve", "--config"]).arg(&cfg).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let mut child = std::process::Command::new(bin)
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     let mut online = false;
     for _ in 0..20 {
         let got = collect("127.0.0.1", 1883, &format!("lotsense/{site}/available"), 1).await;
@@ -113,8 +162,14 @@ async fn the_last_will_marks_lotsense_offline_when_the_process_dies() {
         }
     }
     assert!(offline, "last will `offline` was not published");
-    let handle = mqtt::connect(settings("127.0.0.1", 1883, &format!("{site}-clean")), Arc::new(Metrics::new()));
+    let handle = mqtt::connect(
+        settings("127.0.0.1", 1883, &format!("{site}-clean")),
+        Arc::new(Metrics::new()),
+    );
     handle.wait_connected(Duration::from_secs(5)).await;
-    handle.publish(format!("lotsense/{site}/available"), Vec::new(), true).await.unwrap();
+    handle
+        .publish(format!("lotsense/{site}/available"), Vec::new(), true)
+        .await
+        .unwrap();
     handle.shutdown().await;
 }

@@ -25,14 +25,24 @@ const FRAMES: &str = "testdata/occupancy/frames";
 const DEMO: &str = "testdata/demo/lotsense.toml";
 
 fn lotsense(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_lotsense")).args(args).output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    let out = Command::new(env!("CARGO_BIN_EXE_lotsense"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn patch_files() -> Vec<(std::path::PathBuf, bool)> {
     let mut v = Vec::new();
     for (dir, occ) in [("free", false), ("occupied", true)] {
-        let mut files: Vec<_> = std::fs::read_dir(Path::new(PATCHES).join(dir)).unwrap().map(|e| e.unwrap().path()).collect();
+        let mut files: Vec<_> = std::fs::read_dir(Path::new(PATCHES).join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         files.sort();
         v.extend(files.into_iter().map(|f| (f, occ)));
     }
@@ -47,16 +57,27 @@ fn the_model_classifies_the_fixture_patches_and_batching_changes_nothing() {
     let mut batch = PatchBatch::default();
     for (f, _) in &files {
         let img = image::open(f).unwrap().to_rgb8();
-        assert_eq!((img.width(), img.height()), (64, 32), "fixture patches are 64x32");
+        assert_eq!(
+            (img.width(), img.height()),
+            (64, 32),
+            "fixture patches are 64x32"
+        );
         batch.push_image(&ImageView::packed(img.as_raw(), 64, 32).unwrap());
     }
     let all = model.classify(&batch).unwrap();
     for (k, ((f, occupied), p)) in files.iter().zip(&all).enumerate() {
         assert_eq!(*p >= 0.5, *occupied, "{} p={p}", f.display());
         // The same patch alone gives the same probability.
-        let one = PatchBatch { data: batch.patch(k).to_vec() };
+        let one = PatchBatch {
+            data: batch.patch(k).to_vec(),
+        };
         let alone = model.classify(&one).unwrap();
-        assert!((alone[0] - p).abs() < 1e-4, "{}: batched {p}, alone {}", f.display(), alone[0]);
+        assert!(
+            (alone[0] - p).abs() < 1e-4,
+            "{}: batched {p}, alone {}",
+            f.display(),
+            alone[0]
+        );
     }
     assert!(model.classify(&PatchBatch::default()).unwrap().is_empty());
 }
@@ -65,8 +86,15 @@ fn the_model_classifies_the_fixture_patches_and_batching_changes_nothing() {
 fn eval_occupancy_on_patch_folders_prints_the_figures_and_json() {
     let (ok, out, err) = lotsense(&["eval", "occupancy", "--data", PATCHES, "--json"]);
     assert!(ok, "{err}");
-    let j: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
-    for k in ["samples", "accuracy", "balanced_accuracy", "f1_occupied", "latency_ms_per_bay"] {
+    let j: serde_json::Value =
+        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+    for k in [
+        "samples",
+        "accuracy",
+        "balanced_accuracy",
+        "f1_occupied",
+        "latency_ms_per_bay",
+    ] {
         assert!(j[k].is_number(), "{k} missing: {j}");
     }
     assert_eq!(j["samples"], 20);
@@ -74,7 +102,14 @@ fn eval_occupancy_on_patch_folders_prints_the_figures_and_json() {
     assert!(j["latency_ms_per_bay"].as_f64().unwrap() > 0.0);
     let (ok, out, _) = lotsense(&["eval", "occupancy", "--data", PATCHES]);
     assert!(ok);
-    for s in ["samples", "accuracy", "balanced accuracy", "F1 (occupied)", "confusion matrix", "latency per bay"] {
+    for s in [
+        "samples",
+        "accuracy",
+        "balanced accuracy",
+        "F1 (occupied)",
+        "confusion matrix",
+        "latency per bay",
+    ] {
         assert!(out.contains(s), "`{s}` missing in:\n{out}");
     }
 }
@@ -111,12 +146,25 @@ fn bays_preview_draws_the_demo_camera_with_the_states_of_that_frame() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("overview.png");
     let frame = format!("{FRAMES}/aerial-lot-f060.jpg");
-    let (ok, stdout, err) = lotsense(&["bays", "preview", "--config", DEMO, "--camera", "overview", "--frame", &frame, "--out", out.to_str().unwrap()]);
+    let (ok, stdout, err) = lotsense(&[
+        "bays",
+        "preview",
+        "--config",
+        DEMO,
+        "--camera",
+        "overview",
+        "--frame",
+        &frame,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(ok, "{err}");
     let png = image::open(&out).unwrap().to_rgb8();
     // 276x336 frame, enlarged 2x, plus the 14 px legend strip.
     assert_eq!((png.width(), png.height()), (552, 686));
-    assert!(png.pixels().any(|p| p.0 == [40, 220, 40]) && png.pixels().any(|p| p.0 == [235, 30, 30]));
+    assert!(
+        png.pixels().any(|p| p.0 == [40, 220, 40]) && png.pixels().any(|p| p.0 == [235, 30, 30])
+    );
     let labels = labels();
     let mut n = 0;
     for line in stdout.lines().filter(|l| l.starts_with("O-")) {
@@ -127,7 +175,16 @@ fn bays_preview_draws_the_demo_camera_with_the_states_of_that_frame() {
     assert_eq!(n, 32, "{stdout}");
     // Without --frame, one frame is taken from the camera (the demo's in-process RTSP clip).
     let out2 = dir.path().join("live.png");
-    let (ok, _, err) = lotsense(&["bays", "preview", "--config", DEMO, "--camera", "overview", "--out", out2.to_str().unwrap()]);
+    let (ok, _, err) = lotsense(&[
+        "bays",
+        "preview",
+        "--config",
+        DEMO,
+        "--camera",
+        "overview",
+        "--out",
+        out2.to_str().unwrap(),
+    ]);
     assert!(ok, "{err}");
     assert!(out2.is_file());
     let (ok, _, err) = lotsense(&["bays", "preview", "--config", DEMO, "--camera", "gate-in"]);
@@ -137,17 +194,26 @@ fn bays_preview_draws_the_demo_camera_with_the_states_of_that_frame() {
 #[test]
 fn bays_are_imported_from_pklot_xml_and_bad_imports_are_located() {
     let xml = std::fs::canonicalize(format!("{FRAMES}/aerial-lot-f000.xml")).unwrap();
-    let spaces = lotsense::occupancy::pklot::parse(&std::fs::read_to_string(&xml).unwrap()).unwrap();
-    let mut text = String::from("[[cameras]]\nid = \"top\"\nrole = \"overview\"\nurl = \"rtsp://127.0.0.1:1/x\"\n");
+    let spaces =
+        lotsense::occupancy::pklot::parse(&std::fs::read_to_string(&xml).unwrap()).unwrap();
+    let mut text = String::from(
+        "[[cameras]]\nid = \"top\"\nrole = \"overview\"\nurl = \"rtsp://127.0.0.1:1/x\"\n",
+    );
     for s in &spaces {
-        text += &format!("[[spaces]]\nid = \"P-{}\"\ntype = \"compact\"\nlevel = \"L1\"\nzone = \"A\"\n", s.id);
+        text += &format!(
+            "[[spaces]]\nid = \"P-{}\"\ntype = \"compact\"\nlevel = \"L1\"\nzone = \"A\"\n",
+            s.id
+        );
     }
     let good = format!("{text}[occupancy]\n[[occupancy.imports]]\ncamera = \"top\"\nfile = \"{}\"\nspace_prefix = \"P-\"\nscale = 2.0\n", xml.display());
     let c = Config::from_toml(&good, "test.toml").unwrap();
     assert_eq!(c.bays.len(), 33);
     let b = c.bays.iter().find(|b| b.space == "P-4").unwrap();
     assert_eq!(b.camera, "top");
-    assert_eq!(b.polygon[0], [spaces[0].polygon[0][0] * 2.0, spaces[0].polygon[0][1] * 2.0]);
+    assert_eq!(
+        b.polygon[0],
+        [spaces[0].polygon[0][0] * 2.0, spaces[0].polygon[0][1] * 2.0]
+    );
     // A prefix that names no space, a missing file, a gate camera.
     let bad = format!(
         "{text}[occupancy]\n[[occupancy.imports]]\ncamera = \"top\"\nfile = \"{}\"\nspace_prefix = \"Q-\"\n[[occupancy.imports]]\ncamera = \"nope\"\nfile = \"missing.xml\"\n",
@@ -155,7 +221,10 @@ fn bays_are_imported_from_pklot_xml_and_bad_imports_are_located() {
     );
     let e = Config::from_toml(&bad, "test.toml").unwrap_err();
     let msg = e.to_string();
-    assert!(msg.contains("33 space(s) not defined in [[spaces]]: `Q-4`"), "{msg}");
+    assert!(
+        msg.contains("33 space(s) not defined in [[spaces]]: `Q-4`"),
+        "{msg}"
+    );
     assert!(msg.contains("cannot read bay file missing.xml"), "{msg}");
     assert!(msg.contains("names camera `nope`"), "{msg}");
     assert!(e.problems().iter().all(|p| p.line.is_some()), "{msg}");
@@ -165,7 +234,13 @@ fn bays_are_imported_from_pklot_xml_and_bad_imports_are_located() {
 fn bad_occupancy_settings_are_reported() {
     let text = "[occupancy]\nsample_rate = 0.0\nlow = 0.8\nhigh = 0.2\nrequired_samples = 0\nfrozen_secs = 0\n[occupancy.sign_offsets]\nZ = 2\n";
     let msg = Config::from_toml(text, "t").unwrap_err().to_string();
-    for s in ["sample_rate", "low < high", "required_samples", "frozen_secs", "zone `Z` has no spaces"] {
+    for s in [
+        "sample_rate",
+        "low < high",
+        "required_samples",
+        "frozen_secs",
+        "zone `Z` has no spaces",
+    ] {
         assert!(msg.contains(s), "`{s}` missing in {msg}");
     }
 }
@@ -182,7 +257,16 @@ impl Classifier for Scripted {
 }
 
 fn frame(seq: u64, fill: u8) -> Frame {
-    Frame { camera: Arc::from("cam"), seq, captured_at: chrono::Utc::now(), pts_ms: 0, width: 40, height: 20, stride: 120, data: Arc::new(vec![fill; 40 * 20 * 3]) }
+    Frame {
+        camera: Arc::from("cam"),
+        seq,
+        captured_at: chrono::Utc::now(),
+        pts_ms: 0,
+        width: 40,
+        height: 20,
+        stride: 120,
+        data: Arc::new(vec![fill; 40 * 20 * 3]),
+    }
 }
 
 #[test]
@@ -192,12 +276,24 @@ fn the_pipeline_makes_bays_unknown_when_the_camera_is_offline_or_frozen_and_reco
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<BayUpdate>>(64);
     let stop = Arc::new(AtomicBool::new(false));
     let cls = Arc::new(Scripted(Mutex::new(0.95)));
-    let cfg = lotsense::core::hysteresis::HysteresisConfig { high: 0.7, low: 0.3, required_samples: 2, sample_timeout_secs: 30 };
+    let cfg = lotsense::core::hysteresis::HysteresisConfig {
+        high: 0.7,
+        low: 0.3,
+        required_samples: 2,
+        sample_timeout_secs: 30,
+    };
     let spaces = vec!["A".to_string(), "B".to_string()];
-    let quad = BayQuad::from_polygon(&[[0.0, 0.0], [20.0, 0.0], [20.0, 10.0], [0.0, 10.0]]).unwrap();
+    let quad =
+        BayQuad::from_polygon(&[[0.0, 0.0], [20.0, 0.0], [20.0, 10.0], [0.0, 10.0]]).unwrap();
     let p = CameraPipeline {
         camera: "cam".into(),
-        bays: spaces.iter().map(|s| PreparedBay { space: s.clone(), quad }).collect(),
+        bays: spaces
+            .iter()
+            .map(|s| PreparedBay {
+                space: s.clone(),
+                quad,
+            })
+            .collect(),
         classifier: cls.clone(),
         tracker: BayTracker::new("cam", &spaces, cfg).unwrap(),
         sampler: Sampler::new(20.0, 1),
@@ -211,7 +307,10 @@ fn the_pipeline_makes_bays_unknown_when_the_camera_is_offline_or_frozen_and_reco
     let t = std::thread::spawn(move || p.run());
     let mut fill = 0u8;
     // Feeds changing frames every 60 ms until `n` updates arrived or 5 s passed.
-    let mut feed = |n: usize, frozen: bool, rx: &mut tokio::sync::mpsc::Receiver<Vec<BayUpdate>>| -> Vec<BayUpdate> {
+    let mut feed = |n: usize,
+                    frozen: bool,
+                    rx: &mut tokio::sync::mpsc::Receiver<Vec<BayUpdate>>|
+     -> Vec<BayUpdate> {
         let mut got = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(5);
         while got.len() < n && Instant::now() < deadline {
@@ -226,7 +325,11 @@ fn the_pipeline_makes_bays_unknown_when_the_camera_is_offline_or_frozen_and_reco
         }
         got
     };
-    let states = |u: &[BayUpdate]| u.iter().map(|u| format!("{}={}", u.space_id, u.state)).collect::<Vec<_>>();
+    let states = |u: &[BayUpdate]| {
+        u.iter()
+            .map(|u| format!("{}={}", u.space_id, u.state))
+            .collect::<Vec<_>>()
+    };
     let u = feed(2, false, &mut rx);
     assert_eq!(states(&u), vec!["A=occupied", "B=occupied"]);
     // The camera reports offline: unknown at once, without a frame.
@@ -257,7 +360,10 @@ fn the_pipeline_makes_bays_unknown_when_the_camera_is_offline_or_frozen_and_reco
 fn bench_occupancy_runs_400_bays_in_one_call() {
     let model = OnnxBayClassifier::load(Path::new(MODEL), None).unwrap();
     let r = lotsense::occupancy::bench::run(&model, 3).unwrap();
-    println!("{}", lotsense::occupancy::bench::format(&r, "bay_classifier"));
+    println!(
+        "{}",
+        lotsense::occupancy::bench::format(&r, "bay_classifier")
+    );
     assert_eq!(r.bays, 400);
     assert!(r.median_ms > 0.0);
 }

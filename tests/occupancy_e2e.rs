@@ -68,14 +68,29 @@ struct Expected {
 
 fn expected(config: &Config) -> Expected {
     let text = std::fs::read_to_string(LABELS).unwrap();
-    let labels: HashMap<String, String> = text.lines().skip(1).map(|l| {
-        let f: Vec<&str> = l.split(',').collect();
-        (f[0].to_string(), f[2].to_string())
-    }).collect();
-    let mut e = Expected { bays: BTreeMap::new(), free: 0, occupied: 0, zones: BTreeMap::new(), levels: BTreeMap::new(), types: BTreeMap::new() };
+    let labels: HashMap<String, String> = text
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[0].to_string(), f[2].to_string())
+        })
+        .collect();
+    let mut e = Expected {
+        bays: BTreeMap::new(),
+        free: 0,
+        occupied: 0,
+        zones: BTreeMap::new(),
+        levels: BTreeMap::new(),
+        types: BTreeMap::new(),
+    };
     let mut held = std::collections::HashSet::new();
     for (zone, n) in &config.occupancy.sign_offsets {
-        let mut free: Vec<_> = config.spaces.iter().filter(|s| &s.zone == zone && labels[&s.id] == "free").collect();
+        let mut free: Vec<_> = config
+            .spaces
+            .iter()
+            .filter(|s| &s.zone == zone && labels[&s.id] == "free")
+            .collect();
         free.sort_by(|a, b| b.rank.cmp(&a.rank).then(b.id.cmp(&a.id)));
         held.extend(free.iter().take(*n as usize).map(|s| s.id.clone()));
     }
@@ -86,7 +101,11 @@ fn expected(config: &Config) -> Expected {
         e.occupied += (label == "occupied") as u32;
         *e.zones.entry(s.zone.clone()).or_default() += shown_free;
         *e.levels.entry(s.level.clone()).or_default() += shown_free;
-        let kind = serde_json::to_value(s.kind).unwrap().as_str().unwrap().to_string();
+        let kind = serde_json::to_value(s.kind)
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .to_string();
         *e.types.entry(kind).or_default() += shown_free;
         e.bays.insert(s.id.clone(), label);
     }
@@ -101,7 +120,11 @@ struct BoardClient {
 }
 
 async fn board(host: &str, port: u16, filters: &[String]) -> BoardClient {
-    let mut opts = MqttOptions::new(format!("board-{}", uuid::Uuid::new_v4().simple()), host, port);
+    let mut opts = MqttOptions::new(
+        format!("board-{}", uuid::Uuid::new_v4().simple()),
+        host,
+        port,
+    );
     opts.set_keep_alive(Duration::from_secs(5));
     opts.set_max_packet_size(1 << 20, 1 << 20);
     let (client, mut el) = AsyncClient::new(opts, 64);
@@ -114,7 +137,10 @@ async fn board(host: &str, port: u16, filters: &[String]) -> BoardClient {
         loop {
             match el.poll().await {
                 Ok(Event::Incoming(Packet::Publish(p))) => {
-                    let (t, v) = (p.topic.to_string(), String::from_utf8_lossy(&p.payload).to_string());
+                    let (t, v) = (
+                        p.topic.to_string(),
+                        String::from_utf8_lossy(&p.payload).to_string(),
+                    );
                     tx.send_modify(|m| {
                         m.insert(t, (v, p.retain));
                     });
@@ -129,7 +155,11 @@ async fn board(host: &str, port: u16, filters: &[String]) -> BoardClient {
 
 impl BoardClient {
     /// Waits until `pred` holds on the latest messages; returns them either way.
-    async fn wait(&mut self, secs: u64, pred: impl Fn(&HashMap<String, (String, bool)>) -> bool) -> (bool, HashMap<String, (String, bool)>) {
+    async fn wait(
+        &mut self,
+        secs: u64,
+        pred: impl Fn(&HashMap<String, (String, bool)>) -> bool,
+    ) -> (bool, HashMap<String, (String, bool)>) {
         let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
             let now = self.latest.borrow_and_update().clone();
@@ -145,18 +175,26 @@ impl BoardClient {
 }
 
 fn occupancy(m: &HashMap<String, (String, bool)>, site: &str) -> Option<serde_json::Value> {
-    m.get(&format!("lotsense/{site}/occupancy")).and_then(|(v, _)| serde_json::from_str(v).ok())
+    m.get(&format!("lotsense/{site}/occupancy"))
+        .and_then(|(v, _)| serde_json::from_str(v).ok())
 }
 
 fn counts_match(m: &HashMap<String, (String, bool)>, site: &str, e: &Expected) -> bool {
-    occupancy(m, site).is_some_and(|j| j["unknown"] == 0 && j["free"] == e.free && j["occupied"] == e.occupied)
+    occupancy(m, site)
+        .is_some_and(|j| j["unknown"] == 0 && j["free"] == e.free && j["occupied"] == e.occupied)
 }
 
 /// Counts and every board topic as labelled.
 fn boards_match(m: &HashMap<String, (String, bool)>, site: &str, e: &Expected) -> bool {
     counts_match(m, site, e)
-        && e.bays.iter().all(|(id, l)| m.get(&format!("lotsense/{site}/bays/{id}")).is_some_and(|v| &v.0 == l))
-        && e.zones.iter().all(|(z, n)| m.get(&format!("lotsense/{site}/zones/{z}/free")).is_some_and(|v| v.0 == n.to_string()))
+        && e.bays.iter().all(|(id, l)| {
+            m.get(&format!("lotsense/{site}/bays/{id}"))
+                .is_some_and(|v| &v.0 == l)
+        })
+        && e.zones.iter().all(|(z, n)| {
+            m.get(&format!("lotsense/{site}/zones/{z}/free"))
+                .is_some_and(|v| v.0 == n.to_string())
+        })
 }
 
 fn all_unknown(m: &HashMap<String, (String, bool)>, site: &str) -> bool {
@@ -165,18 +203,38 @@ fn all_unknown(m: &HashMap<String, (String, bool)>, site: &str) -> bool {
 
 /// Every board topic matches the labels (retained).
 fn check_topics(m: &HashMap<String, (String, bool)>, site: &str, e: &Expected) {
-    let get = |t: String| m.get(&t).unwrap_or_else(|| panic!("no message on {t}")).clone();
+    let get = |t: String| {
+        m.get(&t)
+            .unwrap_or_else(|| panic!("no message on {t}"))
+            .clone()
+    };
     for (id, label) in &e.bays {
-        assert_eq!(&get(format!("lotsense/{site}/bays/{id}")).0, label, "bay {id}");
+        assert_eq!(
+            &get(format!("lotsense/{site}/bays/{id}")).0,
+            label,
+            "bay {id}"
+        );
     }
     for (zone, n) in &e.zones {
-        assert_eq!(get(format!("lotsense/{site}/zones/{zone}/free")).0, n.to_string(), "zone {zone}");
+        assert_eq!(
+            get(format!("lotsense/{site}/zones/{zone}/free")).0,
+            n.to_string(),
+            "zone {zone}"
+        );
     }
     for (level, n) in &e.levels {
-        assert_eq!(get(format!("lotsense/{site}/levels/{level}/free")).0, n.to_string(), "level {level}");
+        assert_eq!(
+            get(format!("lotsense/{site}/levels/{level}/free")).0,
+            n.to_string(),
+            "level {level}"
+        );
     }
     for (kind, n) in &e.types {
-        assert_eq!(get(format!("lotsense/{site}/types/{kind}/free")).0, n.to_string(), "type {kind}");
+        assert_eq!(
+            get(format!("lotsense/{site}/types/{kind}/free")).0,
+            n.to_string(),
+            "type {kind}"
+        );
     }
     let j = occupancy(m, site).unwrap();
     assert_eq!(j["total"], 32);
@@ -191,7 +249,9 @@ fn check_topics(m: &HashMap<String, (String, bool)>, site: &str, e: &Expected) {
 async fn http_get(addr: std::net::SocketAddr, path: &str) -> serde_json::Value {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).await.unwrap();
     let text = String::from_utf8_lossy(&buf);
@@ -207,18 +267,47 @@ async fn bay_counts_reach_the_boards_go_unknown_when_the_camera_stops_and_recove
     let dir = tempfile::tempdir().unwrap();
     let port = common::free_port();
     let site = "occtest";
-    let cfg = config(dir.path(), site, &format!("[mqtt]\nlisten = \"127.0.0.1:{port}\""), &server.url("aerial"), "homeassistant");
+    let cfg = config(
+        dir.path(),
+        site,
+        &format!("[mqtt]\nlisten = \"127.0.0.1:{port}\""),
+        &server.url("aerial"),
+        "homeassistant",
+    );
     let e = expected(&cfg);
     let running = lotsense::app::start(cfg).await.unwrap();
-    let mut b = board("127.0.0.1", port, &[format!("lotsense/{site}/#"), "homeassistant/#".into()]).await;
+    let mut b = board(
+        "127.0.0.1",
+        port,
+        &[format!("lotsense/{site}/#"), "homeassistant/#".into()],
+    )
+    .await;
 
     let (ok, m) = b.wait(30, |m| boards_match(m, site, &e)).await;
-    assert!(ok, "the boards never showed the labelled counts; last occupancy: {:?}", occupancy(&m, site));
+    assert!(
+        ok,
+        "the boards never showed the labelled counts; last occupancy: {:?}",
+        occupancy(&m, site)
+    );
     check_topics(&m, site, &e);
     // Home Assistant discovery for the free counters, retained.
-    let (ok, m) = b.wait(5, |m| m.contains_key(&format!("homeassistant/sensor/lotsense_{site}/zone_E_free/config"))).await;
-    assert!(ok, "no discovery config: {:?}", m.keys().filter(|k| k.starts_with("homeassistant")).collect::<Vec<_>>());
-    let cfg: serde_json::Value = serde_json::from_str(&m[&format!("homeassistant/sensor/lotsense_{site}/free/config")].0).unwrap();
+    let (ok, m) = b
+        .wait(5, |m| {
+            m.contains_key(&format!(
+                "homeassistant/sensor/lotsense_{site}/zone_E_free/config"
+            ))
+        })
+        .await;
+    assert!(
+        ok,
+        "no discovery config: {:?}",
+        m.keys()
+            .filter(|k| k.starts_with("homeassistant"))
+            .collect::<Vec<_>>()
+    );
+    let cfg: serde_json::Value =
+        serde_json::from_str(&m[&format!("homeassistant/sensor/lotsense_{site}/free/config")].0)
+            .unwrap();
     assert_eq!(cfg["state_topic"], format!("lotsense/{site}/occupancy"));
     // The same figures over HTTP.
     let d = http_get(running.http_addr, "/api/displays").await;
@@ -229,55 +318,139 @@ async fn bay_counts_reach_the_boards_go_unknown_when_the_camera_stops_and_recove
 
     // Into the parking core: no car entered through a gate, so every bay the
     // camera sees occupied is flagged for staff (occupied without a session).
-    let occupied: Vec<&String> = e.bays.iter().filter(|(_, s)| s.as_str() == "occupied").map(|(id, _)| id).collect();
+    let occupied: Vec<&String> = e
+        .bays
+        .iter()
+        .filter(|(_, s)| s.as_str() == "occupied")
+        .map(|(id, _)| id)
+        .collect();
     let mut flagged = Vec::new();
     for _ in 0..50 {
-        let flags = running.parking.flags(None, Some("occupied_without_session"), None, 500).await.unwrap();
+        let flags = running
+            .parking
+            .flags(None, Some("occupied_without_session"), None, 500)
+            .await
+            .unwrap();
         flagged = flags.iter().map(|f| f.detail.clone()).collect::<Vec<_>>();
-        if occupied.iter().all(|id| flagged.iter().any(|d| d.contains(&format!("space {id} ")))) {
+        if occupied
+            .iter()
+            .all(|id| flagged.iter().any(|d| d.contains(&format!("space {id} "))))
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     for id in &occupied {
-        assert!(flagged.iter().any(|d| d.contains(&format!("space {id} "))), "occupied bay {id} was not flagged: {flagged:?}");
+        assert!(
+            flagged.iter().any(|d| d.contains(&format!("space {id} "))),
+            "occupied bay {id} was not flagged: {flagged:?}"
+        );
     }
-    assert_eq!(flagged.len(), occupied.len(), "free bays must not be flagged: {flagged:?}");
+    assert_eq!(
+        flagged.len(),
+        occupied.len(),
+        "free bays must not be flagged: {flagged:?}"
+    );
 
     // A board that connects now still gets the counts (retained).
     let mut late = board("127.0.0.1", port, &[format!("lotsense/{site}/#")]).await;
     let (ok, m) = late.wait(5, |m| boards_match(m, site, &e)).await;
-    assert!(ok, "a late board did not get the retained counts: {:?}", occupancy(&m, site));
-    assert!(m[&format!("lotsense/{site}/occupancy")].1, "delivered as retained");
+    assert!(
+        ok,
+        "a late board did not get the retained counts: {:?}",
+        occupancy(&m, site)
+    );
+    assert!(
+        m[&format!("lotsense/{site}/occupancy")].1,
+        "delivered as retained"
+    );
     check_topics(&m, site, &e);
     late.task.abort();
 
     // A staff override through the API wins on the boards until it is cleared.
     let key = lotsense::http::api::auth::generate_key();
     let hash = lotsense::http::api::auth::hash_key(&key);
-    lotsense::http::api::auth::store_key(&running.store, "ops", lotsense::config::ApiRole::Operator, &hash, None, "test").await.unwrap();
+    lotsense::http::api::auth::store_key(
+        &running.store,
+        "ops",
+        lotsense::config::ApiRole::Operator,
+        &hash,
+        None,
+        "test",
+    )
+    .await
+    .unwrap();
     let mut op = lotsense::http::api::client::Client::new(running.http_addr, Some(&key));
-    let bay = e.bays.iter().find(|(_, s)| s.as_str() == "occupied").map(|(id, _)| id.clone()).unwrap();
+    let bay = e
+        .bays
+        .iter()
+        .find(|(_, s)| s.as_str() == "occupied")
+        .map(|(id, _)| id.clone())
+        .unwrap();
     let topic = format!("lotsense/{site}/bays/{bay}");
-    let r = op.put(&format!("/api/spaces/{bay}/status"), &serde_json::json!({ "status": "available", "override": true })).await.unwrap();
+    let r = op
+        .put(
+            &format!("/api/spaces/{bay}/status"),
+            &serde_json::json!({ "status": "available", "override": true }),
+        )
+        .await
+        .unwrap();
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    let (ok, m) = b.wait(5, |m| m.get(&topic).is_some_and(|v| v.0 == "free")).await;
-    assert!(ok, "the override did not reach the board: {:?}", m.get(&topic));
-    let r = op.put(&format!("/api/spaces/{bay}/status"), &serde_json::json!({ "status": "auto" })).await.unwrap();
+    let (ok, m) = b
+        .wait(5, |m| m.get(&topic).is_some_and(|v| v.0 == "free"))
+        .await;
+    assert!(
+        ok,
+        "the override did not reach the board: {:?}",
+        m.get(&topic)
+    );
+    let r = op
+        .put(
+            &format!("/api/spaces/{bay}/status"),
+            &serde_json::json!({ "status": "auto" }),
+        )
+        .await
+        .unwrap();
     assert_eq!(r.status, 200);
-    let (ok, m) = b.wait(5, |m| m.get(&topic).is_some_and(|v| v.0 == "occupied")).await;
-    assert!(ok, "clearing the override did not give the board back to the camera: {:?}", m.get(&topic));
+    let (ok, m) = b
+        .wait(5, |m| m.get(&topic).is_some_and(|v| v.0 == "occupied"))
+        .await;
+    assert!(
+        ok,
+        "clearing the override did not give the board back to the camera: {:?}",
+        m.get(&topic)
+    );
     // Occupancy figures are in /metrics too.
     let r = op.get("/metrics").await.unwrap();
     let text = String::from_utf8_lossy(&r.body);
-    assert!(text.contains(&format!("lotsense_bays{{state=\"free\"}} {}", e.free)), "{text}");
-    assert!(text.contains("lotsense_bay_samples_total{camera=\"overview\"}"), "{text}");
+    assert!(
+        text.contains(&format!("lotsense_bays{{state=\"free\"}} {}", e.free)),
+        "{text}"
+    );
+    assert!(
+        text.contains("lotsense_bay_samples_total{camera=\"overview\"}"),
+        "{text}"
+    );
 
     // The camera's server goes away: every bay becomes unknown, on every board.
     server.stop();
-    let (ok, m) = b.wait(20, |m| all_unknown(m, site) && e.bays.keys().all(|id| m[&format!("lotsense/{site}/bays/{id}")].0 == "unknown")).await;
-    assert!(ok, "bays did not go unknown after the camera stopped: {:?}", occupancy(&m, site));
-    assert!(e.bays.keys().all(|id| m[&format!("lotsense/{site}/bays/{id}")].0 == "unknown"));
+    let (ok, m) = b
+        .wait(20, |m| {
+            all_unknown(m, site)
+                && e.bays
+                    .keys()
+                    .all(|id| m[&format!("lotsense/{site}/bays/{id}")].0 == "unknown")
+        })
+        .await;
+    assert!(
+        ok,
+        "bays did not go unknown after the camera stopped: {:?}",
+        occupancy(&m, site)
+    );
+    assert!(e
+        .bays
+        .keys()
+        .all(|id| m[&format!("lotsense/{site}/bays/{id}")].0 == "unknown"));
     assert_eq!(m[&format!("lotsense/{site}/zones/W/free")].0, "0");
     let snap = running.occupancy.as_ref().unwrap().snapshot();
     assert_eq!(snap.unknown, 32);
@@ -286,10 +459,17 @@ async fn bay_counts_reach_the_boards_go_unknown_when_the_camera_stops_and_recove
     tokio::time::sleep(Duration::from_millis(500)).await;
     let server = TestCameraServer::start(rtsp_port, &[("aerial", Path::new(CLIP))]).unwrap();
     let (ok, m) = b.wait(45, |m| boards_match(m, site, &e)).await;
-    assert!(ok, "bays did not recover after the camera came back: {:?}", occupancy(&m, site));
+    assert!(
+        ok,
+        "bays did not recover after the camera came back: {:?}",
+        occupancy(&m, site)
+    );
     check_topics(&m, site, &e);
     let stats = running.occupancy.as_ref().unwrap().stats.view();
-    assert!(stats.samples >= 4 && stats.offline_events >= 1 && stats.failures == 0, "{stats:?}");
+    assert!(
+        stats.samples >= 4 && stats.offline_events >= 1 && stats.failures == 0,
+        "{stats:?}"
+    );
 
     b.task.abort();
     running.shutdown().await;
@@ -305,22 +485,48 @@ async fn bay_counts_through_mosquitto_reach_a_board_that_connects_later() {
     let dir = tempfile::tempdir().unwrap();
     let site = format!("occ{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     let prefix = format!("ha{site}");
-    let cfg = config(dir.path(), &site, "[mqtt]\nurl = \"mqtt://127.0.0.1:1883\"", &server.url("aerial"), &prefix);
+    let cfg = config(
+        dir.path(),
+        &site,
+        "[mqtt]\nurl = \"mqtt://127.0.0.1:1883\"",
+        &server.url("aerial"),
+        &prefix,
+    );
     let e = expected(&cfg);
     let running = lotsense::app::start(cfg).await.unwrap();
     let mut b = board("127.0.0.1", 1883, &[format!("lotsense/{site}/occupancy")]).await;
     let (ok, m) = b.wait(30, |m| counts_match(m, &site, &e)).await;
-    assert!(ok, "the boards never showed the labelled counts: {:?}", occupancy(&m, &site));
+    assert!(
+        ok,
+        "the boards never showed the labelled counts: {:?}",
+        occupancy(&m, &site)
+    );
     b.task.abort();
-    let mut late = board("127.0.0.1", 1883, &[format!("lotsense/{site}/#"), format!("{prefix}/#")]).await;
+    let mut late = board(
+        "127.0.0.1",
+        1883,
+        &[format!("lotsense/{site}/#"), format!("{prefix}/#")],
+    )
+    .await;
     let discovery = format!("{prefix}/sensor/lotsense_{site}/level_L1_free/config");
-    let (ok, m) = late.wait(5, |m| boards_match(m, &site, &e) && m.contains_key(&discovery)).await;
-    assert!(ok, "a late board did not get the retained counts: {:?}", occupancy(&m, &site));
+    let (ok, m) = late
+        .wait(5, |m| {
+            boards_match(m, &site, &e) && m.contains_key(&discovery)
+        })
+        .await;
+    assert!(
+        ok,
+        "a late board did not get the retained counts: {:?}",
+        occupancy(&m, &site)
+    );
     check_topics(&m, &site, &e);
     running.shutdown().await;
     server.stop();
     // Leave nothing retained behind on the shared broker.
-    let (client, mut el) = AsyncClient::new(MqttOptions::new(format!("clean-{site}"), "127.0.0.1", 1883), 256);
+    let (client, mut el) = AsyncClient::new(
+        MqttOptions::new(format!("clean-{site}"), "127.0.0.1", 1883),
+        256,
+    );
     let poller = tokio::spawn(async move {
         loop {
             if el.poll().await.is_err() {
@@ -329,10 +535,19 @@ async fn bay_counts_through_mosquitto_reach_a_board_that_connects_later() {
         }
     });
     for t in m.keys() {
-        client.publish(t.clone(), QoS::AtLeastOnce, true, Vec::<u8>::new()).await.unwrap();
+        client
+            .publish(t.clone(), QoS::AtLeastOnce, true, Vec::<u8>::new())
+            .await
+            .unwrap();
     }
-    for t in [format!("lotsense/{site}/available"), format!("lotsense/{site}/cameras/overview/status")] {
-        client.publish(t, QoS::AtLeastOnce, true, Vec::<u8>::new()).await.unwrap();
+    for t in [
+        format!("lotsense/{site}/available"),
+        format!("lotsense/{site}/cameras/overview/status"),
+    ] {
+        client
+            .publish(t, QoS::AtLeastOnce, true, Vec::<u8>::new())
+            .await
+            .unwrap();
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     poller.abort();
@@ -355,14 +570,20 @@ impl Proxy {
         let accept = tokio::spawn(async move {
             while let Ok((mut down, _)) = l.accept().await {
                 let h = tokio::spawn(async move {
-                    if let Ok(mut up) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await {
+                    if let Ok(mut up) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                    {
                         let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
                     }
                 });
                 c2.lock().unwrap().push(h);
             }
         });
-        Proxy { port, conns, accept }
+        Proxy {
+            port,
+            conns,
+            accept,
+        }
     }
     fn cut(&self) {
         for h in self.conns.lock().unwrap().drain(..) {
@@ -374,18 +595,29 @@ impl Proxy {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_boards_are_published_again_after_every_mqtt_reconnect() {
     let broker_port = common::free_port();
-    lotsense::mqtt::EmbeddedBroker::start(format!("127.0.0.1:{broker_port}").parse().unwrap()).unwrap();
+    lotsense::mqtt::EmbeddedBroker::start(format!("127.0.0.1:{broker_port}").parse().unwrap())
+        .unwrap();
     let proxy = Proxy::start(broker_port).await;
     let dir = tempfile::tempdir().unwrap();
     let site = "occreconnect";
     // The camera is unreachable: every bay stays unknown, and that is what the boards must show.
     let dead = common::free_port();
-    let cfg = config(dir.path(), site, &format!("[mqtt]\nurl = \"mqtt://127.0.0.1:{}\"", proxy.port), &format!("rtsp://127.0.0.1:{dead}/x"), "homeassistant");
+    let cfg = config(
+        dir.path(),
+        site,
+        &format!("[mqtt]\nurl = \"mqtt://127.0.0.1:{}\"", proxy.port),
+        &format!("rtsp://127.0.0.1:{dead}/x"),
+        "homeassistant",
+    );
     let running = lotsense::app::start(cfg).await.unwrap();
     let topic = format!("lotsense/{site}/occupancy");
     let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let (client, mut el) = AsyncClient::new(MqttOptions::new("counter", "127.0.0.1", broker_port), 64);
-    client.subscribe(topic.clone(), QoS::AtLeastOnce).await.unwrap();
+    let (client, mut el) =
+        AsyncClient::new(MqttOptions::new("counter", "127.0.0.1", broker_port), 64);
+    client
+        .subscribe(topic.clone(), QoS::AtLeastOnce)
+        .await
+        .unwrap();
     let s2 = seen.clone();
     let counter = tokio::spawn(async move {
         let _keep = client;
@@ -412,7 +644,10 @@ async fn the_boards_are_published_again_after_every_mqtt_reconnect() {
         }
     };
     let first = wait_more_than(0, 10).await;
-    assert!(first >= 1, "the initial (all unknown) boards were not published");
+    assert!(
+        first >= 1,
+        "the initial (all unknown) boards were not published"
+    );
     // Nothing changes, so nothing more is published...
     tokio::time::sleep(Duration::from_secs(2)).await;
     let settled = seen.load(std::sync::atomic::Ordering::SeqCst);
@@ -420,7 +655,10 @@ async fn the_boards_are_published_again_after_every_mqtt_reconnect() {
     for round in 1..=2 {
         proxy.cut();
         let now = wait_more_than(settled + round - 1, 20).await;
-        assert!(now >= settled + round, "round {round}: boards not published again after the reconnect ({now} messages)");
+        assert!(
+            now >= settled + round,
+            "round {round}: boards not published again after the reconnect ({now} messages)"
+        );
     }
     counter.abort();
     proxy.accept.abort();

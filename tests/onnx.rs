@@ -60,9 +60,16 @@ fn a_missing_runtime_library_is_a_clear_error_not_a_panic() {
 
 #[test]
 fn models_verify_loads_every_default_model() {
-    let out = Command::new(env!("CARGO_BIN_EXE_lotsense")).args(["models", "verify", "--load"]).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_lotsense"))
+        .args(["models", "verify", "--load"])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("ppocr_v6_det_small     ok"), "{text}");
     assert!(text.contains("ppocr_v6_rec_small     ok"), "{text}");
     assert!(text.contains("loads: inputs [\"x\"]"), "{text}");

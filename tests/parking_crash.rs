@@ -34,7 +34,13 @@ fn config(dir: &std::path::Path, url: &str, port: u16) -> std::path::PathBuf {
 }
 
 fn spawn(cfg: &std::path::Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_lotsense")).args(["serve", "--config"]).arg(cfg).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("lotsense serve starts")
+    Command::new(env!("CARGO_BIN_EXE_lotsense"))
+        .args(["serve", "--config"])
+        .arg(cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("lotsense serve starts")
 }
 
 async fn wait_up(addr: SocketAddr) {
@@ -49,24 +55,49 @@ async fn wait_up(addr: SocketAddr) {
 }
 
 /// One client: entry 1 h ago → exit → pay (key remembered) → exit, over and over.
-async fn client(addr: SocketAddr, id: usize, keys: std::sync::Arc<std::sync::Mutex<Vec<(String, String, i64)>>>) {
+async fn client(
+    addr: SocketAddr,
+    id: usize,
+    keys: std::sync::Arc<std::sync::Mutex<Vec<(String, String, i64)>>>,
+) {
     let mut c = Client::new(addr, Some(KEY));
-    let ts = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let ts = (chrono::Utc::now() - chrono::Duration::hours(1))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     for n in 0.. {
         let plate = format!("K{id:02}N{n:04}");
-        let Ok(e) = c.post("/api/entry", &json!({ "license_plate": plate, "timestamp": ts })).await else { return };
-        let Some(session) = e.json()["session_id"].as_str().map(String::from) else { continue };
-        let Ok(x) = c.post("/api/exit", &json!({ "license_plate": plate })).await else { return };
+        let Ok(e) = c
+            .post(
+                "/api/entry",
+                &json!({ "license_plate": plate, "timestamp": ts }),
+            )
+            .await
+        else {
+            return;
+        };
+        let Some(session) = e.json()["session_id"].as_str().map(String::from) else {
+            continue;
+        };
+        let Ok(x) = c
+            .post("/api/exit", &json!({ "license_plate": plate }))
+            .await
+        else {
+            return;
+        };
         let amount = x.json()["amount_due"].as_i64().unwrap_or(0);
         if amount > 0 {
             let key = format!("crash-{id}-{n}");
-            keys.lock().unwrap().push((key.clone(), session.clone(), amount));
+            keys.lock()
+                .unwrap()
+                .push((key.clone(), session.clone(), amount));
             let body = json!({ "session_id": session, "payment_method": "card", "amount": amount, "idempotency_key": key });
             if c.post("/api/payments", &body).await.is_err() {
                 return;
             }
         }
-        if c.post("/api/exit", &json!({ "license_plate": plate })).await.is_err() {
+        if c.post("/api/exit", &json!({ "license_plate": plate }))
+            .await
+            .is_err()
+        {
             return;
         }
     }
@@ -113,7 +144,12 @@ async fn crash_and_recover(db: Db) {
         let r = c.post("/api/payments", &json!({ "session_id": session, "payment_method": "card", "amount": amount, "idempotency_key": key })).await.unwrap();
         // 201: the crash came before the pending row was written (paid now);
         // 200: replayed; 409 nothing_due: the session was settled under another key (never happens here).
-        assert!(matches!(r.status, 200 | 201), "{key}: {} {}", r.status, r.text());
+        assert!(
+            matches!(r.status, 200 | 201),
+            "{key}: {} {}",
+            r.status,
+            r.text()
+        );
     }
 
     let store = lotsense::store::Store::open(&url, 2).await.unwrap();
@@ -125,13 +161,20 @@ async fn crash_and_recover(db: Db) {
     assert_eq!(q("SELECT COUNT(*) FROM sessions s WHERE s.status = 'open' AND s.space_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM spaces p WHERE p.session_id = s.id AND p.status = 'occupied')").await, 0);
     assert_eq!(q("SELECT COUNT(*) FROM spaces p WHERE p.status = 'occupied' AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.id = p.session_id AND s.status = 'open')").await, 0);
     // No lost payment: nothing left pending, every gateway charge is a succeeded payment of the same amount.
-    assert_eq!(q("SELECT COUNT(*) FROM payments WHERE status = 'pending'").await, 0);
+    assert_eq!(
+        q("SELECT COUNT(*) FROM payments WHERE status = 'pending'").await,
+        0
+    );
     assert_eq!(q("SELECT COUNT(*) FROM gateway_ledger g WHERE NOT EXISTS (SELECT 1 FROM payments p WHERE p.idempotency_key = g.idempotency_key AND p.status = 'succeeded' AND p.amount_minor = g.amount_minor)").await, 0);
     assert_eq!(q("SELECT COUNT(*) FROM payments p WHERE p.status = 'succeeded' AND p.method = 'card' AND NOT EXISTS (SELECT 1 FROM gateway_ledger g WHERE g.idempotency_key = p.idempotency_key)").await, 0);
     // No duplicate charge: at most one succeeded charge per session beyond its fee.
     assert_eq!(q("SELECT COUNT(*) FROM (SELECT session_id FROM payments WHERE status = 'succeeded' AND kind = 'charge' GROUP BY session_id HAVING COUNT(*) > 1) x").await, 0);
     let paid = q("SELECT COUNT(*) FROM payments WHERE status = 'succeeded'").await;
-    eprintln!("crash test ({db:?}): {} payment attempts, {paid} succeeded, {} sessions", attempts.len(), q("SELECT COUNT(*) FROM sessions").await);
+    eprintln!(
+        "crash test ({db:?}): {} payment attempts, {paid} succeeded, {} sessions",
+        attempts.len(),
+        q("SELECT COUNT(*) FROM sessions").await
+    );
     store.close().await;
     child.kill().unwrap();
     child.wait().unwrap();

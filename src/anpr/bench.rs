@@ -7,9 +7,9 @@
 use super::engine::{EngineSettings, PlateEngine, StageTimes};
 use super::view_of;
 use crate::onnx::OnnxRuntime;
-use crate::vision::plate_format::FormatConfig;
 use crate::vision::image::ImageView;
 use crate::vision::motion::{downscale_grey, frame_motion};
+use crate::vision::plate_format::FormatConfig;
 use std::path::Path;
 use std::sync::mpsc::sync_channel;
 use std::time::Instant;
@@ -21,7 +21,11 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
     v[((v.len() as f64 - 1.0) * p).round() as usize]
 }
 
-fn time_engine(engine: &PlateEngine, img: &ImageView, runs: usize) -> (f64, f64, StageTimes, String) {
+fn time_engine(
+    engine: &PlateEngine,
+    img: &ImageView,
+    runs: usize,
+) -> (f64, f64, StageTimes, String) {
     let _ = engine.process(img); // warm-up
     let mut totals = Vec::new();
     let mut sum = StageTimes::default();
@@ -37,9 +41,18 @@ fn time_engine(engine: &PlateEngine, img: &ImageView, runs: usize) -> (f64, f64,
         sum.crop += t.crop / runs as f64;
         sum.read += t.read / runs as f64;
         sum.select += t.select / runs as f64;
-        plate = r.hits.first().map(|h| h.plate.clone()).unwrap_or_else(|| "-".into());
+        plate = r
+            .hits
+            .first()
+            .map(|h| h.plate.clone())
+            .unwrap_or_else(|| "-".into());
     }
-    (percentile(&mut totals.clone(), 0.5), percentile(&mut totals, 0.95), sum, plate)
+    (
+        percentile(&mut totals.clone(), 0.5),
+        percentile(&mut totals, 0.95),
+        sum,
+        plate,
+    )
 }
 
 pub fn run(models: &Path, runs: usize) -> anyhow::Result<()> {
@@ -49,23 +62,44 @@ pub fn run(models: &Path, runs: usize) -> anyhow::Result<()> {
     let f1080 = image::imageops::resize(&base, 1920, 1080, image::imageops::FilterType::Triangle);
     println!("lotsense bench anpr — one core per stage (intra-op threads 1), {runs} runs per row, frame {FRAME}");
     println!();
-    println!("{:<8} {:<34} {:>8} {:>8} {:>9} {:>9} {:>7} {:>8}  plate", "frame", "settings", "p50 ms", "p95 ms", "det pre", "det inf", "read", "other");
+    println!(
+        "{:<8} {:<34} {:>8} {:>8} {:>9} {:>9} {:>7} {:>8}  plate",
+        "frame", "settings", "p50 ms", "p95 ms", "det pre", "det inf", "read", "other"
+    );
     let variants: Vec<(&str, Box<dyn Fn(&mut EngineSettings, u32, u32)>)> = vec![
-        ("full frame, detector 640", Box::new(|s, _, _| s.det_max_side = Some(640))),
-        ("full frame, detector 960", Box::new(|s, _, _| s.det_max_side = Some(960))),
-        ("full frame, detector 1280", Box::new(|s, _, _| s.det_max_side = Some(1280))),
-        ("ROI lower-centre 50%, detector 640", Box::new(|s, w, h| {
-            s.det_max_side = Some(640);
-            s.roi = Some([w / 4, h * 2 / 5, w / 2, h / 2]);
-        })),
-        ("ROI lower-centre 50%, detector 480", Box::new(|s, w, h| {
-            s.det_max_side = Some(480);
-            s.roi = Some([w / 4, h * 2 / 5, w / 2, h / 2]);
-        })),
+        (
+            "full frame, detector 640",
+            Box::new(|s, _, _| s.det_max_side = Some(640)),
+        ),
+        (
+            "full frame, detector 960",
+            Box::new(|s, _, _| s.det_max_side = Some(960)),
+        ),
+        (
+            "full frame, detector 1280",
+            Box::new(|s, _, _| s.det_max_side = Some(1280)),
+        ),
+        (
+            "ROI lower-centre 50%, detector 640",
+            Box::new(|s, w, h| {
+                s.det_max_side = Some(640);
+                s.roi = Some([w / 4, h * 2 / 5, w / 2, h / 2]);
+            }),
+        ),
+        (
+            "ROI lower-centre 50%, detector 480",
+            Box::new(|s, w, h| {
+                s.det_max_side = Some(480);
+                s.roi = Some([w / 4, h * 2 / 5, w / 2, h / 2]);
+            }),
+        ),
     ];
     // The frame is Romanian: every row reads with the site formats a
     // Romanian site would configure (they decide what a sure plate is).
-    let site = || EngineSettings { format: FormatConfig::with_presets(&["ro"]).expect("built-in preset"), ..EngineSettings::default() };
+    let site = || EngineSettings {
+        format: FormatConfig::with_presets(&["ro"]).expect("built-in preset"),
+        ..EngineSettings::default()
+    };
     let mut engine = PlateEngine::load(&rt, models, site())?;
     let proposals = engine.proposer.is_some();
     if !proposals {
@@ -73,22 +107,44 @@ pub fn run(models: &Path, runs: usize) -> anyhow::Result<()> {
     }
     for (name, img) in [("720p", &f720), ("1080p", &f1080)] {
         if proposals {
-            engine.settings = EngineSettings { proposals: true, read_surest_first: true, ..site() };
+            engine.settings = EngineSettings {
+                proposals: true,
+                read_surest_first: true,
+                ..site()
+            };
             let (p50, p95, t, plate) = time_engine(&engine, &view_of(img), runs);
             println!(
                 "{:<8} {:<34} {:>8.1} {:>8.1} {:>9.1} {:>9.1} {:>7.1} {:>8.1}  {plate}",
-                name, "proposals, surest first (default)", p50, p95, t.detect_pre, t.detect_infer, t.read, t.detect_post + t.crop + t.select
+                name,
+                "proposals, surest first (default)",
+                p50,
+                p95,
+                t.detect_pre,
+                t.detect_infer,
+                t.read,
+                t.detect_post + t.crop + t.select
             );
         }
         for (label, apply) in &variants {
             // The full-frame rows: the text detector on the whole frame (or ROI), every plate-like box read.
-            let mut s = EngineSettings { proposals: false, read_surest_first: false, ..site() };
+            let mut s = EngineSettings {
+                proposals: false,
+                read_surest_first: false,
+                ..site()
+            };
             apply(&mut s, img.width(), img.height());
             engine.settings = s;
             let (p50, p95, t, plate) = time_engine(&engine, &view_of(img), runs);
             println!(
                 "{:<8} {:<34} {:>8.1} {:>8.1} {:>9.1} {:>9.1} {:>7.1} {:>8.1}  {plate}",
-                name, label, p50, p95, t.detect_pre, t.detect_infer, t.read, t.detect_post + t.crop + t.select
+                name,
+                label,
+                p50,
+                p95,
+                t.detect_pre,
+                t.detect_infer,
+                t.read,
+                t.detect_post + t.crop + t.select
             );
         }
     }
@@ -108,9 +164,13 @@ pub fn run(models: &Path, runs: usize) -> anyhow::Result<()> {
     // The reader's cost per call: a frame's plate-like boxes are read in one
     // batch, each crop scaled to the reader's height and padded to at least
     // its minimum width (narrower inputs were measured to cost accuracy).
-    let crop = image::imageops::crop_imm(&base, 0, 0, 160.min(base.width()), 40.min(base.height())).to_image();
+    let crop = image::imageops::crop_imm(&base, 0, 0, 160.min(base.width()), 40.min(base.height()))
+        .to_image();
     let cv = view_of(&crop);
-    print!("\nreader ({}), one call with N plate crops:", engine.reader.name);
+    print!(
+        "\nreader ({}), one call with N plate crops:",
+        engine.reader.name
+    );
     for n in [1usize, 2, 4, 6] {
         let views = vec![cv; n];
         let _ = engine.reader.read(&views)?;
@@ -127,7 +187,10 @@ pub fn run(models: &Path, runs: usize) -> anyhow::Result<()> {
     // Pipelined throughput: detection on one thread, reading on another.
     println!();
     println!("throughput with detection and reading on separate threads (default settings, every frame moving):");
-    println!("{:<8} {:>12} {:>22} {:>22}", "frame", "frames/s", "fps per camera, N=2", "fps per camera, N=4");
+    println!(
+        "{:<8} {:>12} {:>22} {:>22}",
+        "frame", "frames/s", "fps per camera, N=2", "fps per camera, N=4"
+    );
     engine.settings = site();
     let engine = std::sync::Arc::new(engine);
     for (name, img) in [("720p", &f720), ("1080p", &f1080)] {
@@ -151,7 +214,13 @@ pub fn run(models: &Path, runs: usize) -> anyhow::Result<()> {
         }
         det.join().expect("detect thread");
         let fps = frames as f64 / t0.elapsed().as_secs_f64();
-        println!("{:<8} {:>12.1} {:>22.1} {:>22.1}", name, fps, fps / 2.0, fps / 4.0);
+        println!(
+            "{:<8} {:>12.1} {:>22.1} {:>22.1}",
+            name,
+            fps,
+            fps / 2.0,
+            fps / 4.0
+        );
     }
     Ok(())
 }

@@ -12,18 +12,18 @@
 //! The detector and reader are separate types so the live pipeline can run
 //! them on separate threads.
 
+use super::proposals::{proposal_regions, PlateProposer, Region, RegionParams, PROPOSER};
+use crate::models::ModelSpec;
 use crate::onnx::{Model, OnnxError, OnnxRuntime};
 use crate::vision::crop::{crop_quad, expand_quad};
 use crate::vision::ctc::{CtcDecoder, CtcText};
 use crate::vision::db::{db_postprocess, DbParams, TextBox};
 use crate::vision::geometry::{BoxF, Quad};
 use crate::vision::image::{ImageView, RgbImage};
+use crate::vision::letterbox::LimitType;
 use crate::vision::plate_format::{FormatConfig, FormatMatch, PlateFormatter};
 use crate::vision::plate_select::{rank_plate_candidates, SelectionConfig, TextCandidate};
 use crate::vision::read::{normalize_plate, PlateRead};
-use super::proposals::{proposal_regions, PlateProposer, Region, RegionParams, PROPOSER};
-use crate::models::ModelSpec;
-use crate::vision::letterbox::LimitType;
 use crate::vision::tensor::{det_input, rec_batch, TensorSpec};
 use crate::vision::VisionError;
 use std::path::Path;
@@ -143,15 +143,26 @@ impl EngineSettings {
         s.read_surest_first = lpr.read_surest_first;
         s.region_min_conf = lpr.region_min_confidence;
         s.min_area = lpr.min_area as f32;
-        let mut format = FormatConfig { min_plate_length: lpr.min_plate_length, ..FormatConfig::default() };
+        let mut format = FormatConfig {
+            min_plate_length: lpr.min_plate_length,
+            ..FormatConfig::default()
+        };
         if !lpr.format.is_empty() {
             let patterns = lpr.format.clone();
-            format.regions.push(crate::vision::plate_format::RegionFormat { name: "site".into(), patterns });
+            format
+                .regions
+                .push(crate::vision::plate_format::RegionFormat {
+                    name: "site".into(),
+                    patterns,
+                });
         }
         format.replace_rules = lpr
             .replace_rules
             .iter()
-            .map(|r| crate::vision::plate_format::ReplaceRule { pattern: r.pattern.clone(), replacement: r.replacement.clone() })
+            .map(|r| crate::vision::plate_format::ReplaceRule {
+                pattern: r.pattern.clone(),
+                replacement: r.replacement.clone(),
+            })
             .collect();
         PlateFormatter::new(&format)?;
         s.format = format;
@@ -217,32 +228,58 @@ impl TextDetector {
 
     /// Text boxes in frame coordinates, inside `roi` (`[x, y, w, h]`, e.g. a
     /// camera's), with the input's longer side at most `max_side`.
-    pub fn detect_in(&self, img: &ImageView, roi: Option<[u32; 4]>, max_side: usize, t: &mut StageTimes) -> Result<Vec<TextBox>, AnprError> {
+    pub fn detect_in(
+        &self,
+        img: &ImageView,
+        roi: Option<[u32; 4]>,
+        max_side: usize,
+        t: &mut StageTimes,
+    ) -> Result<Vec<TextBox>, AnprError> {
         self.detect_sized(img, roi, max_side, LimitType::Max, t)
     }
 
     /// Like [`Self::detect_in`], with the region scaled (up or down) so its longer side is `side`.
-    pub fn detect_scaled(&self, img: &ImageView, roi: Option<[u32; 4]>, side: usize, t: &mut StageTimes) -> Result<Vec<TextBox>, AnprError> {
+    pub fn detect_scaled(
+        &self,
+        img: &ImageView,
+        roi: Option<[u32; 4]>,
+        side: usize,
+        t: &mut StageTimes,
+    ) -> Result<Vec<TextBox>, AnprError> {
         self.detect_sized(img, roi, side, LimitType::Exact, t)
     }
 
-    fn detect_sized(&self, img: &ImageView, roi: Option<[u32; 4]>, side: usize, limit: LimitType, t: &mut StageTimes) -> Result<Vec<TextBox>, AnprError> {
+    fn detect_sized(
+        &self,
+        img: &ImageView,
+        roi: Option<[u32; 4]>,
+        side: usize,
+        limit: LimitType,
+        t: &mut StageTimes,
+    ) -> Result<Vec<TextBox>, AnprError> {
         let (view, [ox, oy]) = crop_roi(img, roi);
         let off = (ox as f32, oy as f32);
         let t0 = Instant::now();
         let (input, lb) = det_input(&view, side, limit, self.size_multiple, &self.tensor)?;
         t.detect_pre += ms(t0);
         let t0 = Instant::now();
-        let (shape, prob) = self.model.run_f32(&self.input, &[1, 3, lb.dst_h, lb.dst_w], input)?;
+        let (shape, prob) = self
+            .model
+            .run_f32(&self.input, &[1, 3, lb.dst_h, lb.dst_w], input)?;
         t.detect_infer += ms(t0);
         if shape.len() != 4 || shape[2] != lb.dst_h || shape[3] != lb.dst_w {
-            return Err(AnprError::Shape { model: self.name.clone(), shape });
+            return Err(AnprError::Shape {
+                model: self.name.clone(),
+                shape,
+            });
         }
         let t0 = Instant::now();
         let mut boxes = db_postprocess(&prob, lb.dst_w, lb.dst_h, &lb, &self.db)?;
         if off != (0.0, 0.0) {
             for b in &mut boxes {
-                b.quad = b.quad.map(|p| crate::vision::geometry::Point::new(p.x + off.0, p.y + off.1));
+                b.quad = b
+                    .quad
+                    .map(|p| crate::vision::geometry::Point::new(p.x + off.0, p.y + off.1));
             }
         }
         t.detect_post += ms(t0);
@@ -267,7 +304,12 @@ impl TextReader {
         let model = rt.session(path)?;
         let n = model.name.clone();
         let key = ModelSpec::need(&n, "alphabet", spec.alphabet.as_deref())?;
-        let key = key.strip_prefix("metadata:").ok_or_else(|| crate::models::ModelsError::Spec { model: n.clone(), reason: format!("`alphabet` must be `metadata:<key>`, not `{key}`") })?;
+        let key =
+            key.strip_prefix("metadata:")
+                .ok_or_else(|| crate::models::ModelsError::Spec {
+                    model: n.clone(),
+                    reason: format!("`alphabet` must be `metadata:<key>`, not `{key}`"),
+                })?;
         let meta = model.metadata(key).ok_or(AnprError::NoAlphabet)?;
         Ok(Self {
             decoder: CtcDecoder::from_metadata(&meta),
@@ -286,12 +328,25 @@ impl TextReader {
         if crops.is_empty() {
             return Ok(Vec::new());
         }
-        let (input, w, _) = rec_batch(crops, self.height, self.min_width, self.max_width, &self.tensor)?;
-        let (shape, probs) = self.model.run_f32(&self.input, &[crops.len(), 3, self.height, w], input)?;
+        let (input, w, _) = rec_batch(
+            crops,
+            self.height,
+            self.min_width,
+            self.max_width,
+            &self.tensor,
+        )?;
+        let (shape, probs) =
+            self.model
+                .run_f32(&self.input, &[crops.len(), 3, self.height, w], input)?;
         if shape.len() != 3 || shape[0] != crops.len() || shape[2] != self.decoder.num_classes() {
-            return Err(AnprError::Shape { model: self.name.clone(), shape });
+            return Err(AnprError::Shape {
+                model: self.name.clone(),
+                shape,
+            });
         }
-        Ok(self.decoder.decode_batch(&probs, shape[0], shape[1], shape[2])?)
+        Ok(self
+            .decoder
+            .decode_batch(&probs, shape[0], shape[1], shape[2])?)
     }
 }
 
@@ -365,12 +420,24 @@ pub struct PlateEngine {
 impl PlateEngine {
     /// Loads the default models from the models folder, each with its
     /// `[model.spec]` from the manifest there.
-    pub fn load(rt: &OnnxRuntime, models_dir: &Path, settings: EngineSettings) -> Result<Self, AnprError> {
+    pub fn load(
+        rt: &OnnxRuntime,
+        models_dir: &Path,
+        settings: EngineSettings,
+    ) -> Result<Self, AnprError> {
         let manifest = crate::models::Manifest::load(models_dir)?;
         let (det, rec) = (DETECTOR, READER);
         Ok(Self {
-            detector: TextDetector::new(rt, &crate::models::model_path(models_dir, det)?, manifest.spec(det)?)?,
-            reader: TextReader::new(rt, &crate::models::model_path(models_dir, rec)?, manifest.spec(rec)?)?,
+            detector: TextDetector::new(
+                rt,
+                &crate::models::model_path(models_dir, det)?,
+                manifest.spec(det)?,
+            )?,
+            reader: TextReader::new(
+                rt,
+                &crate::models::model_path(models_dir, rec)?,
+                manifest.spec(rec)?,
+            )?,
             proposer: match crate::models::model_path(models_dir, PROPOSER) {
                 Ok(p) if p.exists() => Some(PlateProposer::new(rt, &p, manifest.spec(PROPOSER)?)?),
                 _ => None,
@@ -400,7 +467,12 @@ impl PlateEngine {
     /// proposal network: boxes in the regions around its proposals, or (with
     /// `fallback_full_frame`) of the whole `roi` when the regions hold no
     /// plate-like box. Returns the boxes and whether they came from regions.
-    pub fn detect(&self, img: &ImageView, roi: Option<[u32; 4]>, t: &mut StageTimes) -> Result<(Vec<TextBox>, bool), AnprError> {
+    pub fn detect(
+        &self,
+        img: &ImageView,
+        roi: Option<[u32; 4]>,
+        t: &mut StageTimes,
+    ) -> Result<(Vec<TextBox>, bool), AnprError> {
         let s = &self.settings;
         if let Some(p) = self.proposer_for(img, roi) {
             let boxes = self.detect_regions(p, img, roi, t)?;
@@ -408,7 +480,10 @@ impl PlateEngine {
                 return Ok((boxes, true));
             }
         }
-        Ok((self.detector.detect_in(img, roi, self.full_side(), t)?, false))
+        Ok((
+            self.detector.detect_in(img, roi, self.full_side(), t)?,
+            false,
+        ))
     }
 
     /// The proposer, when proposals are on and can save work on this frame:
@@ -418,10 +493,18 @@ impl PlateEngine {
     /// frame (on the OpenALPR US crops it proposed parts of them).
     fn proposer_for(&self, img: &ImageView, roi: Option<[u32; 4]>) -> Option<&PlateProposer> {
         let (view, _) = crop_roi(img, roi);
-        self.proposer.as_ref().filter(|_| self.settings.proposals && view.width.max(view.height) > self.settings.region_max_side)
+        self.proposer.as_ref().filter(|_| {
+            self.settings.proposals && view.width.max(view.height) > self.settings.region_max_side
+        })
     }
 
-    fn detect_regions(&self, p: &PlateProposer, img: &ImageView, roi: Option<[u32; 4]>, t: &mut StageTimes) -> Result<Vec<TextBox>, AnprError> {
+    fn detect_regions(
+        &self,
+        p: &PlateProposer,
+        img: &ImageView,
+        roi: Option<[u32; 4]>,
+        t: &mut StageTimes,
+    ) -> Result<Vec<TextBox>, AnprError> {
         let (regions, off) = self.regions(p, img, roi, t)?;
         let mut boxes = Vec::new();
         for r in &regions {
@@ -433,7 +516,13 @@ impl PlateEngine {
     /// The regions around the plate proposals in `roi` (best proposal
     /// first: the proposer returns its boxes surest first and a merged
     /// region keeps the place of its surest member) and the ROI's offset.
-    fn regions(&self, p: &PlateProposer, img: &ImageView, roi: Option<[u32; 4]>, t: &mut StageTimes) -> Result<(Vec<Region>, [u32; 2]), AnprError> {
+    fn regions(
+        &self,
+        p: &PlateProposer,
+        img: &ImageView,
+        roi: Option<[u32; 4]>,
+        t: &mut StageTimes,
+    ) -> Result<(Vec<Region>, [u32; 2]), AnprError> {
         let (view, off) = crop_roi(img, roi);
         let mut props: Vec<BoxF> = p.propose(&view, t)?.iter().map(|d| d.bbox).collect();
         if let Some(side) = self.settings.coarse_side {
@@ -444,12 +533,22 @@ impl PlateEngine {
                 BoxF::new(bb.x1 - ox, bb.y1 - oy, bb.x2 - ox, bb.y2 - oy)
             }));
         }
-        Ok((proposal_regions(&props, view.width, view.height, &self.settings.regions), off))
+        Ok((
+            proposal_regions(&props, view.width, view.height, &self.settings.regions),
+            off,
+        ))
     }
 
     /// The text detector on the regions around `props` (boxes in the
     /// coordinates of the `size` view at offset `off` of `img`).
-    fn detect_around(&self, props: &[BoxF], img: &ImageView, size: (usize, usize), off: [u32; 2], t: &mut StageTimes) -> Result<Vec<TextBox>, AnprError> {
+    fn detect_around(
+        &self,
+        props: &[BoxF],
+        img: &ImageView,
+        size: (usize, usize),
+        off: [u32; 2],
+        t: &mut StageTimes,
+    ) -> Result<Vec<TextBox>, AnprError> {
         let mut boxes = Vec::new();
         for r in proposal_regions(props, size.0, size.1, &self.settings.regions) {
             boxes.extend(self.detect_region(&r, img, off, t)?);
@@ -459,7 +558,13 @@ impl PlateEngine {
 
     /// The text detector on one region (in the coordinates of the view at
     /// offset `off` of `img`).
-    fn detect_region(&self, r: &Region, img: &ImageView, off: [u32; 2], t: &mut StageTimes) -> Result<Vec<TextBox>, AnprError> {
+    fn detect_region(
+        &self,
+        r: &Region,
+        img: &ImageView,
+        off: [u32; 2],
+        t: &mut StageTimes,
+    ) -> Result<Vec<TextBox>, AnprError> {
         let s = &self.settings;
         // The detector sees the plate at about the size it reads best
         // (`region_plate_width`): a small plate is enlarged, a close one
@@ -468,7 +573,8 @@ impl PlateEngine {
         let [x, y, w, h] = r.rect;
         let scale = (s.region_plate_width / r.plate_width.max(1.0)).clamp(0.25, 4.0);
         let side = ((w.max(h) as f32 * scale).round() as usize).clamp(64, s.region_max_side);
-        self.detector.detect_scaled(img, Some([x + off[0], y + off[1], w, h]), side, t)
+        self.detector
+            .detect_scaled(img, Some([x + off[0], y + off[1], w, h]), side, t)
     }
 
     /// The proposal path of [`Self::process`]: one region at a time, best
@@ -477,7 +583,13 @@ impl PlateEngine {
     /// plate, and its proposal is usually the surest), so the other regions
     /// cost nothing. Hits come out best first: the confident one, else all
     /// by selection score.
-    fn read_regions(&self, p: &PlateProposer, img: &ImageView, t: &mut StageTimes, rejected: &mut Vec<(String, String)>) -> Result<(Vec<TextBox>, Vec<PlateHit>), AnprError> {
+    fn read_regions(
+        &self,
+        p: &PlateProposer,
+        img: &ImageView,
+        t: &mut StageTimes,
+        rejected: &mut Vec<(String, String)>,
+    ) -> Result<(Vec<TextBox>, Vec<PlateHit>), AnprError> {
         let (regions, off) = self.regions(p, img, self.settings.roi, t)?;
         let (mut boxes, mut hits) = (Vec::new(), Vec::new());
         for r in &regions {
@@ -505,7 +617,13 @@ impl PlateEngine {
         let roi = self.settings.roi;
         let Some(p) = self.proposer_for(img, roi) else {
             let (boxes, hits) = self.whole_frame(img, roi, &mut times, Some(&mut rejected))?;
-            return Ok(FrameResult { boxes, hits, rejected, times, path: DetectPath::FullFrame });
+            return Ok(FrameResult {
+                boxes,
+                hits,
+                rejected,
+                times,
+                path: DetectPath::FullFrame,
+            });
         };
         let (mut boxes, mut hits) = self.read_regions(p, img, &mut times, &mut rejected)?;
         // A region can hold text that passes a loose format (a camera's
@@ -513,41 +631,75 @@ impl PlateEngine {
         // and a region read with a doubtful character is no better than a
         // guess: then the whole frame's read (the accurate path) decides.
         if !self.needs_full_frame(&hits) {
-            return Ok(FrameResult { boxes, hits, rejected, times, path: DetectPath::Regions });
+            return Ok(FrameResult {
+                boxes,
+                hits,
+                rejected,
+                times,
+                path: DetectPath::Regions,
+            });
         }
         let (full, full_hits) = self.whole_frame(img, roi, &mut times, Some(&mut rejected))?;
         // The whole frame's plates replace the regions' unsure one, unless it has none.
         if !full_hits.is_empty() || hits.is_empty() {
             (boxes, hits) = (full, full_hits);
         }
-        Ok(FrameResult { boxes, hits, rejected, times, path: DetectPath::Fallback })
+        Ok(FrameResult {
+            boxes,
+            hits,
+            rejected,
+            times,
+            path: DetectPath::Fallback,
+        })
     }
 
     /// The regions path with the plate boxes given instead of proposed, no
     /// fallback: `eval anpr --oracle-proposals` measures with it what a
     /// perfect proposal network would give (an upper bound, not a mode).
-    pub fn process_with_proposals(&self, img: &ImageView, props: &[BoxF]) -> Result<FrameResult, AnprError> {
+    pub fn process_with_proposals(
+        &self,
+        img: &ImageView,
+        props: &[BoxF],
+    ) -> Result<FrameResult, AnprError> {
         let mut times = StageTimes::default();
         let boxes = self.detect_around(props, img, (img.width, img.height), [0, 0], &mut times)?;
         let mut rejected = Vec::new();
         let hits = self.read_boxes_explained(img, &boxes, &mut times, Some(&mut rejected))?;
-        Ok(FrameResult { boxes, hits, rejected, times, path: DetectPath::Regions })
+        Ok(FrameResult {
+            boxes,
+            hits,
+            rejected,
+            times,
+            path: DetectPath::Regions,
+        })
     }
 
     /// Whether the plates read from the proposals' regions (best first) call
     /// for the whole-frame search: no confident plate, and the fallback is on.
     pub fn needs_full_frame(&self, region_hits: &[PlateHit]) -> bool {
-        self.settings.fallback_full_frame && !region_hits.first().is_some_and(|h| self.is_confident(h))
+        self.settings.fallback_full_frame
+            && !region_hits.first().is_some_and(|h| self.is_confident(h))
     }
 
     /// The text detector on the whole frame (or `roi`) at the accurate
     /// input size, and the plates read there: the fallback of the live
     /// pipeline's reader (see [`Self::needs_full_frame`]).
-    pub fn full_frame(&self, img: &ImageView, roi: Option<[u32; 4]>, t: &mut StageTimes) -> Result<(Vec<TextBox>, Vec<PlateHit>), AnprError> {
+    pub fn full_frame(
+        &self,
+        img: &ImageView,
+        roi: Option<[u32; 4]>,
+        t: &mut StageTimes,
+    ) -> Result<(Vec<TextBox>, Vec<PlateHit>), AnprError> {
         self.whole_frame(img, roi, t, None)
     }
 
-    fn whole_frame(&self, img: &ImageView, roi: Option<[u32; 4]>, t: &mut StageTimes, rejected: Option<&mut Vec<(String, String)>>) -> Result<(Vec<TextBox>, Vec<PlateHit>), AnprError> {
+    fn whole_frame(
+        &self,
+        img: &ImageView,
+        roi: Option<[u32; 4]>,
+        t: &mut StageTimes,
+        rejected: Option<&mut Vec<(String, String)>>,
+    ) -> Result<(Vec<TextBox>, Vec<PlateHit>), AnprError> {
         let boxes = self.detector.detect_in(img, roi, self.full_side(), t)?;
         let hits = self.read_boxes_explained(img, &boxes, t, rejected)?;
         Ok((boxes, hits))
@@ -561,33 +713,58 @@ impl PlateEngine {
     /// A region's read taken without looking at the whole frame: sure, and
     /// no character below `region_min_conf`.
     fn is_confident(&self, h: &PlateHit) -> bool {
-        self.is_sure(h.format_matched, &h.read) && h.read.min_conf() >= self.settings.region_min_conf
+        self.is_sure(h.format_matched, &h.read)
+            && h.read.min_conf() >= self.settings.region_min_conf
     }
 
     /// A sure plate: letters and digits, matching the site's formats when it
     /// has any. (Timestamps, dates and sign words are not.)
     fn is_sure(&self, format_matched: bool, read: &PlateRead) -> bool {
-        (format_matched || self.formatter.patterns().is_empty()) && read.has_letter() && read.has_digit()
+        (format_matched || self.formatter.patterns().is_empty())
+            && read.has_letter()
+            && read.has_digit()
     }
 
     /// Stages 2–4 on boxes from the detector.
-    pub fn read_boxes(&self, img: &ImageView, boxes: &[TextBox], times: &mut StageTimes) -> Result<Vec<PlateHit>, AnprError> {
+    pub fn read_boxes(
+        &self,
+        img: &ImageView,
+        boxes: &[TextBox],
+        times: &mut StageTimes,
+    ) -> Result<Vec<PlateHit>, AnprError> {
         self.read_boxes_explained(img, boxes, times, None)
     }
 
-    fn read_boxes_explained(&self, img: &ImageView, boxes: &[TextBox], times: &mut StageTimes, rejected: Option<&mut Vec<(String, String)>>) -> Result<Vec<PlateHit>, AnprError> {
+    fn read_boxes_explained(
+        &self,
+        img: &ImageView,
+        boxes: &[TextBox],
+        times: &mut StageTimes,
+        rejected: Option<&mut Vec<(String, String)>>,
+    ) -> Result<Vec<PlateHit>, AnprError> {
         let s = &self.settings;
         let t0 = Instant::now();
         let chosen = prefilter(boxes, s);
-        let quads: Vec<Quad> = chosen.iter().map(|b| expand_quad(&b.quad, s.crop_margin).clip(img.width as f32, img.height as f32)).collect();
-        let crops: Vec<(usize, RgbImage)> = quads.iter().enumerate().filter_map(|(i, q)| crop_quad(img, q, false).map(|c| (i, c))).collect();
+        let quads: Vec<Quad> = chosen
+            .iter()
+            .map(|b| expand_quad(&b.quad, s.crop_margin).clip(img.width as f32, img.height as f32))
+            .collect();
+        let crops: Vec<(usize, RgbImage)> = quads
+            .iter()
+            .enumerate()
+            .filter_map(|(i, q)| crop_quad(img, q, false).map(|c| (i, c)))
+            .collect();
         times.crop += ms(t0);
         let t0 = Instant::now();
         let views: Vec<ImageView> = crops.iter().map(|(_, c)| c.view()).collect();
         // Each crop costs the reader about as much as the first (it is padded
         // to the reader's minimum width): the surest box is read alone first,
         // and the others only when it is not a sure plate.
-        let first = if s.read_surest_first && views.len() > 1 { 1 } else { views.len() };
+        let first = if s.read_surest_first && views.len() > 1 {
+            1
+        } else {
+            views.len()
+        };
         let mut texts = self.reader.read(&views[..first])?;
         times.read += ms(t0);
         let t0 = Instant::now();
@@ -595,15 +772,25 @@ impl PlateEngine {
             let cands: Vec<TextCandidate> = crops
                 .iter()
                 .zip(texts)
-                .map(|((i, _), t)| TextCandidate { quad: chosen[*i].quad, det_score: chosen[*i].score, raw_text: t.text(), read: normalize_plate(t) })
+                .map(|((i, _), t)| TextCandidate {
+                    quad: chosen[*i].quad,
+                    det_score: chosen[*i].score,
+                    raw_text: t.text(),
+                    read: normalize_plate(t),
+                })
                 .collect();
             let ranked = rank_plate_candidates(&cands, Some(&self.formatter), &s.selection);
             (cands, ranked)
         };
         let (mut cands, mut ranked) = rank(&texts);
         let top_sure = ranked.first().is_some_and(|r| {
-            let read = r.format.as_ref().map(|f| &f.read).unwrap_or(&cands[r.index].read);
-            r.reject.is_none() && self.is_sure(r.format.as_ref().is_some_and(|f| f.format_matched), read)
+            let read = r
+                .format
+                .as_ref()
+                .map(|f| &f.read)
+                .unwrap_or(&cands[r.index].read);
+            r.reject.is_none()
+                && self.is_sure(r.format.as_ref().is_some_and(|f| f.format_matched), read)
         });
         times.select += ms(t0);
         if first < views.len() && !top_sure {
@@ -622,7 +809,11 @@ impl PlateEngine {
         for r in ranked.into_iter().filter(|r| r.reject.is_none()) {
             let c = &cands[r.index];
             let (ci, crop) = &crops[r.index];
-            let read = r.format.as_ref().map(|f| f.read.clone()).unwrap_or_else(|| c.read.clone());
+            let read = r
+                .format
+                .as_ref()
+                .map(|f| f.read.clone())
+                .unwrap_or_else(|| c.read.clone());
             hits.push(PlateHit {
                 plate: r.text.clone(),
                 raw_text: c.raw_text.clone(),
@@ -645,8 +836,14 @@ impl PlateEngine {
 fn crop_roi<'a>(img: &ImageView<'a>, roi: Option<[u32; 4]>) -> (ImageView<'a>, [u32; 2]) {
     match roi {
         Some([x, y, w, h]) => {
-            let (x, y) = ((x as usize).min(img.width - 1), (y as usize).min(img.height - 1));
-            let (w, h) = ((w as usize).min(img.width - x), (h as usize).min(img.height - y));
+            let (x, y) = (
+                (x as usize).min(img.width - 1),
+                (y as usize).min(img.height - 1),
+            );
+            let (w, h) = (
+                (w as usize).min(img.width - x),
+                (h as usize).min(img.height - y),
+            );
             (img.crop(x, y, w, h).unwrap_or(*img), [x as u32, y as u32])
         }
         None => (*img, [0, 0]),
@@ -660,7 +857,9 @@ fn prefilter(boxes: &[TextBox], s: &EngineSettings) -> Vec<TextBox> {
         .filter(|b| {
             let (w, h) = (b.quad.width(), b.quad.height());
             let aspect = if h > 0.0 { w / h } else { 0.0 };
-            b.score >= s.detection_threshold && w * h >= s.min_area && (s.min_aspect..=s.max_aspect).contains(&aspect)
+            b.score >= s.detection_threshold
+                && w * h >= s.min_area
+                && (s.min_aspect..=s.max_aspect).contains(&aspect)
         })
         .copied()
         .collect();

@@ -39,14 +39,19 @@ fn group_name(root: &Path, dir: &Path) -> String {
     let rel = dir.strip_prefix(root).unwrap_or(dir);
     let s = rel.display().to_string();
     if s.is_empty() {
-        root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| ".".into())
+        root.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| ".".into())
     } else {
         s
     }
 }
 
 fn walk(root: &Path, dir: &Path, out: &mut Vec<Sample>) -> Result<(), String> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
     entries.sort();
     for p in entries {
         if p.is_dir() {
@@ -60,11 +65,18 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<Sample>) -> Result<(), String> {
                 }
                 let image = dir.join("images").join(f[0]);
                 if image.is_file() {
-                    out.push(Sample { image, plate: normalise(f[2]), bbox: None, group: group_name(root, dir) });
+                    out.push(Sample {
+                        image,
+                        plate: normalise(f[2]),
+                        bbox: None,
+                        group: group_name(root, dir),
+                    });
                 }
             }
         } else if p.extension().is_some_and(|e| e == "txt") {
-            let Ok(text) = std::fs::read_to_string(&p) else { continue };
+            let Ok(text) = std::fs::read_to_string(&p) else {
+                continue;
+            };
             let f: Vec<&str> = text.split_whitespace().collect();
             if f.len() < 6 {
                 continue;
@@ -74,12 +86,21 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<Sample>) -> Result<(), String> {
                 continue;
             }
             let image = dir.join(f[0]);
-            let image = if image.is_file() { image } else { p.with_extension("jpg") };
+            let image = if image.is_file() {
+                image
+            } else {
+                p.with_extension("jpg")
+            };
             if image.is_file() {
                 out.push(Sample {
                     image,
                     plate: normalise(f[5]),
-                    bbox: Some(BoxF::new(nums[0], nums[1], nums[0] + nums[2], nums[1] + nums[3])),
+                    bbox: Some(BoxF::new(
+                        nums[0],
+                        nums[1],
+                        nums[0] + nums[2],
+                        nums[1] + nums[3],
+                    )),
                     group: group_name(root, dir),
                 });
             }
@@ -89,7 +110,10 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<Sample>) -> Result<(), String> {
 }
 
 fn normalise(s: &str) -> String {
-    s.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_uppercase()).collect()
+    s.chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_uppercase())
+        .collect()
 }
 
 fn o0(s: &str) -> String {
@@ -103,7 +127,9 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
     for (i, ca) in a.iter().enumerate() {
         let mut cur = vec![i + 1; b.len() + 1];
         for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+            cur[j + 1] = (prev[j] + usize::from(ca != cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
         }
         prev = cur;
     }
@@ -180,15 +206,27 @@ fn scores(items: &[(&Outcome, Option<(bool, bool)>)]) -> Scores {
     if n == 0 {
         return Scores::default();
     }
-    let exact = items.iter().filter(|(o, _)| o.predicted.as_deref() == Some(o.truth.as_str())).count();
-    let exact_o0 = items.iter().filter(|(o, _)| o.predicted.as_deref().map(o0) == Some(o0(&o.truth))).count();
+    let exact = items
+        .iter()
+        .filter(|(o, _)| o.predicted.as_deref() == Some(o.truth.as_str()))
+        .count();
+    let exact_o0 = items
+        .iter()
+        .filter(|(o, _)| o.predicted.as_deref().map(o0) == Some(o0(&o.truth)))
+        .count();
     let cer: f64 = items
         .iter()
-        .map(|(o, _)| edit_distance(o.predicted.as_deref().unwrap_or(""), &o.truth) as f64 / o.truth.len().max(1) as f64)
+        .map(|(o, _)| {
+            edit_distance(o.predicted.as_deref().unwrap_or(""), &o.truth) as f64
+                / o.truth.len().max(1) as f64
+        })
         .sum::<f64>()
         / n as f64;
     let labelled: Vec<(bool, bool)> = items.iter().filter_map(|(_, d)| *d).collect();
-    let recall = |f: fn(&(bool, bool)) -> bool| (!labelled.is_empty()).then(|| labelled.iter().filter(|d| f(d)).count() as f64 / labelled.len() as f64);
+    let recall = |f: fn(&(bool, bool)) -> bool| {
+        (!labelled.is_empty())
+            .then(|| labelled.iter().filter(|d| f(d)).count() as f64 / labelled.len() as f64)
+    };
     let mut lat: Vec<f64> = items.iter().map(|(o, _)| o.ms).collect();
     Scores {
         frames: n,
@@ -197,7 +235,10 @@ fn scores(items: &[(&Outcome, Option<(bool, bool)>)]) -> Scores {
         exact: exact as f64 / n as f64,
         exact_o0: exact_o0 as f64 / n as f64,
         cer,
-        latency_ms: Latency { p50: percentile(&mut lat, 0.5), p95: percentile(&mut lat, 0.95) },
+        latency_ms: Latency {
+            p50: percentile(&mut lat, 0.5),
+            p95: percentile(&mut lat, 0.95),
+        },
     }
 }
 
@@ -230,7 +271,10 @@ pub fn evaluate(
     let mut detect_paths: BTreeMap<String, usize> = BTreeMap::new();
     for (i, s) in samples.iter().enumerate() {
         if current_group.as_deref() != Some(s.group.as_str()) {
-            let f = group_formats.get(&s.group).cloned().unwrap_or_else(|| default_format.clone());
+            let f = group_formats
+                .get(&s.group)
+                .cloned()
+                .unwrap_or_else(|| default_format.clone());
             engine.set_format(f).map_err(|e| e.to_string())?;
             current_group = Some(s.group.clone());
         }
@@ -245,13 +289,26 @@ pub fn evaluate(
         }
         .map_err(|e| format!("{}: {e}", s.image.display()))?;
         let ms = t0.elapsed().as_secs_f64() * 1000.0;
-        *detect_paths.entry(res.path.as_str().to_string()).or_default() += 1;
+        *detect_paths
+            .entry(res.path.as_str().to_string())
+            .or_default() += 1;
         let t = res.times;
-        for (k, v) in [("detect_pre", t.detect_pre), ("detect_infer", t.detect_infer), ("detect_post", t.detect_post), ("crop", t.crop), ("read", t.read), ("select", t.select)] {
+        for (k, v) in [
+            ("detect_pre", t.detect_pre),
+            ("detect_infer", t.detect_infer),
+            ("detect_post", t.detect_post),
+            ("crop", t.crop),
+            ("read", t.read),
+            ("select", t.select),
+        ] {
             stage.entry(k).or_default().push(v);
         }
         let d = s.bbox.map(|b| {
-            let best = res.boxes.iter().map(|tb| tb.quad.bbox().iou(&b)).fold(0.0f32, f32::max);
+            let best = res
+                .boxes
+                .iter()
+                .map(|tb| tb.quad.bbox().iou(&b))
+                .fold(0.0f32, f32::max);
             (best >= 0.5, best >= 0.3)
         });
         det.push(d);
@@ -273,30 +330,70 @@ pub fn evaluate(
         });
         progress(i + 1);
     }
-    let pairs: Vec<(&Outcome, Option<(bool, bool)>)> = outcomes.iter().zip(det.iter().copied()).collect();
+    let pairs: Vec<(&Outcome, Option<(bool, bool)>)> =
+        outcomes.iter().zip(det.iter().copied()).collect();
     let mut by_group = BTreeMap::new();
-    let groups: std::collections::BTreeSet<&str> = outcomes.iter().map(|o| o.group.as_str()).collect();
+    let groups: std::collections::BTreeSet<&str> =
+        outcomes.iter().map(|o| o.group.as_str()).collect();
     for g in groups {
-        let items: Vec<_> = pairs.iter().filter(|(o, _)| o.group == g).cloned().collect();
+        let items: Vec<_> = pairs
+            .iter()
+            .filter(|(o, _)| o.group == g)
+            .cloned()
+            .collect();
         by_group.insert(g.to_string(), scores(&items));
     }
     let s = &engine.settings;
     let settings = BTreeMap::from([
-        ("det_max_side".to_string(), s.det_max_side.unwrap_or(engine.detector.max_side).to_string()),
+        (
+            "det_max_side".to_string(),
+            s.det_max_side
+                .unwrap_or(engine.detector.max_side)
+                .to_string(),
+        ),
         ("max_reads".to_string(), s.max_reads.to_string()),
-        ("roi".to_string(), match roi_sim {
-            Some(f) => format!("simulated per-camera ROI, {:.0}% of each side", f * 100.0),
-            None => format!("{:?}", s.roi),
-        }),
-        ("detector".to_string(), match (&engine.proposer, engine.uses_proposals()) {
-            _ if opts.oracle_proposals => format!("labelled plate boxes as proposals → {} on regions (upper bound)", engine.detector.name),
-            (Some(p), true) => format!("{} → {} on regions (fallback to the whole frame: {})", p.name, engine.detector.name, s.fallback_full_frame),
-            _ => engine.detector.name.clone(),
-        }),
+        (
+            "roi".to_string(),
+            match roi_sim {
+                Some(f) => format!("simulated per-camera ROI, {:.0}% of each side", f * 100.0),
+                None => format!("{:?}", s.roi),
+            },
+        ),
+        (
+            "detector".to_string(),
+            match (&engine.proposer, engine.uses_proposals()) {
+                _ if opts.oracle_proposals => format!(
+                    "labelled plate boxes as proposals → {} on regions (upper bound)",
+                    engine.detector.name
+                ),
+                (Some(p), true) => format!(
+                    "{} → {} on regions (fallback to the whole frame: {})",
+                    p.name, engine.detector.name, s.fallback_full_frame
+                ),
+                _ => engine.detector.name.clone(),
+            },
+        ),
         ("reader".to_string(), engine.reader.name.clone()),
     ]);
-    let stages_ms = stage.into_iter().map(|(k, mut v)| (k.to_string(), (percentile(&mut v, 0.5) * 100.0).round() / 100.0)).collect();
-    Ok((Report { all: scores(&pairs), by_group, stages_ms, detect_paths, settings }, outcomes))
+    let stages_ms = stage
+        .into_iter()
+        .map(|(k, mut v)| {
+            (
+                k.to_string(),
+                (percentile(&mut v, 0.5) * 100.0).round() / 100.0,
+            )
+        })
+        .collect();
+    Ok((
+        Report {
+            all: scores(&pairs),
+            by_group,
+            stages_ms,
+            detect_paths,
+            settings,
+        },
+        outcomes,
+    ))
 }
 
 /// A camera's region of interest as an installer would set it: a fixed
@@ -307,30 +404,70 @@ pub fn simulated_roi(w: u32, h: u32, plate: &BoxF, frac: f32, seed: usize) -> [u
     let pick = |lo: f32, hi: f32, k: usize| {
         // Golden-ratio sequence: spread, repeatable, independent of the label.
         let t = ((seed as f32 + 1.0) * 0.618_034 * (k as f32 + 1.0)).fract();
-        if hi <= lo { lo } else { lo + t * (hi - lo) }
+        if hi <= lo {
+            lo
+        } else {
+            lo + t * (hi - lo)
+        }
     };
     // The window's left edge may lie anywhere that keeps the plate inside it.
-    let x = pick((plate.x2 - rw).max(0.0), plate.x1.min(w as f32 - rw).max(0.0), 0);
-    let y = pick((plate.y2 - rh).max(0.0), plate.y1.min(h as f32 - rh).max(0.0), 1);
+    let x = pick(
+        (plate.x2 - rw).max(0.0),
+        plate.x1.min(w as f32 - rw).max(0.0),
+        0,
+    );
+    let y = pick(
+        (plate.y2 - rh).max(0.0),
+        plate.y1.min(h as f32 - rh).max(0.0),
+        1,
+    );
     [x as u32, y as u32, rw as u32, rh as u32]
 }
 
 /// Human-readable table.
 pub fn print_report(r: &Report) {
-    let pct = |v: Option<f64>| v.map(|x| format!("{:5.1}%", x * 100.0)).unwrap_or_else(|| "    -".into());
-    println!("{:<28} {:>6} {:>8} {:>8} {:>8} {:>8} {:>6} {:>8} {:>8}", "group", "frames", "det@0.5", "det@0.3", "exact", "exact_o0", "cer", "p50 ms", "p95 ms");
+    let pct = |v: Option<f64>| {
+        v.map(|x| format!("{:5.1}%", x * 100.0))
+            .unwrap_or_else(|| "    -".into())
+    };
+    println!(
+        "{:<28} {:>6} {:>8} {:>8} {:>8} {:>8} {:>6} {:>8} {:>8}",
+        "group", "frames", "det@0.5", "det@0.3", "exact", "exact_o0", "cer", "p50 ms", "p95 ms"
+    );
     let row = |name: &str, s: &Scores| {
         println!(
             "{:<28} {:>6} {:>8} {:>8} {:>8} {:>8} {:>6.3} {:>8.0} {:>8.0}",
-            name, s.frames, pct(s.detect_recall), pct(s.detect_recall_iou03), pct(Some(s.exact)), pct(Some(s.exact_o0)), s.cer, s.latency_ms.p50, s.latency_ms.p95
+            name,
+            s.frames,
+            pct(s.detect_recall),
+            pct(s.detect_recall_iou03),
+            pct(Some(s.exact)),
+            pct(Some(s.exact_o0)),
+            s.cer,
+            s.latency_ms.p50,
+            s.latency_ms.p95
         )
     };
     for (g, s) in &r.by_group {
         row(g, s);
     }
     row("ALL", &r.all);
-    println!("median ms per stage: {}", r.stages_ms.iter().map(|(k, v)| format!("{k} {v:.1}")).collect::<Vec<_>>().join(", "));
-    println!("frames by detection path: {}", r.detect_paths.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", "));
+    println!(
+        "median ms per stage: {}",
+        r.stages_ms
+            .iter()
+            .map(|(k, v)| format!("{k} {v:.1}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "frames by detection path: {}",
+        r.detect_paths
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
 }
 
 /// The `eval anpr` command: progress bar on a terminal, table or JSON.
@@ -351,8 +488,14 @@ pub fn run_command(
         samples.truncate(n);
     }
     let bar = indicatif::ProgressBar::new(samples.len() as u64);
-    bar.set_style(indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} frames, {eta} left").expect("valid template"));
-    let (report, outcomes) = evaluate(engine, &samples, group_formats, opts, |i| bar.set_position(i as u64)).map_err(anyhow::Error::msg)?;
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} frames, {eta} left")
+            .expect("valid template"),
+    );
+    let (report, outcomes) = evaluate(engine, &samples, group_formats, opts, |i| {
+        bar.set_position(i as u64)
+    })
+    .map_err(anyhow::Error::msg)?;
     bar.finish_and_clear();
     if let Some(f) = outcomes_file {
         std::fs::write(f, serde_json::to_string_pretty(&outcomes)?)?;

@@ -34,7 +34,10 @@ impl KnownPlates {
                 entries.push((name.clone(), e));
             }
         }
-        Self { entries, match_distance }
+        Self {
+            entries,
+            match_distance,
+        }
     }
 
     /// The (possibly corrected) plate and the name it is known by.
@@ -42,7 +45,9 @@ impl KnownPlates {
         let mut close: Vec<(&str, &str, usize)> = Vec::new();
         for (name, e) in &self.entries {
             match e {
-                Entry::Pattern(r) if r.is_match(plate) => return Some((plate.to_string(), name.clone())),
+                Entry::Pattern(r) if r.is_match(plate) => {
+                    return Some((plate.to_string(), name.clone()))
+                }
                 Entry::Plate(p) if p == plate => return Some((plate.to_string(), name.clone())),
                 Entry::Plate(p) => {
                     let d = edit_distance(p, plate);
@@ -69,12 +74,24 @@ mod tests {
         let known = BTreeMap::from([
             ("Staff van".to_string(), vec!["B123ABC".to_string()]),
             ("Fleet".to_string(), vec!["CJ\\d{2}FLT".to_string()]),
-            ("Twins".to_string(), vec!["AB12CDE".to_string(), "AB12CDF".to_string()]),
+            (
+                "Twins".to_string(),
+                vec!["AB12CDE".to_string(), "AB12CDF".to_string()],
+            ),
         ]);
         let k = KnownPlates::new(&known, 1);
-        assert_eq!(k.lookup("B123ABC"), Some(("B123ABC".into(), "Staff van".into())));
-        assert_eq!(k.lookup("B123A8C"), Some(("B123ABC".into(), "Staff van".into())));
-        assert_eq!(k.lookup("CJ07FLT"), Some(("CJ07FLT".into(), "Fleet".into())));
+        assert_eq!(
+            k.lookup("B123ABC"),
+            Some(("B123ABC".into(), "Staff van".into()))
+        );
+        assert_eq!(
+            k.lookup("B123A8C"),
+            Some(("B123ABC".into(), "Staff van".into()))
+        );
+        assert_eq!(
+            k.lookup("CJ07FLT"),
+            Some(("CJ07FLT".into(), "Fleet".into()))
+        );
         // Two known plates one edit away: ambiguous, no correction.
         assert_eq!(k.lookup("AB12CDX"), None);
         assert_eq!(k.lookup("ZZ99ZZZ"), None);

@@ -93,15 +93,23 @@ impl LivePipeline {
         let cams = Arc::new(cameras);
         let mut threads = Vec::new();
         {
-            let (engine, cams, stop, metrics) = (engine.clone(), cams.clone(), stop.clone(), metrics.clone());
-            threads.push(std::thread::Builder::new().name("anpr-detect".into()).spawn(move || detect_loop(&engine, &cams, tx, &stop, &metrics))?);
+            let (engine, cams, stop, metrics) =
+                (engine.clone(), cams.clone(), stop.clone(), metrics.clone());
+            threads.push(
+                std::thread::Builder::new()
+                    .name("anpr-detect".into())
+                    .spawn(move || detect_loop(&engine, &cams, tx, &stop, &metrics))?,
+            );
         }
         {
             let stop = stop.clone();
-            threads.push(std::thread::Builder::new().name("anpr-read".into()).spawn(move || {
-                let mut reader = ReadStage::new(engine, cams, tracker, evidence, out, metrics, known);
-                reader.run(rx, &stop)
-            })?);
+            threads.push(std::thread::Builder::new().name("anpr-read".into()).spawn(
+                move || {
+                    let mut reader =
+                        ReadStage::new(engine, cams, tracker, evidence, out, metrics, known);
+                    reader.run(rx, &stop)
+                },
+            )?);
         }
         Ok(Self { stop, threads })
     }
@@ -114,29 +122,49 @@ impl LivePipeline {
     }
 }
 
-fn detect_loop(engine: &PlateEngine, cams: &[GateCamera], tx: SyncSender<DetJob>, stop: &AtomicBool, metrics: &Metrics) {
+fn detect_loop(
+    engine: &PlateEngine,
+    cams: &[GateCamera],
+    tx: SyncSender<DetJob>,
+    stop: &AtomicBool,
+    metrics: &Metrics,
+) {
     let mut prev: Vec<Option<GreyFrame>> = vec![None; cams.len()];
     let mut masks: Vec<Option<ZoneMask>> = vec![None; cams.len()];
     let labels: Vec<CameraLabel> = cams.iter().map(|c| CameraLabel::new(&c.id)).collect();
     while !stop.load(Ordering::Relaxed) {
         let mut idle = true;
         for (i, cam) in cams.iter().enumerate() {
-            let Some(frame) = cam.slot.take(Duration::ZERO) else { continue };
+            let Some(frame) = cam.slot.take(Duration::ZERO) else {
+                continue;
+            };
             idle = false;
-            let Ok(view) = ImageView::new(&frame.data, frame.width as usize, frame.height as usize, frame.stride) else {
+            let Ok(view) = ImageView::new(
+                &frame.data,
+                frame.width as usize,
+                frame.height as usize,
+                frame.stride,
+            ) else {
                 metrics.camera_failures.get_or_create(&labels[i]).inc();
                 continue;
             };
             if let Some(gate) = &cam.motion {
-                let Ok(grey) = downscale_grey(&view, GREY_W, GREY_H) else { continue };
+                let Ok(grey) = downscale_grey(&view, GREY_W, GREY_H) else {
+                    continue;
+                };
                 if masks[i].is_none() {
                     masks[i] = gate.zone.as_ref().map(|z| {
-                        let pts: Vec<_> = z.iter().map(|p| crate::vision::geometry::Point::new(p[0], p[1])).collect();
+                        let pts: Vec<_> = z
+                            .iter()
+                            .map(|p| crate::vision::geometry::Point::new(p[0], p[1]))
+                            .collect();
                         ZoneMask::from_frame_polygon(&pts, view.width, view.height, GREY_W, GREY_H)
                     });
                 }
                 let moving = match &prev[i] {
-                    Some(p) => frame_motion(p, &grey, PIXEL_DELTA, masks[i].as_ref()).map(|f| f >= gate.threshold).unwrap_or(true),
+                    Some(p) => frame_motion(p, &grey, PIXEL_DELTA, masks[i].as_ref())
+                        .map(|f| f >= gate.threshold)
+                        .unwrap_or(true),
                     None => true,
                 };
                 prev[i] = Some(grey);
@@ -149,7 +177,16 @@ fn detect_loop(engine: &PlateEngine, cams: &[GateCamera], tx: SyncSender<DetJob>
             match engine.detect(&view, cam.roi, &mut times) {
                 Ok((boxes, from_regions)) => {
                     metrics.frames_processed.get_or_create(&labels[i]).inc();
-                    if tx.send(DetJob { cam: i, frame, boxes, from_regions, times }).is_err() {
+                    if tx
+                        .send(DetJob {
+                            cam: i,
+                            frame,
+                            boxes,
+                            from_regions,
+                            times,
+                        })
+                        .is_err()
+                    {
                         return;
                     }
                 }
@@ -161,7 +198,16 @@ fn detect_loop(engine: &PlateEngine, cams: &[GateCamera], tx: SyncSender<DetJob>
         }
         if idle {
             // Nothing new anywhere: tell the reader time passed (track timeouts).
-            if tx.send(DetJob { cam: usize::MAX, frame: tick_frame(), boxes: Vec::new(), from_regions: false, times: StageTimes::default() }).is_err() {
+            if tx
+                .send(DetJob {
+                    cam: usize::MAX,
+                    frame: tick_frame(),
+                    boxes: Vec::new(),
+                    from_regions: false,
+                    times: StageTimes::default(),
+                })
+                .is_err()
+            {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -170,7 +216,16 @@ fn detect_loop(engine: &PlateEngine, cams: &[GateCamera], tx: SyncSender<DetJob>
 }
 
 fn tick_frame() -> Frame {
-    Frame { camera: Arc::from(""), seq: 0, captured_at: chrono::Utc::now(), pts_ms: 0, width: 0, height: 0, stride: 0, data: Arc::new(Vec::new()) }
+    Frame {
+        camera: Arc::from(""),
+        seq: 0,
+        captured_at: chrono::Utc::now(),
+        pts_ms: 0,
+        width: 0,
+        height: 0,
+        stride: 0,
+        data: Arc::new(Vec::new()),
+    }
 }
 
 /// A recent hit kept for evidence: the exact crop read and its frame.
@@ -210,9 +265,21 @@ impl ReadStage {
         metrics: Arc<Metrics>,
         known: Arc<super::known::KnownPlates>,
     ) -> Self {
-        let trackers = cams.iter().map(|c| Tracker::new(c.id.clone(), cfg.clone())).collect();
+        let trackers = cams
+            .iter()
+            .map(|c| Tracker::new(c.id.clone(), cfg.clone()))
+            .collect();
         let recent = cams.iter().map(|_| VecDeque::new()).collect();
-        Self { engine, cams, trackers, recent, evidence, out, metrics, known }
+        Self {
+            engine,
+            cams,
+            trackers,
+            recent,
+            evidence,
+            out,
+            metrics,
+            known,
+        }
     }
 
     fn run(&mut self, rx: Receiver<DetJob>, stop: &AtomicBool) {
@@ -248,16 +315,24 @@ impl ReadStage {
     fn handle(&mut self, job: DetJob) {
         let cam = job.cam;
         let f = &job.frame;
-        let Ok(view) = ImageView::new(&f.data, f.width as usize, f.height as usize, f.stride) else { return };
+        let Ok(view) = ImageView::new(&f.data, f.width as usize, f.height as usize, f.stride)
+        else {
+            return;
+        };
         let mut times = job.times;
         let roi = self.cams[cam].roi;
-        let hits = self.engine.read_boxes(&view, &job.boxes, &mut times).and_then(|hits| {
-            if job.from_regions && self.engine.needs_full_frame(&hits) {
-                self.engine.full_frame(&view, roi, &mut times).map(|(_, full)| if full.is_empty() { hits } else { full })
-            } else {
-                Ok(hits)
-            }
-        });
+        let hits = self
+            .engine
+            .read_boxes(&view, &job.boxes, &mut times)
+            .and_then(|hits| {
+                if job.from_regions && self.engine.needs_full_frame(&hits) {
+                    self.engine
+                        .full_frame(&view, roi, &mut times)
+                        .map(|(_, full)| if full.is_empty() { hits } else { full })
+                } else {
+                    Ok(hits)
+                }
+            });
         let hits = match hits {
             Ok(h) => h,
             Err(e) => {
@@ -270,7 +345,12 @@ impl ReadStage {
         let obs: Vec<PlateObservation> = hits
             .iter()
             .take(1)
-            .map(|h| PlateObservation { bbox: h.bbox, read: h.read.clone(), score: (h.read.mean_conf() * h.det_score.max(0.5)).clamp(0.0, 1.0), format_matched: h.format_matched })
+            .map(|h| PlateObservation {
+                bbox: h.bbox,
+                read: h.read.clone(),
+                score: (h.read.mean_conf() * h.det_score.max(0.5)).clamp(0.0, 1.0),
+                format_matched: h.format_matched,
+            })
             .collect();
         if let Some(h) = hits.first() {
             let ring = &mut self.recent[cam];
@@ -283,7 +363,11 @@ impl ReadStage {
                 crop: h.crop.clone(),
                 frame: job.frame.clone(),
             });
-            while ring.len() > 64 || ring.front().is_some_and(|s| now.saturating_sub(s.ts_ms) > 10_000) {
+            while ring.len() > 64
+                || ring
+                    .front()
+                    .is_some_and(|s| now.saturating_sub(s.ts_ms) > 10_000)
+            {
                 ring.pop_front();
             }
         }
@@ -299,10 +383,16 @@ impl ReadStage {
             let seen = self.recent[cam]
                 .iter()
                 .filter(|s| s.ts_ms >= fr.first_seen_ms.saturating_sub(50))
-                .max_by(|a, b| (a.plate == fr.plate, a.score).partial_cmp(&(b.plate == fr.plate, b.score)).unwrap_or(std::cmp::Ordering::Equal));
+                .max_by(|a, b| {
+                    (a.plate == fr.plate, a.score)
+                        .partial_cmp(&(b.plate == fr.plate, b.score))
+                        .unwrap_or(std::cmp::Ordering::Equal)
+                });
             let id = uuid::Uuid::new_v4().to_string();
-            let ts = chrono::DateTime::from_timestamp_millis(fr.decided_ms as i64).unwrap_or_else(chrono::Utc::now);
-            let first = chrono::DateTime::from_timestamp_millis(fr.first_seen_ms as i64).unwrap_or(ts);
+            let ts = chrono::DateTime::from_timestamp_millis(fr.decided_ms as i64)
+                .unwrap_or_else(chrono::Utc::now);
+            let first =
+                chrono::DateTime::from_timestamp_millis(fr.first_seen_ms as i64).unwrap_or(ts);
             let evidence = match seen {
                 Some(s) => match self.evidence.save(&id, ts, &s.crop, &s.frame) {
                     Ok(e) => e,
@@ -324,10 +414,14 @@ impl ReadStage {
                 role: c.role,
                 gate: c.gate.clone(),
                 lane: c.lane.clone(),
-                direction: fr.motion.map(|m| match m {
-                    Motion::Approaching => c.approaching,
-                    Motion::Receding => c.approaching.reverse(),
-                }.as_str().to_string()),
+                direction: fr.motion.map(|m| {
+                    match m {
+                        Motion::Approaching => c.approaching,
+                        Motion::Receding => c.approaching.reverse(),
+                    }
+                    .as_str()
+                    .to_string()
+                }),
                 timestamp: ts,
                 first_seen: first,
                 plate,
@@ -335,14 +429,29 @@ impl ReadStage {
                 raw_text: seen.map(|s| s.raw_text.clone()).unwrap_or_default(),
                 score: fr.score,
                 char_confidences: fr.char_confidences.clone(),
-                candidates: fr.candidates.iter().map(|(p, s)| Candidate { plate: p.clone(), score: *s }).collect(),
+                candidates: fr
+                    .candidates
+                    .iter()
+                    .map(|(p, s)| Candidate {
+                        plate: p.clone(),
+                        score: *s,
+                    })
+                    .collect(),
                 format_matched: fr.format_matched,
-                plate_box: seen.map(|s| s.bbox).unwrap_or([fr.bbox.x1, fr.bbox.y1, fr.bbox.x2, fr.bbox.y2]),
+                plate_box: seen
+                    .map(|s| s.bbox)
+                    .unwrap_or([fr.bbox.x1, fr.bbox.y1, fr.bbox.x2, fr.bbox.y2]),
                 reads_fused: fr.n_reads as u32,
                 evidence,
-                models: Models { detector: self.engine.detector.name.clone(), reader: self.engine.reader.name.clone() },
+                models: Models {
+                    detector: self.engine.detector.name.clone(),
+                    reader: self.engine.reader.name.clone(),
+                },
             };
-            self.metrics.plate_reads.get_or_create(&CameraLabel::new(&c.id)).inc();
+            self.metrics
+                .plate_reads
+                .get_or_create(&CameraLabel::new(&c.id))
+                .inc();
             tracing::info!(camera = %c.id, plate = %read.plate, score = read.score, reads = read.reads_fused, "plate decided");
             // Never dropped: wait for the consumer.
             if self.out.blocking_send(read).is_err() {

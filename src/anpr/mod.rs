@@ -2,15 +2,18 @@
 //! formats, selection), the live per-camera pipeline (motion gate, tracking,
 //! fusion, evidence, events), evaluation and benchmarks.
 
-pub mod engine;
 pub mod bench;
+pub mod engine;
 pub mod eval;
 pub mod evidence;
 pub mod known;
-pub mod proposals;
 pub mod live;
+pub mod proposals;
 
-pub use engine::{AnprError, EngineSettings, FrameResult, PlateEngine, PlateHit, StageTimes, DEFAULT_REGION_MIN_CONF};
+pub use engine::{
+    AnprError, EngineSettings, FrameResult, PlateEngine, PlateHit, StageTimes,
+    DEFAULT_REGION_MIN_CONF,
+};
 
 use crate::vision::image::ImageView;
 use std::path::Path;
@@ -28,11 +31,16 @@ pub fn load_rgb(path: &Path) -> Result<image::RgbImage, String> {
 
 /// A view over an `image` buffer.
 pub fn view_of(img: &image::RgbImage) -> ImageView<'_> {
-    ImageView::packed(img.as_raw(), img.width() as usize, img.height() as usize).expect("image buffer matches its size")
+    ImageView::packed(img.as_raw(), img.width() as usize, img.height() as usize)
+        .expect("image buffer matches its size")
 }
 
 /// `lotsense read IMAGE...`: prints each plate found with score and box.
-pub fn read_command(engine: &PlateEngine, images: &[std::path::PathBuf], json: bool) -> anyhow::Result<()> {
+pub fn read_command(
+    engine: &PlateEngine,
+    images: &[std::path::PathBuf],
+    json: bool,
+) -> anyhow::Result<()> {
     let mut all = Vec::new();
     for path in images {
         let img = load_rgb(path).map_err(anyhow::Error::msg)?;

@@ -52,19 +52,36 @@ impl PlateProposer {
     }
 
     /// Plate boxes in frame coordinates, surest first.
-    pub fn propose(&self, img: &ImageView, t: &mut StageTimes) -> Result<Vec<Detection>, AnprError> {
+    pub fn propose(
+        &self,
+        img: &ImageView,
+        t: &mut StageTimes,
+    ) -> Result<Vec<Detection>, AnprError> {
         let t0 = Instant::now();
         let (input, lb) = padded_input(img, self.max_side, self.size_multiple, &self.tensor)?;
         t.detect_pre += ms(t0);
         let t0 = Instant::now();
-        let out = self.model.run_f32_outputs(&self.input, &[1, 3, lb.dst_h, lb.dst_w], input, &["heatmap", "size"])?;
+        let out = self.model.run_f32_outputs(
+            &self.input,
+            &[1, 3, lb.dst_h, lb.dst_w],
+            input,
+            &["heatmap", "size"],
+        )?;
         t.detect_infer += ms(t0);
         let t0 = Instant::now();
-        let [(hs, heat), (ss, size)] = <[_; 2]>::try_from(out).map_err(|_| AnprError::Shape { model: self.name.clone(), shape: vec![] })?;
+        let [(hs, heat), (ss, size)] = <[_; 2]>::try_from(out).map_err(|_| AnprError::Shape {
+            model: self.name.clone(),
+            shape: vec![],
+        })?;
         let grid = |s: &[usize], c: usize| (s.len() == 4 && s[1] == c).then(|| (s[3], s[2]));
         let (gw, gh) = match (grid(&hs, 1), grid(&ss, 2)) {
             (Some(a), Some(b)) if a == b => a,
-            _ => return Err(AnprError::Shape { model: self.name.clone(), shape: hs }),
+            _ => {
+                return Err(AnprError::Shape {
+                    model: self.name.clone(),
+                    shape: hs,
+                })
+            }
         };
         let mut dets = decode_centres(&heat, &size, gw, gh, &self.params)?;
         for d in &mut dets {
@@ -89,7 +106,12 @@ pub struct RegionParams {
 
 impl Default for RegionParams {
     fn default() -> Self {
-        Self { grow_w: 2.0, grow_h: 3.0, min_w: 96.0, min_h: 64.0 }
+        Self {
+            grow_w: 2.0,
+            grow_h: 3.0,
+            min_w: 96.0,
+            min_h: 64.0,
+        }
     }
 }
 
@@ -105,15 +127,31 @@ pub struct Region {
 /// Regions of a `frame_w x frame_h` frame around the proposals, clipped to
 /// the frame; overlapping regions are merged into their union so no text is
 /// detected twice.
-pub fn proposal_regions(boxes: &[BoxF], frame_w: usize, frame_h: usize, p: &RegionParams) -> Vec<Region> {
+pub fn proposal_regions(
+    boxes: &[BoxF],
+    frame_w: usize,
+    frame_h: usize,
+    p: &RegionParams,
+) -> Vec<Region> {
     let (fw, fh) = (frame_w as f32, frame_h as f32);
     let mut regions: Vec<(BoxF, f32)> = boxes
         .iter()
         .filter(|b| b.is_valid())
         .map(|b| {
             let (cx, cy) = ((b.x1 + b.x2) / 2.0, (b.y1 + b.y2) / 2.0);
-            let (w, h) = (((b.x2 - b.x1) * p.grow_w).max(p.min_w), ((b.y2 - b.y1) * p.grow_h).max(p.min_h));
-            (BoxF::new((cx - w / 2.0).max(0.0), (cy - h / 2.0).max(0.0), (cx + w / 2.0).min(fw), (cy + h / 2.0).min(fh)), b.x2 - b.x1)
+            let (w, h) = (
+                ((b.x2 - b.x1) * p.grow_w).max(p.min_w),
+                ((b.y2 - b.y1) * p.grow_h).max(p.min_h),
+            );
+            (
+                BoxF::new(
+                    (cx - w / 2.0).max(0.0),
+                    (cy - h / 2.0).max(0.0),
+                    (cx + w / 2.0).min(fw),
+                    (cy + h / 2.0).min(fh),
+                ),
+                b.x2 - b.x1,
+            )
         })
         .filter(|(b, _)| b.is_valid())
         .collect();
@@ -123,7 +161,15 @@ pub fn proposal_regions(boxes: &[BoxF], frame_w: usize, frame_h: usize, p: &Regi
             for j in i + 1..regions.len() {
                 let ((a, wa), (b, wb)) = (regions[i], regions[j]);
                 if a.x1 < b.x2 && b.x1 < a.x2 && a.y1 < b.y2 && b.y1 < a.y2 {
-                    regions[i] = (BoxF::new(a.x1.min(b.x1), a.y1.min(b.y1), a.x2.max(b.x2), a.y2.max(b.y2)), wa.max(wb));
+                    regions[i] = (
+                        BoxF::new(
+                            a.x1.min(b.x1),
+                            a.y1.min(b.y1),
+                            a.x2.max(b.x2),
+                            a.y2.max(b.y2),
+                        ),
+                        wa.max(wb),
+                    );
                     regions.remove(j);
                     merged = true;
                     break 'outer;
@@ -138,7 +184,15 @@ pub fn proposal_regions(boxes: &[BoxF], frame_w: usize, frame_h: usize, p: &Regi
         .iter()
         .map(|(r, pw)| {
             let (x, y) = (r.x1.floor() as u32, r.y1.floor() as u32);
-            Region { rect: [x, y, (r.x2.ceil() as u32).saturating_sub(x).max(1), (r.y2.ceil() as u32).saturating_sub(y).max(1)], plate_width: *pw }
+            Region {
+                rect: [
+                    x,
+                    y,
+                    (r.x2.ceil() as u32).saturating_sub(x).max(1),
+                    (r.y2.ceil() as u32).saturating_sub(y).max(1),
+                ],
+                plate_width: *pw,
+            }
         })
         .collect()
 }
@@ -149,21 +203,42 @@ mod tests {
 
     #[test]
     fn regions_add_context_clip_and_merge() {
-        let p = RegionParams { grow_w: 2.0, grow_h: 3.0, min_w: 96.0, min_h: 64.0 };
+        let p = RegionParams {
+            grow_w: 2.0,
+            grow_h: 3.0,
+            min_w: 96.0,
+            min_h: 64.0,
+        };
         // A 60x15 plate in the middle: region 120x64 (min height) around its centre.
         let r = proposal_regions(&[BoxF::new(500.0, 300.0, 560.0, 315.0)], 1920, 1080, &p);
-        assert_eq!(r, vec![Region { rect: [470, 275, 120, 65], plate_width: 60.0 }]);
+        assert_eq!(
+            r,
+            vec![Region {
+                rect: [470, 275, 120, 65],
+                plate_width: 60.0
+            }]
+        );
         // Near the corner: clipped.
         let r = proposal_regions(&[BoxF::new(0.0, 0.0, 20.0, 10.0)], 1920, 1080, &p);
         assert_eq!(r[0].rect, [0, 0, 58, 37]);
         // Two overlapping proposals of one plate become one region; a far one stays apart.
         let r = proposal_regions(
-            &[BoxF::new(500.0, 300.0, 560.0, 315.0), BoxF::new(510.0, 302.0, 570.0, 318.0), BoxF::new(1500.0, 900.0, 1560.0, 915.0)],
+            &[
+                BoxF::new(500.0, 300.0, 560.0, 315.0),
+                BoxF::new(510.0, 302.0, 570.0, 318.0),
+                BoxF::new(1500.0, 900.0, 1560.0, 915.0),
+            ],
             1920,
             1080,
             &p,
         );
         assert_eq!(r.len(), 2);
-        assert_eq!(r[0], Region { rect: [470, 275, 130, 67], plate_width: 60.0 });
+        assert_eq!(
+            r[0],
+            Region {
+                rect: [470, 275, 130, 67],
+                plate_width: 60.0
+            }
+        );
     }
 }

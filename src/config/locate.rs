@@ -95,7 +95,10 @@ impl Locator {
                 line_starts.push(i + 1);
             }
         }
-        Self { doc: toml_edit::Document::parse(text.to_string()).ok(), line_starts }
+        Self {
+            doc: toml_edit::Document::parse(text.to_string()).ok(),
+            line_starts,
+        }
     }
 
     /// 1-based line of a byte offset.
@@ -117,10 +120,12 @@ impl Locator {
                     Some((key, item)) => (Node::Item(item), key.span().or_else(|| item.span())),
                     None => break,
                 },
-                (Node::Item(item), Seg::Key(k)) => match item.as_table_like().and_then(|t| t.get_key_value(k)) {
-                    Some((key, item)) => (Node::Item(item), key.span().or_else(|| item.span())),
-                    None => break,
-                },
+                (Node::Item(item), Seg::Key(k)) => {
+                    match item.as_table_like().and_then(|t| t.get_key_value(k)) {
+                        Some((key, item)) => (Node::Item(item), key.span().or_else(|| item.span())),
+                        None => break,
+                    }
+                }
                 (Node::Value(Value::InlineTable(t)), Seg::Key(k)) => match t.get_key_value(k) {
                     Some((key, item)) => (Node::Item(item), key.span().or_else(|| item.span())),
                     None => break,
@@ -155,9 +160,15 @@ mod tests {
         let loc = Locator::new(text);
         assert_eq!(loc.line(&ConfigPath::parse("site.name")), Some(2));
         assert_eq!(loc.line(&ConfigPath::parse("cameras[1].url")), Some(9));
-        assert_eq!(loc.line(&ConfigPath::parse("cameras[1].polygon[1]")), Some(11));
+        assert_eq!(
+            loc.line(&ConfigPath::parse("cameras[1].polygon[1]")),
+            Some(11)
+        );
         // A missing key resolves to its closest ancestor.
         assert_eq!(loc.line(&ConfigPath::parse("cameras[1].fps")), Some(7));
-        assert_eq!(ConfigPath::parse("bays[2].polygon").to_string(), "bays[2].polygon");
+        assert_eq!(
+            ConfigPath::parse("bays[2].polygon").to_string(),
+            "bays[2].polygon"
+        );
     }
 }

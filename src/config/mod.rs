@@ -15,8 +15,8 @@ mod validate;
 
 pub use locate::{ConfigPath, Locator, Seg};
 pub use parking::{
-    parse_window, ApiKeyConfig, ApiRole, EarlyDepartureKind, ListsConfig, PaymentsConfig, PermitConfig, PolicyConfig,
-    ReservationsConfig, WindowConfig,
+    parse_window, ApiKeyConfig, ApiRole, EarlyDepartureKind, ListsConfig, PaymentsConfig,
+    PermitConfig, PolicyConfig, ReservationsConfig, WindowConfig,
 };
 
 use serde::{Deserialize, Serialize};
@@ -27,9 +27,15 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{}", format_problems(.file, .problems))]
-    Invalid { file: String, problems: Vec<Problem> },
+    Invalid {
+        file: String,
+        problems: Vec<Problem>,
+    },
 }
 
 impl ConfigError {
@@ -109,7 +115,11 @@ pub struct SiteConfig {
 
 impl Default for SiteConfig {
     fn default() -> Self {
-        Self { name: "default".into(), time_zone: "UTC".into(), currency: "EUR".into() }
+        Self {
+            name: "default".into(),
+            time_zone: "UTC".into(),
+            currency: "EUR".into(),
+        }
     }
 }
 
@@ -126,7 +136,11 @@ pub struct StorageConfig {
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        Self { url: "sqlite://var/lotsense.db".into(), data_dir: PathBuf::from("var"), max_connections: 8 }
+        Self {
+            url: "sqlite://var/lotsense.db".into(),
+            data_dir: PathBuf::from("var"),
+            max_connections: 8,
+        }
     }
 }
 
@@ -165,7 +179,9 @@ pub struct HttpConfig {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:8080".into() }
+        Self {
+            listen: "127.0.0.1:8080".into(),
+        }
     }
 }
 
@@ -188,7 +204,10 @@ pub struct ModelsConfig {
 
 impl Default for ModelsConfig {
     fn default() -> Self {
-        Self { dir: PathBuf::from("models"), plate_detector: "text".into() }
+        Self {
+            dir: PathBuf::from("models"),
+            plate_detector: "text".into(),
+        }
     }
 }
 
@@ -353,7 +372,12 @@ impl TravelDirection {
 impl CameraConfig {
     /// The direction of a car approaching this camera (see `approaching`).
     pub fn approach_direction(&self) -> TravelDirection {
-        self.approaching.unwrap_or(if self.role == CameraRole::Exit { TravelDirection::Out } else { TravelDirection::In })
+        self.approaching
+            .unwrap_or(if self.role == CameraRole::Exit {
+                TravelDirection::Out
+            } else {
+                TravelDirection::In
+            })
     }
 }
 
@@ -376,7 +400,11 @@ pub struct MotionConfig {
 
 impl Default for MotionConfig {
     fn default() -> Self {
-        Self { enabled: true, threshold: 0.002, zone: None }
+        Self {
+            enabled: true,
+            threshold: 0.002,
+            zone: None,
+        }
     }
 }
 
@@ -533,15 +561,20 @@ pub struct TariffBandConfig {
 impl Config {
     /// Reads and fully validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Self::from_toml(&text, &path.display().to_string())
     }
 
     /// Parses and validates config text; `file` names it in messages.
     pub fn from_toml(text: &str, file: &str) -> Result<Config, ConfigError> {
         let locator = Locator::new(text);
-        let invalid = |problems| ConfigError::Invalid { file: file.to_string(), problems };
+        let invalid = |problems| ConfigError::Invalid {
+            file: file.to_string(),
+            problems,
+        };
         let table: toml::Table = match toml::from_str(text) {
             Ok(t) => t,
             Err(e) => return Err(invalid(vec![toml_problem(&e, &locator)])),
@@ -569,7 +602,28 @@ impl Config {
                 }
             };
         }
-        sections!(site, storage, mqtt, http, onnxruntime, models, lpr, evidence, cameras, gates, spaces, bays, tariffs, occupancy, policy, reservations, permits, lists, payments, api_keys);
+        sections!(
+            site,
+            storage,
+            mqtt,
+            http,
+            onnxruntime,
+            models,
+            lpr,
+            evidence,
+            cameras,
+            gates,
+            spaces,
+            bays,
+            tariffs,
+            occupancy,
+            policy,
+            reservations,
+            permits,
+            lists,
+            payments,
+            api_keys
+        );
         // Bays imported from PKLot-style XML files join `bays` (checked like the others).
         if typed_ok {
             let base = Path::new(file).parent().unwrap_or(Path::new("."));
@@ -606,12 +660,21 @@ impl Config {
 fn toml_problem(e: &toml::de::Error, locator: &Locator) -> Problem {
     // Syntax errors: nothing else can be checked.
     let line = e.span().map(|s| locator.line_of(s.start));
-    Problem { path: ConfigPath::root(), line, message: e.message().to_string() }
+    Problem {
+        path: ConfigPath::root(),
+        line,
+        message: e.message().to_string(),
+    }
 }
 
 /// Deserialises one top-level section, collecting unknown keys and the
 /// first type error with their paths.
-fn section<T: serde::de::DeserializeOwned>(key: &str, value: toml::Value, locator: &Locator, problems: &mut Vec<Problem>) -> Option<T> {
+fn section<T: serde::de::DeserializeOwned>(
+    key: &str,
+    value: toml::Value,
+    locator: &Locator,
+    problems: &mut Vec<Problem>,
+) -> Option<T> {
     let base = ConfigPath::root().key(key);
     let mut unknown = Vec::new();
     let mut collect = |p: serde_ignored::Path<'_>| unknown.push(ignored_path(&p));
@@ -623,7 +686,11 @@ fn section<T: serde::de::DeserializeOwned>(key: &str, value: toml::Value, locato
             Some(Seg::Key(k)) => k.clone(),
             _ => path.to_string(),
         };
-        problems.push(Problem { line: locator.line(&path), message: format!("unknown key `{name}`"), path });
+        problems.push(Problem {
+            line: locator.line(&path),
+            message: format!("unknown key `{name}`"),
+            path,
+        });
     }
     match result {
         Ok(v) => Some(v),
@@ -637,7 +704,18 @@ fn section<T: serde::de::DeserializeOwned>(key: &str, value: toml::Value, locato
                     serde_path_to_error::Segment::Unknown => path,
                 };
             }
-            problems.push(Problem { line: locator.line(&path), message: e.into_inner().to_string().lines().next().unwrap_or("").trim().to_string(), path });
+            problems.push(Problem {
+                line: locator.line(&path),
+                message: e
+                    .into_inner()
+                    .to_string()
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_string(),
+                path,
+            });
             None
         }
     }
@@ -649,6 +727,8 @@ fn ignored_path(p: &serde_ignored::Path<'_>) -> ConfigPath {
         P::Root => ConfigPath::root(),
         P::Seq { parent, index } => ignored_path(parent).index(*index),
         P::Map { parent, key } => ignored_path(parent).key(key),
-        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => ignored_path(parent),
+        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => {
+            ignored_path(parent)
+        }
     }
 }

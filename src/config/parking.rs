@@ -170,7 +170,14 @@ pub struct PaymentsConfig {
 
 impl Default for PaymentsConfig {
     fn default() -> Self {
-        Self { gateway: "builtin".into(), methods: vec![PaymentMethod::Card, PaymentMethod::Mobile, PaymentMethod::Cash] }
+        Self {
+            gateway: "builtin".into(),
+            methods: vec![
+                PaymentMethod::Card,
+                PaymentMethod::Mobile,
+                PaymentMethod::Cash,
+            ],
+        }
     }
 }
 
@@ -187,7 +194,14 @@ pub enum ApiRole {
 }
 
 impl ApiRole {
-    pub const ALL: [ApiRole; 6] = [ApiRole::Kiosk, ApiRole::Sensor, ApiRole::Board, ApiRole::Operator, ApiRole::Security, ApiRole::Admin];
+    pub const ALL: [ApiRole; 6] = [
+        ApiRole::Kiosk,
+        ApiRole::Sensor,
+        ApiRole::Board,
+        ApiRole::Operator,
+        ApiRole::Security,
+        ApiRole::Admin,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -231,12 +245,21 @@ pub struct ApiKeyConfig {
 }
 
 pub(super) fn validate(c: &Config, out: &mut Vec<Problem>) {
-    let mut err = |path: ConfigPath, message: String| out.push(Problem { path, line: None, message });
+    let mut err = |path: ConfigPath, message: String| {
+        out.push(Problem {
+            path,
+            line: None,
+            message,
+        })
+    };
     let root = ConfigPath::root();
 
     let p = root.key("policy");
     if !(0.0..=1.0).contains(&c.policy.min_read_confidence) {
-        err(p.key("min_read_confidence"), format!("{} is outside 0..1", c.policy.min_read_confidence));
+        err(
+            p.key("min_read_confidence"),
+            format!("{} is outside 0..1", c.policy.min_read_confidence),
+        );
     }
     if !(c.policy.match_max_distance >= 0.0) {
         err(p.key("match_max_distance"), "must be zero or more".into());
@@ -246,12 +269,18 @@ pub(super) fn validate(c: &Config, out: &mut Vec<Problem>) {
     }
     for (vehicle, kinds) in &c.policy.compatibility {
         if kinds.is_empty() {
-            err(p.key("compatibility").key(vehicle.as_str()), format!("vehicle type `{vehicle}` lists no space type"));
+            err(
+                p.key("compatibility").key(vehicle.as_str()),
+                format!("vehicle type `{vehicle}` lists no space type"),
+            );
         }
     }
 
     let r = root.key("reservations");
-    for (name, v) in [("late_cancel_fee", c.reservations.late_cancel_fee), ("early_departure_fee", c.reservations.early_departure_fee)] {
+    for (name, v) in [
+        ("late_cancel_fee", c.reservations.late_cancel_fee),
+        ("early_departure_fee", c.reservations.early_departure_fee),
+    ] {
         if v < 0 {
             err(r.key(name), format!("{name} cannot be negative"));
         }
@@ -266,33 +295,56 @@ pub(super) fn validate(c: &Config, out: &mut Vec<Problem>) {
         if pm.id.is_empty() {
             err(pp.key("id"), format!("permit {i} has an empty id"));
         } else if !ids.insert(pm.id.as_str()) {
-            err(pp.key("id"), format!("permit id `{}` is defined twice", pm.id));
+            err(
+                pp.key("id"),
+                format!("permit id `{}` is defined twice", pm.id),
+            );
         }
         if let Err(e) = crate::core::Plate::parse(&pm.plate) {
             err(pp.key("plate"), format!("permit `{}`: {e}", pm.id));
         }
         let from = chrono::NaiveDate::parse_from_str(&pm.valid_from, "%Y-%m-%d");
         if from.is_err() {
-            err(pp.key("valid_from"), format!("permit `{}`: `{}` is not a date YYYY-MM-DD", pm.id, pm.valid_from));
+            err(
+                pp.key("valid_from"),
+                format!(
+                    "permit `{}`: `{}` is not a date YYYY-MM-DD",
+                    pm.id, pm.valid_from
+                ),
+            );
         }
         if let Some(u) = &pm.valid_until {
             match chrono::NaiveDate::parse_from_str(u, "%Y-%m-%d") {
-                Err(_) => err(pp.key("valid_until"), format!("permit `{}`: `{u}` is not a date YYYY-MM-DD", pm.id)),
-                Ok(until) if from.is_ok_and(|f| until < f) => {
-                    err(pp.key("valid_until"), format!("permit `{}`: valid_until {u} is before valid_from {}", pm.id, pm.valid_from))
-                }
+                Err(_) => err(
+                    pp.key("valid_until"),
+                    format!("permit `{}`: `{u}` is not a date YYYY-MM-DD", pm.id),
+                ),
+                Ok(until) if from.is_ok_and(|f| until < f) => err(
+                    pp.key("valid_until"),
+                    format!(
+                        "permit `{}`: valid_until {u} is before valid_from {}",
+                        pm.id, pm.valid_from
+                    ),
+                ),
                 Ok(_) => {}
             }
         }
         for (j, w) in pm.windows.iter().enumerate() {
             if let Err(e) = window_problem(w) {
-                err(pp.key("windows").index(j), format!("permit `{}`: {e}", pm.id));
+                err(
+                    pp.key("windows").index(j),
+                    format!("permit `{}`: {e}", pm.id),
+                );
             }
         }
     }
 
     let l = root.key("lists");
-    for (name, plates) in [("blocked", &c.lists.blocked), ("watched", &c.lists.watched), ("allowed", &c.lists.allowed)] {
+    for (name, plates) in [
+        ("blocked", &c.lists.blocked),
+        ("watched", &c.lists.watched),
+        ("allowed", &c.lists.allowed),
+    ] {
         for (i, plate) in plates.iter().enumerate() {
             if let Err(e) = crate::core::Plate::parse(plate) {
                 err(l.key(name).index(i), format!("{name} plate: {e}"));
@@ -301,10 +353,19 @@ pub(super) fn validate(c: &Config, out: &mut Vec<Problem>) {
     }
 
     if c.payments.gateway != "builtin" {
-        err(root.key("payments").key("gateway"), format!("unknown payment gateway `{}` (only `builtin` is available)", c.payments.gateway));
+        err(
+            root.key("payments").key("gateway"),
+            format!(
+                "unknown payment gateway `{}` (only `builtin` is available)",
+                c.payments.gateway
+            ),
+        );
     }
     if c.payments.methods.is_empty() {
-        err(root.key("payments").key("methods"), "at least one payment method is needed".into());
+        err(
+            root.key("payments").key("methods"),
+            "at least one payment method is needed".into(),
+        );
     }
 
     let mut names = std::collections::HashSet::new();
@@ -313,14 +374,20 @@ pub(super) fn validate(c: &Config, out: &mut Vec<Problem>) {
         if k.name.is_empty() {
             err(kp.key("name"), format!("api key {i} has an empty name"));
         } else if !names.insert(k.name.as_str()) {
-            err(kp.key("name"), format!("api key name `{}` is defined twice", k.name));
+            err(
+                kp.key("name"),
+                format!("api key name `{}` is defined twice", k.name),
+            );
         }
         let hex = k.hash.strip_prefix("sha256:").unwrap_or("");
         if hex.len() != 64 || !hex.chars().all(|ch| ch.is_ascii_hexdigit()) {
             err(kp.key("hash"), format!("api key `{}`: hash must be `sha256:` and 64 hex digits (run `lotsense keys hash KEY`)", k.name));
         }
         if k.rate_per_minute == Some(0) {
-            err(kp.key("rate_per_minute"), format!("api key `{}`: rate_per_minute must be at least 1", k.name));
+            err(
+                kp.key("rate_per_minute"),
+                format!("api key `{}`: rate_per_minute must be at least 1", k.name),
+            );
         }
     }
 }
@@ -332,7 +399,8 @@ pub fn parse_window(w: &WindowConfig) -> Result<crate::core::WeeklyWindow, Strin
         if s == "24:00" {
             return Ok(chrono::NaiveTime::MIN);
         }
-        chrono::NaiveTime::parse_from_str(s, "%H:%M").map_err(|_| format!("`{s}` is not a time HH:MM"))
+        chrono::NaiveTime::parse_from_str(s, "%H:%M")
+            .map_err(|_| format!("`{s}` is not a time HH:MM"))
     };
     let mut days = Vec::new();
     for d in &w.days {
@@ -350,7 +418,11 @@ pub fn parse_window(w: &WindowConfig) -> Result<crate::core::WeeklyWindow, Strin
     if days.is_empty() {
         days = vec![Mon, Tue, Wed, Thu, Fri, Sat, Sun];
     }
-    Ok(crate::core::WeeklyWindow::new(&days, time(&w.from)?, time(&w.to)?))
+    Ok(crate::core::WeeklyWindow::new(
+        &days,
+        time(&w.from)?,
+        time(&w.to)?,
+    ))
 }
 
 fn window_problem(w: &WindowConfig) -> Result<(), String> {

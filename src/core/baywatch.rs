@@ -28,7 +28,11 @@ pub fn effective(sensed: BayState, manual: Option<BayState>) -> BayState {
 
 /// The status the allocator sees: an available bay that is held for a
 /// booking is `reserved`; one that is physically occupied is `occupied`.
-pub fn allocation_status(stored: SpaceStatus, held_for_booking: bool, state: BayState) -> SpaceStatus {
+pub fn allocation_status(
+    stored: SpaceStatus,
+    held_for_booking: bool,
+    state: BayState,
+) -> SpaceStatus {
     match stored {
         SpaceStatus::Available if held_for_booking => SpaceStatus::Reserved,
         SpaceStatus::Available if state == BayState::Occupied => SpaceStatus::Occupied,
@@ -64,20 +68,31 @@ pub struct AssignedBay {
 /// (`since`) so it is raised once.
 #[derive(Debug, Clone, PartialEq)]
 pub enum BayFinding {
-    OccupiedWithoutSession { space_id: String, since: DateTime<Utc> },
-    WrongBay { space_id: String, since: DateTime<Utc>, session: SessionId, plate: Plate, assigned_space: String },
+    OccupiedWithoutSession {
+        space_id: String,
+        since: DateTime<Utc>,
+    },
+    WrongBay {
+        space_id: String,
+        since: DateTime<Utc>,
+        session: SessionId,
+        plate: Plate,
+        assigned_space: String,
+    },
 }
 
 impl BayFinding {
     pub fn space_id(&self) -> &str {
         match self {
-            BayFinding::OccupiedWithoutSession { space_id, .. } | BayFinding::WrongBay { space_id, .. } => space_id,
+            BayFinding::OccupiedWithoutSession { space_id, .. }
+            | BayFinding::WrongBay { space_id, .. } => space_id,
         }
     }
 
     pub fn since(&self) -> DateTime<Utc> {
         match self {
-            BayFinding::OccupiedWithoutSession { since, .. } | BayFinding::WrongBay { since, .. } => *since,
+            BayFinding::OccupiedWithoutSession { since, .. }
+            | BayFinding::WrongBay { since, .. } => *since,
         }
     }
 
@@ -101,8 +116,15 @@ impl BayFinding {
 /// before. Each such bay is matched to at most one open session whose own bay
 /// has been seen free for at least `grace` and which started before the bay
 /// filled (the latest such entry wins); a session explains one bay only.
-pub fn review(now: DateTime<Utc>, grace: Duration, bays: &[BayReport], sessions: &[AssignedBay]) -> Vec<BayFinding> {
-    let settled = |b: &BayReport, state: BayState| b.manual.is_none() && b.sensed == state && b.since.is_some_and(|t| now - t >= grace);
+pub fn review(
+    now: DateTime<Utc>,
+    grace: Duration,
+    bays: &[BayReport],
+    sessions: &[AssignedBay],
+) -> Vec<BayFinding> {
+    let settled = |b: &BayReport, state: BayState| {
+        b.manual.is_none() && b.sensed == state && b.since.is_some_and(|t| now - t >= grace)
+    };
     let mut suspects: Vec<(&BayReport, DateTime<Utc>)> = bays
         .iter()
         .filter(|b| !b.out_of_service && b.session.is_none() && settled(b, BayState::Occupied))
@@ -113,17 +135,37 @@ pub fn review(now: DateTime<Utc>, grace: Duration, bays: &[BayReport], sessions:
     suspects.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.space_id.cmp(&b.0.space_id)));
     let mut absent: Vec<&AssignedBay> = sessions
         .iter()
-        .filter(|s| bays.iter().any(|b| b.space_id == s.space_id && b.session.as_ref() == Some(&s.session) && settled(b, BayState::Free)))
+        .filter(|s| {
+            bays.iter().any(|b| {
+                b.space_id == s.space_id
+                    && b.session.as_ref() == Some(&s.session)
+                    && settled(b, BayState::Free)
+            })
+        })
         .collect();
     let mut out = Vec::new();
     for (bay, since) in suspects {
-        let pick = absent.iter().enumerate().filter(|(_, s)| s.started_at <= since).max_by_key(|(_, s)| s.started_at).map(|(i, _)| i);
+        let pick = absent
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.started_at <= since)
+            .max_by_key(|(_, s)| s.started_at)
+            .map(|(i, _)| i);
         out.push(match pick {
             Some(i) => {
                 let s = absent.remove(i);
-                BayFinding::WrongBay { space_id: bay.space_id.clone(), since, session: s.session.clone(), plate: s.plate.clone(), assigned_space: s.space_id.clone() }
+                BayFinding::WrongBay {
+                    space_id: bay.space_id.clone(),
+                    since,
+                    session: s.session.clone(),
+                    plate: s.plate.clone(),
+                    assigned_space: s.space_id.clone(),
+                }
             }
-            None => BayFinding::OccupiedWithoutSession { space_id: bay.space_id.clone(), since },
+            None => BayFinding::OccupiedWithoutSession {
+                space_id: bay.space_id.clone(),
+                since,
+            },
         });
     }
     out
@@ -151,24 +193,47 @@ mod tests {
     }
 
     fn assigned(session: &str, plate: &str, space: &str, started: i64) -> AssignedBay {
-        AssignedBay { session: SessionId::new(session), plate: Plate::parse(plate).unwrap(), space_id: space.into(), started_at: t(started) }
+        AssignedBay {
+            session: SessionId::new(session),
+            plate: Plate::parse(plate).unwrap(),
+            space_id: space.into(),
+            started_at: t(started),
+        }
     }
 
     const GRACE: i64 = 5;
 
     #[test]
     fn override_wins_over_the_sensor() {
-        assert_eq!(effective(BayState::Occupied, Some(BayState::Free)), BayState::Free);
+        assert_eq!(
+            effective(BayState::Occupied, Some(BayState::Free)),
+            BayState::Free
+        );
         assert_eq!(effective(BayState::Free, None), BayState::Free);
-        assert_eq!(effective(BayState::Unknown, Some(BayState::Occupied)), BayState::Occupied);
+        assert_eq!(
+            effective(BayState::Unknown, Some(BayState::Occupied)),
+            BayState::Occupied
+        );
     }
 
     #[test]
     fn allocator_skips_physically_occupied_and_held_bays() {
-        assert_eq!(allocation_status(SpaceStatus::Available, false, BayState::Occupied), SpaceStatus::Occupied);
-        assert_eq!(allocation_status(SpaceStatus::Available, false, BayState::Unknown), SpaceStatus::Available);
-        assert_eq!(allocation_status(SpaceStatus::Available, true, BayState::Free), SpaceStatus::Reserved);
-        assert_eq!(allocation_status(SpaceStatus::OutOfService, false, BayState::Free), SpaceStatus::OutOfService);
+        assert_eq!(
+            allocation_status(SpaceStatus::Available, false, BayState::Occupied),
+            SpaceStatus::Occupied
+        );
+        assert_eq!(
+            allocation_status(SpaceStatus::Available, false, BayState::Unknown),
+            SpaceStatus::Available
+        );
+        assert_eq!(
+            allocation_status(SpaceStatus::Available, true, BayState::Free),
+            SpaceStatus::Reserved
+        );
+        assert_eq!(
+            allocation_status(SpaceStatus::OutOfService, false, BayState::Free),
+            SpaceStatus::OutOfService
+        );
     }
 
     #[test]
@@ -176,7 +241,13 @@ mod tests {
         let bays = [bay("A1", BayState::Occupied, 0, None)];
         assert!(review(t(GRACE - 1), Duration::minutes(GRACE), &bays, &[]).is_empty());
         let f = review(t(GRACE), Duration::minutes(GRACE), &bays, &[]);
-        assert_eq!(f, vec![BayFinding::OccupiedWithoutSession { space_id: "A1".into(), since: t(0) }]);
+        assert_eq!(
+            f,
+            vec![BayFinding::OccupiedWithoutSession {
+                space_id: "A1".into(),
+                since: t(0)
+            }]
+        );
         assert!(f[0].explain().contains("A1"));
     }
 
@@ -184,7 +255,13 @@ mod tests {
     fn an_episode_is_flagged_once_and_a_new_episode_again() {
         let mut b = bay("A1", BayState::Occupied, 0, None);
         b.flagged_episode = Some(t(0));
-        assert!(review(t(60), Duration::minutes(GRACE), std::slice::from_ref(&b), &[]).is_empty());
+        assert!(review(
+            t(60),
+            Duration::minutes(GRACE),
+            std::slice::from_ref(&b),
+            &[]
+        )
+        .is_empty());
         b.since = Some(t(30)); // the car left and another came
         assert_eq!(review(t(60), Duration::minutes(GRACE), &[b], &[]).len(), 1);
     }
@@ -195,26 +272,44 @@ mod tests {
         manual.manual = Some(BayState::Occupied);
         let mut oos = bay("A3", BayState::Occupied, 0, None);
         oos.out_of_service = true;
-        let bays = [bay("A1", BayState::Occupied, 0, Some("s1")), manual, oos, bay("A4", BayState::Free, 0, None), bay("A5", BayState::Unknown, 0, None)];
+        let bays = [
+            bay("A1", BayState::Occupied, 0, Some("s1")),
+            manual,
+            oos,
+            bay("A4", BayState::Free, 0, None),
+            bay("A5", BayState::Unknown, 0, None),
+        ];
         assert!(review(t(60), Duration::minutes(GRACE), &bays, &[]).is_empty());
     }
 
     #[test]
     fn wrong_bay_names_the_car_whose_bay_stayed_free() {
         // s1 was given B1 at 9:00; B1 stays free; B7 fills at 9:02.
-        let bays = [bay("B1", BayState::Free, 0, Some("s1")), bay("B7", BayState::Occupied, 2, None)];
+        let bays = [
+            bay("B1", BayState::Free, 0, Some("s1")),
+            bay("B7", BayState::Occupied, 2, None),
+        ];
         let sessions = [assigned("s1", "B123ABC", "B1", 0)];
         let f = review(t(10), Duration::minutes(GRACE), &bays, &sessions);
         assert_eq!(
             f,
-            vec![BayFinding::WrongBay { space_id: "B7".into(), since: t(2), session: SessionId::new("s1"), plate: Plate::parse("B123ABC").unwrap(), assigned_space: "B1".into() }]
+            vec![BayFinding::WrongBay {
+                space_id: "B7".into(),
+                since: t(2),
+                session: SessionId::new("s1"),
+                plate: Plate::parse("B123ABC").unwrap(),
+                assigned_space: "B1".into()
+            }]
         );
         assert!(f[0].explain().contains("B123ABC") && f[0].explain().contains("wrong bay"));
     }
 
     #[test]
     fn a_session_that_started_after_the_bay_filled_does_not_explain_it() {
-        let bays = [bay("B1", BayState::Free, 0, Some("s1")), bay("B7", BayState::Occupied, 0, None)];
+        let bays = [
+            bay("B1", BayState::Free, 0, Some("s1")),
+            bay("B7", BayState::Occupied, 0, None),
+        ];
         let sessions = [assigned("s1", "B123ABC", "B1", 3)];
         let f = review(t(20), Duration::minutes(GRACE), &bays, &sessions);
         assert!(matches!(f[0], BayFinding::OccupiedWithoutSession { .. }));
@@ -229,26 +324,42 @@ mod tests {
             bay("B8", BayState::Occupied, 6, None),
             bay("B9", BayState::Occupied, 7, None),
         ];
-        let sessions = [assigned("s1", "B111AAA", "B1", 1), assigned("s2", "B222BBB", "B2", 3)];
+        let sessions = [
+            assigned("s1", "B111AAA", "B1", 1),
+            assigned("s2", "B222BBB", "B2", 3),
+        ];
         let f = review(t(30), Duration::minutes(GRACE), &bays, &sessions);
         let summary: Vec<(String, Option<String>)> = f
             .iter()
             .map(|x| match x {
-                BayFinding::WrongBay { space_id, plate, .. } => (space_id.clone(), Some(plate.to_string())),
+                BayFinding::WrongBay {
+                    space_id, plate, ..
+                } => (space_id.clone(), Some(plate.to_string())),
                 BayFinding::OccupiedWithoutSession { space_id, .. } => (space_id.clone(), None),
             })
             .collect();
         assert_eq!(
             summary,
-            vec![("B7".into(), Some("B222BBB".into())), ("B8".into(), Some("B111AAA".into())), ("B9".into(), None)]
+            vec![
+                ("B7".into(), Some("B222BBB".into())),
+                ("B8".into(), Some("B111AAA".into())),
+                ("B9".into(), None)
+            ]
         );
     }
 
     #[test]
     fn an_assigned_bay_that_is_occupied_or_recently_free_explains_nothing() {
         // s1's bay is occupied (it parked right); s2's bay went free only a minute ago.
-        let bays = [bay("B1", BayState::Occupied, 0, Some("s1")), bay("B2", BayState::Free, 9, Some("s2")), bay("B7", BayState::Occupied, 2, None)];
-        let sessions = [assigned("s1", "B111AAA", "B1", 0), assigned("s2", "B222BBB", "B2", 0)];
+        let bays = [
+            bay("B1", BayState::Occupied, 0, Some("s1")),
+            bay("B2", BayState::Free, 9, Some("s2")),
+            bay("B7", BayState::Occupied, 2, None),
+        ];
+        let sessions = [
+            assigned("s1", "B111AAA", "B1", 0),
+            assigned("s2", "B222BBB", "B2", 0),
+        ];
         let f = review(t(10), Duration::minutes(GRACE), &bays, &sessions);
         assert!(matches!(f[0], BayFinding::OccupiedWithoutSession { .. }));
     }

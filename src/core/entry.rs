@@ -116,8 +116,21 @@ impl EntryDecision {
 
     /// A decision that assigns no space and touches no reservation or session
     /// (denials, and the offline decisions made without the database).
-    pub(crate) fn without_space(verdict: EntryVerdict, reason: EntryReason, explanation: String, flags: Vec<RaisedFlag>) -> Self {
-        EntryDecision { verdict, reason, explanation, flags, assigned_space: None, check_in_reservation: None, supersede_session: None }
+    pub(crate) fn without_space(
+        verdict: EntryVerdict,
+        reason: EntryReason,
+        explanation: String,
+        flags: Vec<RaisedFlag>,
+    ) -> Self {
+        EntryDecision {
+            verdict,
+            reason,
+            explanation,
+            flags,
+            assigned_space: None,
+            check_in_reservation: None,
+            supersede_session: None,
+        }
     }
 }
 

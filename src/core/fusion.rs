@@ -484,7 +484,10 @@ impl Tracker {
             if let Some(t) = assigned[d] {
                 if let Some(p) = &self.tracks[t].decided {
                     let text = obs.read.text();
-                    if obs.format_matched && text.len() >= 4 && !same_plate(&text, p, self.cfg.suppress_max_edits.max(2)) {
+                    if obs.format_matched
+                        && text.len() >= 4
+                        && !same_plate(&text, p, self.cfg.suppress_max_edits.max(2))
+                    {
                         ended.push(t);
                         assigned[d] = None;
                     }
@@ -764,10 +767,19 @@ mod tests {
 
     #[test]
     fn motion_from_the_plate_growing_or_shrinking() {
-        let b = |w: f32| BoxF { x1: 100.0, y1: 100.0, x2: 100.0 + w, y2: 100.0 + w / 4.0 };
+        let b = |w: f32| BoxF {
+            x1: 100.0,
+            y1: 100.0,
+            x2: 100.0 + w,
+            y2: 100.0 + w / 4.0,
+        };
         assert_eq!(plate_motion(&b(80.0), &b(100.0)), Some(Motion::Approaching));
         assert_eq!(plate_motion(&b(100.0), &b(80.0)), Some(Motion::Receding));
-        assert_eq!(plate_motion(&b(100.0), &b(104.0)), None, "jitter is not motion");
+        assert_eq!(
+            plate_motion(&b(100.0), &b(104.0)),
+            None,
+            "jitter is not motion"
+        );
         assert_eq!(plate_motion(&b(0.0), &b(100.0)), None);
     }
 
@@ -781,7 +793,10 @@ mod tests {
             x
         };
         let mut out = Vec::new();
-        for (i, w) in [60.0, 75.0, 90.0, 105.0, 120.0, 135.0].into_iter().enumerate() {
+        for (i, w) in [60.0, 75.0, 90.0, 105.0, 120.0, 135.0]
+            .into_iter()
+            .enumerate()
+        {
             out.extend(t.update(i as u64 * 100, &[o(w)]));
         }
         out.extend(t.flush(1_000));

@@ -130,22 +130,37 @@ mod tests {
             PermitKind::Staff,
             NaiveDate::from_ymd_opt(2024, 1, 1).unwrap(),
         )];
-        (policy, plate, permits, Utc.with_ymd_and_hms(2024, 6, 3, 9, 0, 0).unwrap())
+        (
+            policy,
+            plate,
+            permits,
+            Utc.with_ymd_and_hms(2024, 6, 3, 9, 0, 0).unwrap(),
+        )
     }
 
     #[test]
     fn permit_and_allow_list_enter_others_wait() {
         let (policy, plate, permits, now) = setup();
         let d = decide_offline_entry(&policy, &plate, ListMembership::default(), &permits, now);
-        assert_eq!((d.verdict, d.reason), (EntryVerdict::Admit, EntryReason::Permit));
+        assert_eq!(
+            (d.verdict, d.reason),
+            (EntryVerdict::Admit, EntryReason::Permit)
+        );
         assert!(d.assigned_space.is_none());
         let other = Plate::parse("CJ01XYZ").unwrap();
         let d = decide_offline_entry(&policy, &other, ListMembership::default(), &permits, now);
         assert_eq!(d.reason, EntryReason::OfflineNoEntitlement);
-        let allowed = ListMembership { allowed: true, ..Default::default() };
+        let allowed = ListMembership {
+            allowed: true,
+            ..Default::default()
+        };
         let d = decide_offline_entry(&policy, &other, allowed, &permits, now);
         assert_eq!(d.reason, EntryReason::AllowList);
-        let blocked = ListMembership { blocked: true, allowed: true, watched: true };
+        let blocked = ListMembership {
+            blocked: true,
+            allowed: true,
+            watched: true,
+        };
         let d = decide_offline_entry(&policy, &plate, blocked, &permits, now);
         assert_eq!(d.reason, EntryReason::Blocked);
         assert_eq!(d.flags[0].kind, FlagKind::WatchListHit);
@@ -158,7 +173,10 @@ mod tests {
         assert_eq!(d.verdict, ExitVerdict::OpenGate);
         permits[0].covers_fees = false;
         let d = decide_offline_exit(&policy, &plate, &permits, Currency::EUR, now);
-        assert_eq!((d.verdict, d.reason), (ExitVerdict::HoldForStaff, ExitReason::OfflineHold));
+        assert_eq!(
+            (d.verdict, d.reason),
+            (ExitVerdict::HoldForStaff, ExitReason::OfflineHold)
+        );
         assert_eq!(d.flags[0].kind, FlagKind::UnmatchedExit);
     }
 }

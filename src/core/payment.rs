@@ -233,9 +233,18 @@ pub(crate) mod tests {
         let m = |a| Money::new(a, Currency::EUR);
         assert_eq!(check_payment_amount(m(500), m(500)), Ok(()));
         assert_eq!(check_payment_amount(m(200), m(500)), Ok(()));
-        assert_eq!(check_payment_amount(m(0), m(500)), Err(PaymentRejection::NonPositive));
-        assert_eq!(check_payment_amount(m(100), m(0)), Err(PaymentRejection::NothingDue));
-        assert_eq!(check_payment_amount(m(600), m(500)), Err(PaymentRejection::ExceedsDue { due: m(500) }));
+        assert_eq!(
+            check_payment_amount(m(0), m(500)),
+            Err(PaymentRejection::NonPositive)
+        );
+        assert_eq!(
+            check_payment_amount(m(100), m(0)),
+            Err(PaymentRejection::NothingDue)
+        );
+        assert_eq!(
+            check_payment_amount(m(600), m(500)),
+            Err(PaymentRejection::ExceedsDue { due: m(500) })
+        );
         assert_eq!(
             check_payment_amount(Money::new(5, Currency::RON), m(500)),
             Err(PaymentRejection::WrongCurrency)

@@ -126,7 +126,10 @@ mod tests {
     #[test]
     fn gateway_down_means_pay_later() {
         let policy = SitePolicy::new(LotId::new("north"), chrono_tz::UTC);
-        assert_eq!(policy.unpaid_exit_when(true), UnpaidExitPolicy::RequirePayment);
+        assert_eq!(
+            policy.unpaid_exit_when(true),
+            UnpaidExitPolicy::RequirePayment
+        );
         assert_eq!(policy.unpaid_exit_when(false), UnpaidExitPolicy::PayLater);
     }
 }

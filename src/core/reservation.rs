@@ -384,7 +384,11 @@ mod tests {
     fn paid_only_when_net_payments_cover_the_price() {
         use crate::core::payment::{Payment, PaymentKind, PaymentMethod, PaymentStatus};
         use crate::core::types::PaymentId;
-        let r = reservation("r", ReservationTarget::SpaceType(SpaceType::Compact), range(10, 12));
+        let r = reservation(
+            "r",
+            ReservationTarget::SpaceType(SpaceType::Compact),
+            range(10, 12),
+        );
         let pay = |kind, amount| Payment {
             id: PaymentId::new("p"),
             kind,
@@ -396,7 +400,9 @@ mod tests {
         assert!(!r.is_paid(&[]).unwrap());
         assert!(!r.is_paid(&[pay(PaymentKind::Charge, 999)]).unwrap());
         assert!(r.is_paid(&[pay(PaymentKind::Charge, 1000)]).unwrap());
-        assert!(!r.is_paid(&[pay(PaymentKind::Charge, 1000), pay(PaymentKind::Refund, 1)]).unwrap());
+        assert!(!r
+            .is_paid(&[pay(PaymentKind::Charge, 1000), pay(PaymentKind::Refund, 1)])
+            .unwrap());
     }
 
     #[test]

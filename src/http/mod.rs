@@ -8,8 +8,8 @@ pub mod api;
 use crate::metrics::Metrics;
 use crate::store::Store;
 use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::Next;
 use axum::http::{header, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -20,7 +20,10 @@ use std::sync::Arc;
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
     #[error("cannot listen on {addr}: {source} (set [http] listen to a free address)")]
-    Bind { addr: String, source: std::io::Error },
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
 }
 
 /// What handlers need; cloned per request (all fields are shared handles).
@@ -36,7 +39,10 @@ pub struct AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    let api = state.parking.clone().map(|p| api::router(p, state.occupancy.clone()));
+    let api = state
+        .parking
+        .clone()
+        .map(|p| api::router(p, state.occupancy.clone()));
     let metrics = state.metrics.clone();
     let base = Router::new()
         .route("/healthz", get(healthz))
@@ -55,9 +61,17 @@ pub fn router(state: AppState) -> Router {
 async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
     let started = std::time::Instant::now();
     let method = req.method().clone();
-    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string());
     let resp = next.run(req).await;
-    metrics.observe_http(method.as_str(), route.as_deref().unwrap_or("unmatched"), resp.status().as_u16(), started.elapsed().as_secs_f64());
+    metrics.observe_http(
+        method.as_str(),
+        route.as_deref().unwrap_or("unmatched"),
+        resp.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
     resp
 }
 
@@ -66,12 +80,23 @@ async fn healthz(State(st): State<AppState>) -> Response {
     // service being unhealthy (gates keep working from plate events).
     match sqlx::query("SELECT 1").execute(st.store.pool()).await {
         Ok(_) => Json(serde_json::json!({ "status": "ok", "site": st.site })).into_response(),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "status": "degraded", "database": e.to_string() }))).into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "status": "degraded", "database": e.to_string() })),
+        )
+            .into_response(),
     }
 }
 
 async fn metrics_page(State(st): State<AppState>) -> Response {
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], st.metrics.render()).into_response()
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        st.metrics.render(),
+    )
+        .into_response()
 }
 
 /// Binds and serves until `shutdown` resolves. Returns the bound address at once.
@@ -80,10 +105,21 @@ pub async fn serve(
     app: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), HttpError> {
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| HttpError::Bind { addr: addr.to_string(), source })?;
-    let local = listener.local_addr().map_err(|source| HttpError::Bind { addr: addr.to_string(), source })?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| HttpError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?;
+    let local = listener.local_addr().map_err(|source| HttpError::Bind {
+        addr: addr.to_string(),
+        source,
+    })?;
     let handle = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
             tracing::error!(error = %e, "http server stopped");
         }
     });

@@ -37,7 +37,11 @@ pub struct Frame {
 
 impl std::fmt::Debug for Frame {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Frame").field("camera", &self.camera).field("seq", &self.seq).field("size", &(self.width, self.height)).finish()
+        f.debug_struct("Frame")
+            .field("camera", &self.camera)
+            .field("seq", &self.seq)
+            .field("size", &(self.width, self.height))
+            .finish()
     }
 }
 
@@ -54,17 +58,25 @@ impl Frame {
         for y in 0..self.height {
             out.extend_from_slice(self.row(y));
         }
-        image::RgbImage::from_raw(self.width, self.height, out).expect("buffer size matches dimensions")
+        image::RgbImage::from_raw(self.width, self.height, out)
+            .expect("buffer size matches dimensions")
     }
 }
 
 /// Camera status changes, for MQTT, the store and metrics.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CameraEvent {
-    Online { camera: String },
-    Offline { camera: String, reason: String },
+    Online {
+        camera: String,
+    },
+    Offline {
+        camera: String,
+        reason: String,
+    },
     /// A file source reached its end and does not loop.
-    Finished { camera: String },
+    Finished {
+        camera: String,
+    },
 }
 
 /// The one-frame mailbox between a camera and its consumer.
@@ -103,7 +115,10 @@ impl FrameSlot {
     /// when the slot is closed and empty.
     pub fn take(&self, timeout: Duration) -> Option<Frame> {
         let g = self.inner.lock().expect("slot lock");
-        let (mut g, _) = self.cv.wait_timeout_while(g, timeout, |s| s.frame.is_none() && !s.closed).expect("slot lock");
+        let (mut g, _) = self
+            .cv
+            .wait_timeout_while(g, timeout, |s| s.frame.is_none() && !s.closed)
+            .expect("slot lock");
         g.frame.take()
     }
 
@@ -125,5 +140,9 @@ impl FrameSlot {
 
 /// Initialises GStreamer once; a clear error when the libraries are missing.
 pub fn init_gstreamer() -> Result<(), IngestError> {
-    gstreamer::init().map_err(|e| IngestError::Gstreamer(format!("cannot initialise GStreamer: {e} (install the GStreamer packages: scripts/setup.sh)")))
+    gstreamer::init().map_err(|e| {
+        IngestError::Gstreamer(format!(
+            "cannot initialise GStreamer: {e} (install the GStreamer packages: scripts/setup.sh)"
+        ))
+    })
 }

@@ -33,28 +33,57 @@ pub enum IngestError {
 /// Where a camera's video comes from.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CameraSource {
-    Rtsp { url: String },
-    File { path: PathBuf, realtime: bool, looping: bool },
+    Rtsp {
+        url: String,
+    },
+    File {
+        path: PathBuf,
+        realtime: bool,
+        looping: bool,
+    },
 }
 
 impl CameraSource {
-    pub fn from_url(camera: &str, url: &str, realtime: bool, looping: bool) -> Result<Self, IngestError> {
+    pub fn from_url(
+        camera: &str,
+        url: &str,
+        realtime: bool,
+        looping: bool,
+    ) -> Result<Self, IngestError> {
         if url.starts_with("rtsp://") || url.starts_with("rtsps://") {
             if url.contains('"') {
-                return Err(IngestError::BadUrl { camera: camera.into(), url: url.into() });
+                return Err(IngestError::BadUrl {
+                    camera: camera.into(),
+                    url: url.into(),
+                });
             }
-            Ok(CameraSource::Rtsp { url: url.to_string() })
+            Ok(CameraSource::Rtsp {
+                url: url.to_string(),
+            })
         } else if let Some(p) = url.strip_prefix("file://") {
             let path = PathBuf::from(p);
             if p.contains('"') {
-                return Err(IngestError::BadUrl { camera: camera.into(), url: url.into() });
+                return Err(IngestError::BadUrl {
+                    camera: camera.into(),
+                    url: url.into(),
+                });
             }
             if !path.is_file() {
-                return Err(IngestError::NoFile { camera: camera.into(), path });
+                return Err(IngestError::NoFile {
+                    camera: camera.into(),
+                    path,
+                });
             }
-            Ok(CameraSource::File { path, realtime, looping })
+            Ok(CameraSource::File {
+                path,
+                realtime,
+                looping,
+            })
         } else {
-            Err(IngestError::BadUrl { camera: camera.into(), url: url.into() })
+            Err(IngestError::BadUrl {
+                camera: camera.into(),
+                url: url.into(),
+            })
         }
     }
 }
@@ -62,7 +91,14 @@ impl CameraSource {
 /// Fills a pipeline template; comment lines are removed.
 pub fn pipeline_description(source: &CameraSource, fps: u32) -> String {
     let (template, vars): (&str, Vec<(&str, String)>) = match source {
-        CameraSource::Rtsp { url } => (RTSP_TEMPLATE, vec![("location", url.clone()), ("latency_ms", "200".into()), ("fps", fps.to_string())]),
+        CameraSource::Rtsp { url } => (
+            RTSP_TEMPLATE,
+            vec![
+                ("location", url.clone()),
+                ("latency_ms", "200".into()),
+                ("fps", fps.to_string()),
+            ],
+        ),
         CameraSource::File { path, realtime, .. } => (
             FILE_TEMPLATE,
             vec![
@@ -75,7 +111,11 @@ pub fn pipeline_description(source: &CameraSource, fps: u32) -> String {
             ],
         ),
     };
-    let mut s: String = template.lines().filter(|l| !l.trim_start().starts_with('#')).collect::<Vec<_>>().join("\n");
+    let mut s: String = template
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n");
     for (k, v) in vars {
         s = s.replace(&format!("{{{k}}}"), &v);
     }
@@ -137,16 +177,29 @@ pub fn run_camera(
         let mut got_frame = false;
         let end = match build(&spec) {
             Ok((pipeline, sink)) => {
-                let end = pump(&spec, &pipeline, &sink, &slot, &metrics, &label, &camera, &mut seq, &stop, &mut |first| {
-                    got_frame = true;
-                    if first && !online {
-                        online = true;
-                        reported_offline = false;
-                        metrics.camera_online.get_or_create(&label).set(1);
-                        tracing::info!(camera = %spec.id, "camera online");
-                        send(CameraEvent::Online { camera: spec.id.clone() });
-                    }
-                });
+                let end = pump(
+                    &spec,
+                    &pipeline,
+                    &sink,
+                    &slot,
+                    &metrics,
+                    &label,
+                    &camera,
+                    &mut seq,
+                    &stop,
+                    &mut |first| {
+                        got_frame = true;
+                        if first && !online {
+                            online = true;
+                            reported_offline = false;
+                            metrics.camera_online.get_or_create(&label).set(1);
+                            tracing::info!(camera = %spec.id, "camera online");
+                            send(CameraEvent::Online {
+                                camera: spec.id.clone(),
+                            });
+                        }
+                    },
+                );
                 let _ = pipeline.set_state(gst::State::Null);
                 end
             }
@@ -160,7 +213,9 @@ pub fn run_camera(
             RunEnd::Eos => match &spec.source {
                 CameraSource::File { looping: true, .. } => continue,
                 CameraSource::File { looping: false, .. } => {
-                    send(CameraEvent::Finished { camera: spec.id.clone() });
+                    send(CameraEvent::Finished {
+                        camera: spec.id.clone(),
+                    });
                     break;
                 }
                 CameraSource::Rtsp { .. } => {
@@ -197,14 +252,26 @@ pub fn run_camera(
     slot.close();
 }
 
-fn report_offline(id: &str, reason: &str, metrics: &Metrics, label: &CameraLabel, send: &dyn Fn(CameraEvent)) {
+fn report_offline(
+    id: &str,
+    reason: &str,
+    metrics: &Metrics,
+    label: &CameraLabel,
+    send: &dyn Fn(CameraEvent),
+) {
     metrics.camera_online.get_or_create(label).set(0);
     tracing::warn!(camera = %id, %reason, "camera offline");
-    send(CameraEvent::Offline { camera: id.to_string(), reason: reason.to_string() });
+    send(CameraEvent::Offline {
+        camera: id.to_string(),
+        reason: reason.to_string(),
+    });
 }
 
 fn build(spec: &CameraSpec) -> Result<(gst::Pipeline, gst_app::AppSink), IngestError> {
-    let err = |reason: String| IngestError::Pipeline { camera: spec.id.clone(), reason };
+    let err = |reason: String| IngestError::Pipeline {
+        camera: spec.id.clone(),
+        reason,
+    };
     let desc = pipeline_description(&spec.source, spec.fps);
     let pipeline = gst::parse::launch(&desc)
         .map_err(|e| err(format!("{e} (are the GStreamer plugins installed?)")))?
@@ -214,7 +281,9 @@ fn build(spec: &CameraSpec) -> Result<(gst::Pipeline, gst_app::AppSink), IngestE
         .by_name("sink")
         .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
         .ok_or_else(|| err("template has no appsink named `sink`".into()))?;
-    pipeline.set_state(gst::State::Playing).map_err(|_| err("pipeline refused to start".into()))?;
+    pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|_| err("pipeline refused to start".into()))?;
     Ok((pipeline, sink))
 }
 
@@ -245,7 +314,13 @@ fn pump(
                 gst::MessageView::Eos(_) => return RunEnd::Eos,
                 gst::MessageView::Error(e) => {
                     let detail = e.debug().map(|d| format!(" ({d})")).unwrap_or_default();
-                    let short = detail.lines().next().unwrap_or("").chars().take(200).collect::<String>();
+                    let short = detail
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                        .chars()
+                        .take(200)
+                        .collect::<String>();
                     return RunEnd::Failed(format!("{}{}", e.error(), short));
                 }
                 _ => {}
@@ -275,7 +350,10 @@ fn pump(
                     return RunEnd::Eos;
                 }
                 if last.elapsed() > limit {
-                    return RunEnd::Failed(format!("stalled: no frame for {:.1} s", last.elapsed().as_secs_f32()));
+                    return RunEnd::Failed(format!(
+                        "stalled: no frame for {:.1} s",
+                        last.elapsed().as_secs_f32()
+                    ));
                 }
             }
         }
@@ -285,18 +363,23 @@ fn pump(
 /// Copies the RGB plane out of a sample, respecting its stride.
 fn to_frame(sample: &gst::Sample, camera: &Arc<str>, seq: u64) -> Result<Frame, String> {
     let caps = sample.caps().ok_or("sample without caps")?;
-    let info = gst_video::VideoInfo::from_caps(caps).map_err(|e| format!("caps are not raw video: {e}"))?;
+    let info = gst_video::VideoInfo::from_caps(caps)
+        .map_err(|e| format!("caps are not raw video: {e}"))?;
     if info.format() != gst_video::VideoFormat::Rgb {
         return Err(format!("expected RGB frames, got {:?}", info.format()));
     }
     let buffer = sample.buffer().ok_or("sample without buffer")?;
-    let vframe = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info).map_err(|_| "cannot map frame")?;
+    let vframe = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info)
+        .map_err(|_| "cannot map frame")?;
     let stride = vframe.plane_stride()[0] as usize;
     let (w, h) = (vframe.width(), vframe.height());
     let plane = vframe.plane_data(0).map_err(|e| e.to_string())?;
     let needed = stride * (h as usize - 1) + w as usize * 3;
     if plane.len() < needed {
-        return Err(format!("truncated frame: {} bytes, need {needed}", plane.len()));
+        return Err(format!(
+            "truncated frame: {} bytes, need {needed}",
+            plane.len()
+        ));
     }
     Ok(Frame {
         camera: camera.clone(),

@@ -31,12 +31,18 @@ impl TestCameraServer {
         let server = rtsp::RTSPServer::new();
         server.set_address("127.0.0.1");
         server.set_service(&port.to_string());
-        let mounts = server.mount_points().ok_or_else(|| err("no mount points".into()))?;
+        let mounts = server
+            .mount_points()
+            .ok_or_else(|| err("no mount points".into()))?;
         for (mount, clip) in clips {
             if !clip.is_file() {
                 return Err(err(format!("clip {} does not exist", clip.display())));
             }
-            let launch: String = TEMPLATE.lines().filter(|l| !l.trim_start().starts_with('#')).collect::<Vec<_>>().join(" ");
+            let launch: String = TEMPLATE
+                .lines()
+                .filter(|l| !l.trim_start().starts_with('#'))
+                .collect::<Vec<_>>()
+                .join(" ");
             let factory = rtsp::RTSPMediaFactory::new();
             factory.set_launch(&launch.replace("{path}", &clip.display().to_string()));
             // Each client gets its own pipeline that starts at the clip's beginning.
@@ -46,7 +52,9 @@ impl TestCameraServer {
         }
         let ctx = glib::MainContext::new();
         let main_loop = glib::MainLoop::new(Some(&ctx), false);
-        let source = server.attach(Some(&ctx)).map_err(|e| err(format!("cannot listen on port {port}: {e}")))?;
+        let source = server
+            .attach(Some(&ctx))
+            .map_err(|e| err(format!("cannot listen on port {port}: {e}")))?;
         let bound = server.bound_port();
         if bound <= 0 {
             return Err(err(format!("cannot listen on port {port}")));
@@ -55,14 +63,26 @@ impl TestCameraServer {
         let thread = std::thread::Builder::new()
             .name("rtsp-test-server".into())
             .spawn(move || {
-                ctx2.with_thread_default(|| ml.run()).expect("fresh context");
+                ctx2.with_thread_default(|| ml.run())
+                    .expect("fresh context");
             })
             .map_err(|e| err(e.to_string()))?;
-        Ok(Self { server, main_loop, ctx, source: Some(source), thread: Some(thread), port: bound as u16 })
+        Ok(Self {
+            server,
+            main_loop,
+            ctx,
+            source: Some(source),
+            thread: Some(thread),
+            port: bound as u16,
+        })
     }
 
     pub fn url(&self, mount: &str) -> String {
-        format!("rtsp://127.0.0.1:{}/{}", self.port, mount.trim_start_matches('/'))
+        format!(
+            "rtsp://127.0.0.1:{}/{}",
+            self.port,
+            mount.trim_start_matches('/')
+        )
     }
 
     /// Stops listening and drops every client.
@@ -77,7 +97,8 @@ impl TestCameraServer {
             if let Some(src) = self.ctx.find_source_by_id(&id) {
                 src.destroy();
             }
-            self.server.client_filter(Some(&mut |_, _| rtsp::RTSPFilterResult::Remove));
+            self.server
+                .client_filter(Some(&mut |_, _| rtsp::RTSPFilterResult::Remove));
             self.main_loop.quit();
             if let Some(t) = self.thread.take() {
                 let _ = t.join();

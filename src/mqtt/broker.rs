@@ -16,10 +16,17 @@ pub struct EmbeddedBroker {
 impl EmbeddedBroker {
     /// Starts a broker on `addr` and waits until it accepts connections.
     pub fn start(addr: SocketAddr) -> Result<Self, MqttError> {
-        let fail = |reason: String| MqttError::Broker { addr: addr.to_string(), reason };
+        let fail = |reason: String| MqttError::Broker {
+            addr: addr.to_string(),
+            reason,
+        };
         // rumqttd only logs a failed bind from its own thread; check first so
         // the user gets a clear error instead of a silent broker-less run.
-        drop(std::net::TcpListener::bind(addr).map_err(|e| fail(format!("{e} (is another broker already using this port? set [mqtt] listen or url)")))?);
+        drop(std::net::TcpListener::bind(addr).map_err(|e| {
+            fail(format!(
+                "{e} (is another broker already using this port? set [mqtt] listen or url)"
+            ))
+        })?);
 
         let connections = rumqttd::ConnectionSettings {
             connection_timeout_ms: 60_000,

@@ -22,7 +22,15 @@ pub struct Entity {
 
 /// Home Assistant object ids: `[a-zA-Z0-9_-]`.
 pub fn object_id(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect()
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// The discovery topic and config of `e`, for the site's device.
@@ -45,7 +53,10 @@ pub fn config(topics: &Topics, prefix: &str, site: &str, e: &Entity) -> (String,
     if let (Some(map), Value::Object(extra)) = (cfg.as_object_mut(), &e.extra) {
         map.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
-    (format!("{prefix}/{}/{node}/{object}/config", e.component), cfg.to_string())
+    (
+        format!("{prefix}/{}/{node}/{object}/config", e.component),
+        cfg.to_string(),
+    )
 }
 
 /// Entities of one gate: the last command (open/deny, with the decision as
@@ -80,10 +91,19 @@ mod tests {
     #[test]
     fn gate_configs_name_the_topics_the_gate_uses() {
         let t = Topics::new("lotsense", "demo site");
-        let out: Vec<(String, String)> = gate_entities(&t, "main/1").iter().map(|e| config(&t, "homeassistant", "demo site", e)).collect();
-        assert_eq!(out[0].0, "homeassistant/sensor/lotsense_demo_site/gate_main_1_command/config");
+        let out: Vec<(String, String)> = gate_entities(&t, "main/1")
+            .iter()
+            .map(|e| config(&t, "homeassistant", "demo site", e))
+            .collect();
+        assert_eq!(
+            out[0].0,
+            "homeassistant/sensor/lotsense_demo_site/gate_main_1_command/config"
+        );
         let cfg: Value = serde_json::from_str(&out[0].1).unwrap();
-        assert_eq!(cfg["state_topic"], "lotsense/demo site/gates/main/1/command");
+        assert_eq!(
+            cfg["state_topic"],
+            "lotsense/demo site/gates/main/1/command"
+        );
         assert_eq!(cfg["value_template"], "{{ value_json.command }}");
         assert_eq!(cfg["availability_topic"], "lotsense/demo site/available");
         assert_eq!(cfg["device"]["identifiers"][0], "lotsense_demo_site");

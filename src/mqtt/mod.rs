@@ -34,7 +34,10 @@ pub fn parse_broker_url(u: &str) -> Result<(String, u16), MqttError> {
     if !matches!(parsed.scheme(), "mqtt" | "tcp") {
         return Err(MqttError::BadUrl(u.to_string()));
     }
-    let host = parsed.host_str().filter(|h| !h.is_empty()).ok_or_else(|| MqttError::BadUrl(u.to_string()))?;
+    let host = parsed
+        .host_str()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| MqttError::BadUrl(u.to_string()))?;
     Ok((host.to_string(), parsed.port().unwrap_or(1883)))
 }
 
@@ -46,7 +49,9 @@ pub struct Topics {
 
 impl Topics {
     pub fn new(prefix: &str, site: &str) -> Self {
-        Self { base: format!("{prefix}/{site}") }
+        Self {
+            base: format!("{prefix}/{site}"),
+        }
     }
     pub fn available(&self) -> String {
         format!("{}/available", self.base)
@@ -96,7 +101,11 @@ pub struct ClientSettings {
 /// Starts the client and its event-loop task. Returns at once; the connection
 /// is made (and remade) in the background.
 pub fn connect(settings: ClientSettings, metrics: Arc<Metrics>) -> MqttHandle {
-    let mut opts = MqttOptions::new(settings.client_id.clone(), settings.host.clone(), settings.port);
+    let mut opts = MqttOptions::new(
+        settings.client_id.clone(),
+        settings.host.clone(),
+        settings.port,
+    );
     opts.set_keep_alive(settings.keep_alive);
     opts.set_clean_session(true);
     // Plate events and gate commands must not be lost on a short broker outage;
@@ -104,7 +113,12 @@ pub fn connect(settings: ClientSettings, metrics: Arc<Metrics>) -> MqttHandle {
     opts.set_request_channel_capacity(1024);
     opts.set_max_packet_size(1 << 20, 1 << 20);
     let avail = settings.topics.available();
-    opts.set_last_will(LastWill::new(avail.clone(), "offline", QoS::AtLeastOnce, true));
+    opts.set_last_will(LastWill::new(
+        avail.clone(),
+        "offline",
+        QoS::AtLeastOnce,
+        true,
+    ));
     let (client, mut eventloop) = AsyncClient::new(opts, 1024);
     let (conn_tx, conn_rx) = watch::channel(0u64);
     let (in_tx, _) = broadcast::channel(1024);
@@ -145,7 +159,11 @@ pub fn connect(settings: ClientSettings, metrics: Arc<Metrics>) -> MqttHandle {
                     let _ = conn_tx.send(generation);
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
-                    let _ = in_tx.send(Incoming { topic: p.topic.to_string(), payload: p.payload.to_vec(), retain: p.retain });
+                    let _ = in_tx.send(Incoming {
+                        topic: p.topic.to_string(),
+                        payload: p.payload.to_vec(),
+                        retain: p.retain,
+                    });
                 }
                 Ok(_) => {}
                 Err(_) if stop_flag.load(std::sync::atomic::Ordering::Relaxed) => break,
@@ -165,14 +183,27 @@ type Subscriptions = Arc<std::sync::Mutex<Vec<String>>>;
 
 impl MqttHandle {
     /// Publishes and waits until the request is queued (never drops).
-    pub async fn publish(&self, topic: impl Into<String>, payload: impl Into<Vec<u8>>, retain: bool) -> Result<(), MqttError> {
-        self.client.publish(topic.into(), QoS::AtLeastOnce, retain, payload.into()).await?;
+    pub async fn publish(
+        &self,
+        topic: impl Into<String>,
+        payload: impl Into<Vec<u8>>,
+        retain: bool,
+    ) -> Result<(), MqttError> {
+        self.client
+            .publish(topic.into(), QoS::AtLeastOnce, retain, payload.into())
+            .await?;
         Ok(())
     }
 
     /// Subscribes now and again after every reconnect.
-    pub async fn subscribe(&self, filter: &str) -> Result<broadcast::Receiver<Incoming>, MqttError> {
-        self.subs.lock().expect("subscriptions lock").push(filter.to_string());
+    pub async fn subscribe(
+        &self,
+        filter: &str,
+    ) -> Result<broadcast::Receiver<Incoming>, MqttError> {
+        self.subs
+            .lock()
+            .expect("subscriptions lock")
+            .push(filter.to_string());
         let rx = self.incoming.subscribe();
         self.client.subscribe(filter, QoS::AtLeastOnce).await?;
         Ok(rx)
@@ -201,8 +232,12 @@ impl MqttHandle {
     /// Marks lotsense `offline` and disconnects cleanly (a clean disconnect
     /// does not trigger the last will, so we publish it ourselves).
     pub async fn shutdown(&self) {
-        self.stopping.store(true, std::sync::atomic::Ordering::Relaxed);
-        let _ = self.client.publish(self.topics.available(), QoS::AtLeastOnce, true, "offline").await;
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = self
+            .client
+            .publish(self.topics.available(), QoS::AtLeastOnce, true, "offline")
+            .await;
         tokio::time::sleep(Duration::from_millis(200)).await;
         let _ = self.client.disconnect().await;
     }

@@ -39,7 +39,12 @@ pub fn synthetic_site() -> (Vec<u8>, usize, usize, Vec<BayQuad>) {
         for c in 0..20 {
             let (x, y) = (20.0 + c as f32 * 62.0, 10.0 + r as f32 * 35.0);
             let skew = (c as f32 - 10.0) * 0.4;
-            let poly = [[x + skew, y], [x + 48.0 + skew, y], [x + 48.0, y + 22.0], [x, y + 22.0]];
+            let poly = [
+                [x + skew, y],
+                [x + 48.0 + skew, y],
+                [x + 48.0, y + 22.0],
+                [x, y + 22.0],
+            ];
             quads.push(BayQuad::from_polygon(&poly).expect("valid bay"));
         }
     }
@@ -62,7 +67,12 @@ pub fn run(classifier: &dyn Classifier, frames: usize) -> anyhow::Result<BenchRe
         let t1 = Instant::now();
         let p = classifier.classify(&batch)?;
         let t2 = Instant::now();
-        anyhow::ensure!(p.len() == quads.len(), "classifier returned {} values for {} bays", p.len(), quads.len());
+        anyhow::ensure!(
+            p.len() == quads.len(),
+            "classifier returned {} values for {} bays",
+            p.len(),
+            quads.len()
+        );
         if i >= 3 {
             totals.push((t2 - t0).as_secs_f64() * 1e3);
             warp += t1 - t0;

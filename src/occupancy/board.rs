@@ -64,8 +64,21 @@ pub fn kind_name(k: SpaceKind) -> &'static str {
 
 /// A name made safe for one MQTT topic level (`/ + #` and spaces become `_`).
 pub fn topic_level(s: &str) -> String {
-    let t: String = s.chars().map(|c| if matches!(c, '/' | '+' | '#' | ' ' | '\0') { '_' } else { c }).collect();
-    if t.is_empty() { "_".into() } else { t }
+    let t: String = s
+        .chars()
+        .map(|c| {
+            if matches!(c, '/' | '+' | '#' | ' ' | '\0') {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    if t.is_empty() {
+        "_".into()
+    } else {
+        t
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -106,11 +119,29 @@ impl Board {
     pub fn new(spaces: &[SpaceConfig], offsets: &BTreeMap<String, u32>) -> Self {
         let mut list: Vec<Space> = spaces
             .iter()
-            .map(|s| Space { id: s.id.clone(), kind: s.kind, level: s.level.clone(), zone: s.zone.clone(), rank: s.rank, observed: BayState::Unknown, manual: None, state: BayState::Unknown })
+            .map(|s| Space {
+                id: s.id.clone(),
+                kind: s.kind,
+                level: s.level.clone(),
+                zone: s.zone.clone(),
+                rank: s.rank,
+                observed: BayState::Unknown,
+                manual: None,
+                state: BayState::Unknown,
+            })
             .collect();
         list.sort_by(|a, b| a.id.cmp(&b.id));
-        let index = list.iter().enumerate().map(|(i, s)| (s.id.clone(), i)).collect();
-        Self { spaces: list, index, offsets: offsets.clone(), updated: None }
+        let index = list
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id.clone(), i))
+            .collect();
+        Self {
+            spaces: list,
+            index,
+            offsets: offsets.clone(),
+            updated: None,
+        }
     }
 
     /// Applies a bay update; true when a shown state changed. Unknown spaces are ignored (logged).
@@ -128,7 +159,12 @@ impl Board {
     }
 
     /// Sets (`Some`) or clears (`None`) a staff override; true when a shown state changed.
-    pub fn set_override(&mut self, space: &str, manual: Option<BayState>, at: DateTime<Utc>) -> bool {
+    pub fn set_override(
+        &mut self,
+        space: &str,
+        manual: Option<BayState>,
+        at: DateTime<Utc>,
+    ) -> bool {
         let Some(&i) = self.index.get(space) else {
             tracing::warn!(%space, "override for a space that is not configured");
             return false;
@@ -149,9 +185,16 @@ impl Board {
     fn held_back(&self) -> Vec<bool> {
         let mut held = vec![false; self.spaces.len()];
         for (zone, &n) in &self.offsets {
-            let mut free: Vec<usize> = (0..self.spaces.len()).filter(|&i| &self.spaces[i].zone == zone && self.spaces[i].state == BayState::Free).collect();
+            let mut free: Vec<usize> = (0..self.spaces.len())
+                .filter(|&i| &self.spaces[i].zone == zone && self.spaces[i].state == BayState::Free)
+                .collect();
             // Farthest first: highest rank, then highest id.
-            free.sort_by(|&a, &b| self.spaces[b].rank.cmp(&self.spaces[a].rank).then(self.spaces[b].id.cmp(&self.spaces[a].id)));
+            free.sort_by(|&a, &b| {
+                self.spaces[b]
+                    .rank
+                    .cmp(&self.spaces[a].rank)
+                    .then(self.spaces[b].id.cmp(&self.spaces[a].id))
+            });
             for &i in free.iter().take(n as usize) {
                 held[i] = true;
             }
@@ -161,7 +204,10 @@ impl Board {
 
     pub fn snapshot(&self) -> OccupancySnapshot {
         let held = self.held_back();
-        let mut snap = OccupancySnapshot { updated: self.updated, ..Default::default() };
+        let mut snap = OccupancySnapshot {
+            updated: self.updated,
+            ..Default::default()
+        };
         let mut all = Counts::default();
         for (i, s) in self.spaces.iter().enumerate() {
             let add = |c: &mut Counts| {
@@ -176,7 +222,10 @@ impl Board {
             add(&mut all);
             add(snap.by_level.entry(s.level.clone()).or_default());
             add(snap.by_zone.entry(s.zone.clone()).or_default());
-            add(snap.by_type.entry(kind_name(s.kind).to_string()).or_default());
+            add(snap
+                .by_type
+                .entry(kind_name(s.kind).to_string())
+                .or_default());
             snap.bays.insert(s.id.clone(), s.state);
         }
         snap.total = all.total;
@@ -195,14 +244,27 @@ impl OccupancySnapshot {
     pub fn messages(&self, topics: &Topics) -> Vec<(String, String)> {
         let mut out = Vec::new();
         for (id, state) in &self.bays {
-            out.push((topics.sub(&format!("bays/{}", topic_level(id))), state.as_str().to_string()));
+            out.push((
+                topics.sub(&format!("bays/{}", topic_level(id))),
+                state.as_str().to_string(),
+            ));
         }
-        for (kind, map) in [("levels", &self.by_level), ("zones", &self.by_zone), ("types", &self.by_type)] {
+        for (kind, map) in [
+            ("levels", &self.by_level),
+            ("zones", &self.by_zone),
+            ("types", &self.by_type),
+        ] {
             for (name, c) in map {
-                out.push((topics.sub(&format!("{kind}/{}/free", topic_level(name))), c.free.to_string()));
+                out.push((
+                    topics.sub(&format!("{kind}/{}/free", topic_level(name))),
+                    c.free.to_string(),
+                ));
             }
         }
-        out.push((topics.sub("occupancy"), serde_json::to_string(self).expect("snapshot serialises")));
+        out.push((
+            topics.sub("occupancy"),
+            serde_json::to_string(self).expect("snapshot serialises"),
+        ));
         out
     }
 
@@ -221,8 +283,17 @@ impl OccupancySnapshot {
             };
             discovery::config(topics, prefix, site, &e)
         };
-        let mut out = vec![entity("free".into(), "Free spaces".into(), topics.sub("occupancy"), Some("{{ value_json.free }}"))];
-        for (kind, label, map) in [("levels", "level", &self.by_level), ("zones", "zone", &self.by_zone), ("types", "type", &self.by_type)] {
+        let mut out = vec![entity(
+            "free".into(),
+            "Free spaces".into(),
+            topics.sub("occupancy"),
+            Some("{{ value_json.free }}"),
+        )];
+        for (kind, label, map) in [
+            ("levels", "level", &self.by_level),
+            ("zones", "zone", &self.by_zone),
+            ("types", "type", &self.by_type),
+        ] {
             for name in map.keys() {
                 out.push(entity(
                     format!("{label}_{}_free", discovery::object_id(name)),
@@ -242,11 +313,23 @@ mod tests {
     use chrono::TimeZone;
 
     fn space(id: &str, kind: SpaceKind, level: &str, zone: &str, rank: u32) -> SpaceConfig {
-        SpaceConfig { id: id.into(), kind, level: level.into(), zone: zone.into(), rank }
+        SpaceConfig {
+            id: id.into(),
+            kind,
+            level: level.into(),
+            zone: zone.into(),
+            rank,
+        }
     }
 
     fn upd(space: &str, state: &str, s: i64) -> BayUpdate {
-        BayUpdate { space_id: space.into(), camera: "c".into(), state: state.into(), probability: None, at: Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap() + chrono::Duration::seconds(s) }
+        BayUpdate {
+            space_id: space.into(),
+            camera: "c".into(),
+            state: state.into(),
+            probability: None,
+            at: Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap() + chrono::Duration::seconds(s),
+        }
     }
 
     fn board(offsets: &[(&str, u32)]) -> Board {
@@ -257,7 +340,10 @@ mod tests {
             space("B1", SpaceKind::Compact, "L1", "B", 1),
             space("B2", SpaceKind::Large, "L1", "B", 2),
         ];
-        Board::new(&spaces, &offsets.iter().map(|(z, n)| (z.to_string(), *n)).collect())
+        Board::new(
+            &spaces,
+            &offsets.iter().map(|(z, n)| (z.to_string(), *n)).collect(),
+        )
     }
 
     #[test]
@@ -290,12 +376,33 @@ mod tests {
         assert!(!b.apply(&upd("Z9", "free", 6)));
         let s = b.snapshot();
         assert_eq!((s.total, s.free, s.occupied, s.unknown), (5, 3, 1, 1));
-        assert_eq!(s.by_level["L0"], Counts { total: 3, free: 2, occupied: 1, unknown: 0, held_back: 0 });
-        assert_eq!(s.by_zone["B"], Counts { total: 2, free: 1, occupied: 0, unknown: 1, held_back: 0 });
+        assert_eq!(
+            s.by_level["L0"],
+            Counts {
+                total: 3,
+                free: 2,
+                occupied: 1,
+                unknown: 0,
+                held_back: 0
+            }
+        );
+        assert_eq!(
+            s.by_zone["B"],
+            Counts {
+                total: 2,
+                free: 1,
+                occupied: 0,
+                unknown: 1,
+                held_back: 0
+            }
+        );
         assert_eq!(s.by_type["compact"].free, 1);
         assert_eq!(s.by_type["ev"].free, 1);
         assert_eq!(s.by_type["large"].free, 1);
-        assert_eq!(s.updated, Some(Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 5).unwrap()));
+        assert_eq!(
+            s.updated,
+            Some(Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 5).unwrap())
+        );
         assert_eq!(s.bays["A2"], BayState::Occupied);
     }
 
@@ -307,7 +414,16 @@ mod tests {
         }
         let s = b.snapshot();
         // Zone A: 3 free, 1 held back (A3, the farthest, an EV bay). Zone B: 1 free, all held back.
-        assert_eq!(s.by_zone["A"], Counts { total: 3, free: 2, occupied: 0, unknown: 0, held_back: 1 });
+        assert_eq!(
+            s.by_zone["A"],
+            Counts {
+                total: 3,
+                free: 2,
+                occupied: 0,
+                unknown: 0,
+                held_back: 1
+            }
+        );
         assert_eq!(s.by_zone["B"].free, 0);
         assert_eq!(s.by_zone["B"].held_back, 1);
         assert_eq!(s.by_type["ev"].free, 0);
@@ -330,7 +446,9 @@ mod tests {
         assert_eq!(m["lotsense/site1/bays/A1"], "free");
         assert_eq!(m["lotsense/site1/bays/B2"], "unknown");
         let j: serde_json::Value = serde_json::from_str(&m["lotsense/site1/occupancy"]).unwrap();
-        for k in ["total", "free", "occupied", "unknown", "by_level", "by_zone", "by_type", "updated"] {
+        for k in [
+            "total", "free", "occupied", "unknown", "by_level", "by_zone", "by_type", "updated",
+        ] {
             assert!(j.get(k).is_some(), "missing {k} in {j}");
         }
         assert!(j.get("bays").is_none());
@@ -342,7 +460,9 @@ mod tests {
         let cfg: serde_json::Value = serde_json::from_str(cfg).unwrap();
         assert_eq!(cfg["state_topic"], "lotsense/site1/occupancy");
         assert_eq!(cfg["availability_topic"], "lotsense/site1/available");
-        assert!(d.iter().any(|(t, c)| t == "homeassistant/sensor/lotsense_site1/level_L0_free/config" && c.contains("lotsense/site1/levels/L0/free")));
+        assert!(d.iter().any(|(t, c)| t
+            == "homeassistant/sensor/lotsense_site1/level_L0_free/config"
+            && c.contains("lotsense/site1/levels/L0/free")));
         assert_eq!(topic_level("a/b c"), "a_b_c");
     }
 }

@@ -32,10 +32,16 @@ impl OnnxBayClassifier {
         let input = if inputs.iter().any(|i| i == "patches") {
             "patches".to_string()
         } else {
-            inputs.first().cloned().ok_or_else(|| OccupancyError::Model(format!("{} has no inputs", path.display())))?
+            inputs
+                .first()
+                .cloned()
+                .ok_or_else(|| OccupancyError::Model(format!("{} has no inputs", path.display())))?
         };
         if outputs.is_empty() {
-            return Err(OccupancyError::Model(format!("{} has no outputs", path.display())));
+            return Err(OccupancyError::Model(format!(
+                "{} has no outputs",
+                path.display()
+            )));
         }
         tracing::info!(model = %path.display(), %input, outputs = ?outputs, "bay classifier loaded");
         Ok(Self { model, input })
@@ -48,12 +54,26 @@ impl Classifier for OnnxBayClassifier {
         if n == 0 {
             return Ok(Vec::new());
         }
-        let (shape, data) = self.model.run_f32(&self.input, &[n, 3, PATCH_H, PATCH_W], batch.data.clone())?;
+        let (shape, data) =
+            self.model
+                .run_f32(&self.input, &[n, 3, PATCH_H, PATCH_W], batch.data.clone())?;
         // [N] or [N,1]; a two-class [N,2] output would be a different contract.
         if data.len() != n {
-            return Err(OccupancyError::Model(format!("{} returned shape {shape:?} for {n} patches; expected [{n}]", self.model.name)));
+            return Err(OccupancyError::Model(format!(
+                "{} returned shape {shape:?} for {n} patches; expected [{n}]",
+                self.model.name
+            )));
         }
-        Ok(data.into_iter().map(|p| if p.is_finite() { p.clamp(0.0, 1.0) } else { 0.5 }).collect())
+        Ok(data
+            .into_iter()
+            .map(|p| {
+                if p.is_finite() {
+                    p.clamp(0.0, 1.0)
+                } else {
+                    0.5
+                }
+            })
+            .collect())
     }
 
     fn name(&self) -> &str {

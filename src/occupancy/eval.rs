@@ -62,7 +62,11 @@ impl Confusion {
         if self.tn + self.fp > 0 {
             r.push(ratio(self.tn, self.tn + self.fp));
         }
-        if r.is_empty() { 0.0 } else { r.iter().sum::<f64>() / r.len() as f64 }
+        if r.is_empty() {
+            0.0
+        } else {
+            r.iter().sum::<f64>() / r.len() as f64
+        }
     }
     pub fn f1_occupied(&self) -> f64 {
         ratio(2 * self.tp, 2 * self.tp + self.fp + self.fn_)
@@ -70,7 +74,11 @@ impl Confusion {
 }
 
 fn ratio(a: u64, b: u64) -> f64 {
-    if b == 0 { 0.0 } else { a as f64 / b as f64 }
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
 }
 
 /// The result printed by the command.
@@ -100,7 +108,13 @@ pub struct Dataset {
 }
 
 fn is_image(p: &Path) -> bool {
-    matches!(p.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).as_deref(), Some("jpg" | "jpeg" | "png"))
+    matches!(
+        p.extension()
+            .and_then(|e| e.to_str())
+            .map(|e| e.to_ascii_lowercase())
+            .as_deref(),
+        Some("jpg" | "jpeg" | "png")
+    )
 }
 
 /// Walks `dir` recursively (sorted, so runs are reproducible).
@@ -111,19 +125,35 @@ pub fn discover(dir: &Path) -> anyhow::Result<Dataset> {
 }
 
 fn walk(dir: &Path, label: Option<bool>, ds: &mut Dataset) -> anyhow::Result<()> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
     entries.sort();
     for p in &entries {
         if p.is_dir() {
-            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("").to_ascii_lowercase();
+            let name = p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("")
+                .to_ascii_lowercase();
             let l = match name.as_str() {
                 "free" | "empty" => Some(false),
                 "occupied" => Some(true),
                 _ => label,
             };
             walk(p, l, ds)?;
-        } else if p.extension().and_then(|e| e.to_str()).map(|e| e.eq_ignore_ascii_case("xml")).unwrap_or(false) {
-            if let Some(img) = ["jpg", "jpeg", "png", "JPG", "PNG"].iter().map(|e| p.with_extension(e)).find(|c| c.is_file()) {
+        } else if p
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(|e| e.eq_ignore_ascii_case("xml"))
+            .unwrap_or(false)
+        {
+            if let Some(img) = ["jpg", "jpeg", "png", "JPG", "PNG"]
+                .iter()
+                .map(|e| p.with_extension(e))
+                .find(|c| c.is_file())
+            {
                 ds.frames.push((img, p.clone()));
             }
         } else if let (Some(l), true) = (label, is_image(p)) {
@@ -139,7 +169,12 @@ pub fn evaluate(classifier: &dyn Classifier, ds: &Dataset) -> anyhow::Result<Eva
     let mut busy = Duration::ZERO;
     let mut batch = PatchBatch::with_capacity(PATCH_BATCH);
     let mut labels = Vec::new();
-    let run = |batch: &mut PatchBatch, labels: &mut Vec<bool>, started: Instant, conf: &mut Confusion, busy: &mut Duration| -> anyhow::Result<()> {
+    let run = |batch: &mut PatchBatch,
+               labels: &mut Vec<bool>,
+               started: Instant,
+               conf: &mut Confusion,
+               busy: &mut Duration|
+     -> anyhow::Result<()> {
         if batch.is_empty() {
             return Ok(());
         }
@@ -156,24 +191,40 @@ pub fn evaluate(classifier: &dyn Classifier, ds: &Dataset) -> anyhow::Result<Eva
     for chunk in ds.patches.chunks(PATCH_BATCH) {
         let imgs: Vec<(image::RgbImage, bool)> = chunk
             .iter()
-            .map(|(p, l)| Ok((image::open(p).with_context(|| format!("cannot read {}", p.display()))?.to_rgb8(), *l)))
+            .map(|(p, l)| {
+                Ok((
+                    image::open(p)
+                        .with_context(|| format!("cannot read {}", p.display()))?
+                        .to_rgb8(),
+                    *l,
+                ))
+            })
             .collect::<anyhow::Result<_>>()?;
         let t0 = Instant::now();
         for (img, l) in &imgs {
-            batch.push_image(&ImageView::packed(img.as_raw(), img.width() as usize, img.height() as usize)?);
+            batch.push_image(&ImageView::packed(
+                img.as_raw(),
+                img.width() as usize,
+                img.height() as usize,
+            )?);
             labels.push(*l);
         }
         run(&mut batch, &mut labels, t0, &mut conf, &mut busy)?;
     }
     // Frames with XML: one batch per frame.
     for (img_path, xml) in &ds.frames {
-        let text = std::fs::read_to_string(xml).with_context(|| format!("cannot read {}", xml.display()))?;
+        let text = std::fs::read_to_string(xml)
+            .with_context(|| format!("cannot read {}", xml.display()))?;
         let spaces = pklot::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", xml.display()))?;
-        let img = image::open(img_path).with_context(|| format!("cannot read {}", img_path.display()))?.to_rgb8();
+        let img = image::open(img_path)
+            .with_context(|| format!("cannot read {}", img_path.display()))?
+            .to_rgb8();
         let view = ImageView::packed(img.as_raw(), img.width() as usize, img.height() as usize)?;
         let t0 = Instant::now();
         for s in &spaces {
-            let (Some(occ), Some(q)) = (s.occupied, BayQuad::from_polygon(&s.polygon)) else { continue };
+            let (Some(occ), Some(q)) = (s.occupied, BayQuad::from_polygon(&s.polygon)) else {
+                continue;
+            };
             batch.push_warp(&view, &q);
             labels.push(occ);
         }
@@ -187,7 +238,11 @@ pub fn evaluate(classifier: &dyn Classifier, ds: &Dataset) -> anyhow::Result<Eva
         accuracy: conf.accuracy(),
         balanced_accuracy: conf.balanced_accuracy(),
         f1_occupied: conf.f1_occupied(),
-        latency_ms_per_bay: if n == 0 { 0.0 } else { busy.as_secs_f64() * 1e3 / n as f64 },
+        latency_ms_per_bay: if n == 0 {
+            0.0
+        } else {
+            busy.as_secs_f64() * 1e3 / n as f64
+        },
         confusion: conf,
         threshold: THRESHOLD,
         patch_files: ds.patches.len(),
@@ -211,7 +266,22 @@ pub fn format_report(r: &EvalReport, data: &Path) -> String {
          \x20   free          {:>8}  {:>8}\n\
          \x20   occupied      {:>8}  {:>8}\n\
          \x20 latency per bay    {:.3} ms (warp + batched inference, one thread)",
-        r.model, data.display(), r.patch_files, r.xml_frames, r.samples, r.free, r.occupied, r.accuracy, r.balanced_accuracy, r.f1_occupied, r.threshold, c.tn, c.fp, c.fn_, c.tp, r.latency_ms_per_bay
+        r.model,
+        data.display(),
+        r.patch_files,
+        r.xml_frames,
+        r.samples,
+        r.free,
+        r.occupied,
+        r.accuracy,
+        r.balanced_accuracy,
+        r.f1_occupied,
+        r.threshold,
+        c.tn,
+        c.fp,
+        c.fn_,
+        c.tp,
+        r.latency_ms_per_bay
     )
 }
 
@@ -243,12 +313,27 @@ mod tests {
         for p in [0.1, 0.6] {
             c.add(false, p); // 1 tn, 1 fp
         }
-        assert_eq!(c, Confusion { tn: 1, fp: 1, fn_: 1, tp: 3 });
+        assert_eq!(
+            c,
+            Confusion {
+                tn: 1,
+                fp: 1,
+                fn_: 1,
+                tp: 3
+            }
+        );
         assert!((c.accuracy() - 4.0 / 6.0).abs() < 1e-12);
         assert!((c.balanced_accuracy() - (0.75 + 0.5) / 2.0).abs() < 1e-12);
         assert!((c.f1_occupied() - 6.0 / 8.0).abs() < 1e-12);
         let empty = Confusion::default();
-        assert_eq!((empty.accuracy(), empty.balanced_accuracy(), empty.f1_occupied()), (0.0, 0.0, 0.0));
+        assert_eq!(
+            (
+                empty.accuracy(),
+                empty.balanced_accuracy(),
+                empty.f1_occupied()
+            ),
+            (0.0, 0.0, 0.0)
+        );
         // Threshold is inclusive.
         let mut t = Confusion::default();
         t.add(true, 0.5);
@@ -270,8 +355,15 @@ mod tests {
         mk("frames/day/f1.xml");
         mk("frames/day/orphan.xml");
         let ds = discover(d.path()).unwrap();
-        let names: Vec<(String, bool)> = ds.patches.iter().map(|(p, l)| (p.file_name().unwrap().to_string_lossy().into_owned(), *l)).collect();
-        assert_eq!(names, vec![("1.jpg".to_string(), false), ("2.png".to_string(), true)]);
+        let names: Vec<(String, bool)> = ds
+            .patches
+            .iter()
+            .map(|(p, l)| (p.file_name().unwrap().to_string_lossy().into_owned(), *l))
+            .collect();
+        assert_eq!(
+            names,
+            vec![("1.jpg".to_string(), false), ("2.png".to_string(), true)]
+        );
         assert_eq!(ds.frames.len(), 1);
         assert!(ds.frames[0].0.ends_with("frames/day/f1.jpg"));
     }

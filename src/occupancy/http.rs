@@ -14,8 +14,16 @@ use serde_json::{json, Map, Value};
 /// The JSON body of `/api/displays`.
 pub fn displays_json(site: &str, occupancy: Option<&OccupancyHandle>) -> Value {
     let snap = occupancy.map(|o| o.snapshot()).unwrap_or_default();
-    let free = |m: &std::collections::BTreeMap<String, super::Counts>| -> Map<String, Value> { m.iter().map(|(k, c)| (topic_level(k), json!(c.free))).collect() };
-    let bays: Map<String, Value> = snap.bays.iter().map(|(k, s)| (k.clone(), json!(s.as_str()))).collect();
+    let free = |m: &std::collections::BTreeMap<String, super::Counts>| -> Map<String, Value> {
+        m.iter()
+            .map(|(k, c)| (topic_level(k), json!(c.free)))
+            .collect()
+    };
+    let bays: Map<String, Value> = snap
+        .bays
+        .iter()
+        .map(|(k, s)| (k.clone(), json!(s.as_str())))
+        .collect();
     json!({
         "site": site,
         "total": snap.total,

@@ -162,7 +162,12 @@ impl OccupancyHandle {
 
 /// Hysteresis settings from `[occupancy]`.
 pub fn hysteresis_config(c: &crate::config::OccupancyConfig) -> HysteresisConfig {
-    HysteresisConfig { high: c.high, low: c.low, required_samples: c.required_samples, sample_timeout_secs: c.sample_timeout_secs }
+    HysteresisConfig {
+        high: c.high,
+        low: c.low,
+        required_samples: c.required_samples,
+        sample_timeout_secs: c.sample_timeout_secs,
+    }
 }
 
 /// Starts a pipeline thread per overview camera with bays and the board
@@ -186,7 +191,10 @@ pub fn start(
     let board = Board::new(&config.spaces, &occ.sign_offsets);
     let (snap_tx, snap_rx) = watch::channel(board.snapshot());
     let (updates_tx, _) = broadcast::channel(1024);
-    let classifier: Option<Arc<dyn Classifier>> = match OnnxBayClassifier::load(&occ.model, config.onnxruntime.library.as_deref()) {
+    let classifier: Option<Arc<dyn Classifier>> = match OnnxBayClassifier::load(
+        &occ.model,
+        config.onnxruntime.library.as_deref(),
+    ) {
         Ok(c) => Some(Arc::new(c)),
         Err(e) => {
             tracing::error!(error = %e, "bay classifier not available: every bay stays unknown");
@@ -195,7 +203,9 @@ pub fn start(
     };
     let mut links = HashMap::new();
     for (camera, slot) in slots {
-        let Some(cam) = config.camera(camera) else { continue };
+        let Some(cam) = config.camera(camera) else {
+            continue;
+        };
         if cam.role != CameraRole::Overview {
             continue;
         }
@@ -216,7 +226,9 @@ pub fn start(
         }
         let link = Arc::new(CameraLink::default());
         links.insert(camera.clone(), link.clone());
-        let Some(classifier) = classifier.clone() else { continue };
+        let Some(classifier) = classifier.clone() else {
+            continue;
+        };
         let spaces: Vec<String> = bays.iter().map(|b| b.space.clone()).collect();
         let p = CameraPipeline {
             camera: camera.clone(),
@@ -231,7 +243,9 @@ pub fn start(
             metrics: metrics.clone(),
             stop: stop.clone(),
         };
-        std::thread::Builder::new().name(format!("occ-{camera}")).spawn(move || p.run())?;
+        std::thread::Builder::new()
+            .name(format!("occ-{camera}"))
+            .spawn(move || p.run())?;
     }
     let settings = publisher::PublishSettings {
         interval: Duration::from_millis(occ.publish_interval_ms),
@@ -239,6 +253,24 @@ pub fn start(
         site: config.site.name.clone(),
     };
     let classifier_ok = classifier.is_some();
-    tokio::spawn(publisher::run(rx, override_rx, board, mqtt, settings, snap_tx, updates_tx.clone(), stats.clone(), metrics));
-    Ok(Some(OccupancyHandle { snapshot: snap_rx, updates: updates_tx, links: Arc::new(links), input: tx, overrides: override_tx, stats, classifier_ok }))
+    tokio::spawn(publisher::run(
+        rx,
+        override_rx,
+        board,
+        mqtt,
+        settings,
+        snap_tx,
+        updates_tx.clone(),
+        stats.clone(),
+        metrics,
+    ));
+    Ok(Some(OccupancyHandle {
+        snapshot: snap_rx,
+        updates: updates_tx,
+        links: Arc::new(links),
+        input: tx,
+        overrides: override_tx,
+        stats,
+        classifier_ok,
+    }))
 }

@@ -36,7 +36,8 @@ pub struct CameraLink {
 
 impl CameraLink {
     pub fn mark_offline(&self) {
-        self.offline_at_ms.store(Utc::now().timestamp_millis(), Ordering::SeqCst);
+        self.offline_at_ms
+            .store(Utc::now().timestamp_millis(), Ordering::SeqCst);
         self.offline_gen.fetch_add(1, Ordering::SeqCst);
     }
     pub fn generation(&self) -> u64 {
@@ -138,7 +139,10 @@ impl CameraPipeline {
                         }
                         Err(e) => {
                             self.stats.failures.fetch_add(1, Ordering::Relaxed);
-                            self.metrics.bay_classify_failures.get_or_create(&label).inc();
+                            self.metrics
+                                .bay_classify_failures
+                                .get_or_create(&label)
+                                .inc();
                             tracing::warn!(camera = %self.camera, error = %e, "occupancy sample failed; bays go unknown if this persists");
                             self.tracker.check_timeouts(Utc::now())
                         }
@@ -153,10 +157,19 @@ impl CameraPipeline {
     }
 
     /// Warp every bay, then one batched classifier call.
-    fn classify(&self, frame: &Frame, batch: &mut PatchBatch) -> Result<Vec<f32>, super::OccupancyError> {
+    fn classify(
+        &self,
+        frame: &Frame,
+        batch: &mut PatchBatch,
+    ) -> Result<Vec<f32>, super::OccupancyError> {
         let t0 = Instant::now();
-        let view = ImageView::new(&frame.data, frame.width as usize, frame.height as usize, frame.stride)
-            .map_err(|e| super::OccupancyError::Model(format!("bad frame: {e}")))?;
+        let view = ImageView::new(
+            &frame.data,
+            frame.width as usize,
+            frame.height as usize,
+            frame.stride,
+        )
+        .map_err(|e| super::OccupancyError::Model(format!("bad frame: {e}")))?;
         batch.clear();
         for bay in &self.bays {
             batch.push_warp(&view, &bay.quad);
@@ -165,11 +178,18 @@ impl CameraPipeline {
         let probs = self.classifier.classify(batch)?;
         let t2 = Instant::now();
         self.stats.samples.fetch_add(1, Ordering::Relaxed);
-        self.stats.bays_classified.fetch_add(self.bays.len() as u64, Ordering::Relaxed);
-        self.stats.last_batch_us.store((t2 - t0).as_micros() as u64, Ordering::Relaxed);
+        self.stats
+            .bays_classified
+            .fetch_add(self.bays.len() as u64, Ordering::Relaxed);
+        self.stats
+            .last_batch_us
+            .store((t2 - t0).as_micros() as u64, Ordering::Relaxed);
         let label = CameraLabel::new(&self.camera);
         self.metrics.bay_samples.get_or_create(&label).inc();
-        self.metrics.bay_batch_seconds.get_or_create(&label).set((t2 - t0).as_secs_f64());
+        self.metrics
+            .bay_batch_seconds
+            .get_or_create(&label)
+            .set((t2 - t0).as_secs_f64());
         tracing::debug!(camera = %self.camera, bays = self.bays.len(), warp_ms = (t1 - t0).as_secs_f32() * 1e3, classify_ms = (t2 - t1).as_secs_f32() * 1e3, "occupancy sample");
         Ok(probs)
     }

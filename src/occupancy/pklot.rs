@@ -23,21 +23,45 @@ pub fn parse(text: &str) -> Result<Vec<PklotSpace>, String> {
     let doc = roxmltree::Document::parse(text).map_err(|e| format!("not valid XML: {e}"))?;
     let root = doc.root_element();
     if !root.tag_name().name().eq_ignore_ascii_case("parking") {
-        return Err(format!("the root element is <{}>, expected <parking>", root.tag_name().name()));
+        return Err(format!(
+            "the root element is <{}>, expected <parking>",
+            root.tag_name().name()
+        ));
     }
-    let is = |n: &roxmltree::Node, name: &str| n.is_element() && n.tag_name().name().eq_ignore_ascii_case(name);
+    let is = |n: &roxmltree::Node, name: &str| {
+        n.is_element() && n.tag_name().name().eq_ignore_ascii_case(name)
+    };
     let num = |n: &roxmltree::Node, attr: &str| -> Result<f32, String> {
-        let v = n.attribute(attr).ok_or_else(|| format!("line {}: <{}> has no `{attr}`", line(&doc, n), n.tag_name().name()))?;
-        v.trim().parse::<f32>().ok().filter(|f| f.is_finite()).ok_or_else(|| format!("line {}: `{attr}=\"{v}\"` is not a number", line(&doc, n)))
+        let v = n.attribute(attr).ok_or_else(|| {
+            format!(
+                "line {}: <{}> has no `{attr}`",
+                line(&doc, n),
+                n.tag_name().name()
+            )
+        })?;
+        v.trim()
+            .parse::<f32>()
+            .ok()
+            .filter(|f| f.is_finite())
+            .ok_or_else(|| format!("line {}: `{attr}=\"{v}\"` is not a number", line(&doc, n)))
     };
     let mut out = Vec::new();
     for space in root.children().filter(|n| is(n, "space")) {
-        let id = space.attribute("id").ok_or_else(|| format!("line {}: <space> has no `id`", line(&doc, &space)))?.trim().to_string();
+        let id = space
+            .attribute("id")
+            .ok_or_else(|| format!("line {}: <space> has no `id`", line(&doc, &space)))?
+            .trim()
+            .to_string();
         let occupied = match space.attribute("occupied").map(str::trim) {
             None | Some("") => None,
             Some("1") | Some("true") => Some(true),
             Some("0") | Some("false") => Some(false),
-            Some(v) => return Err(format!("line {}: space {id}: occupied=\"{v}\" is not 0 or 1", line(&doc, &space))),
+            Some(v) => {
+                return Err(format!(
+                    "line {}: space {id}: occupied=\"{v}\" is not 0 or 1",
+                    line(&doc, &space)
+                ))
+            }
         };
         let mut polygon = Vec::new();
         if let Some(contour) = space.children().find(|n| is(n, "contour")) {
@@ -47,15 +71,30 @@ pub fn parse(text: &str) -> Result<Vec<PklotSpace>, String> {
         }
         if polygon.is_empty() {
             if let Some(rr) = space.children().find(|n| is(n, "rotatedRect")) {
-                let child = |name: &str| rr.children().find(|n| is(n, name)).ok_or_else(|| format!("space {id}: <rotatedRect> has no <{name}>"));
+                let child = |name: &str| {
+                    rr.children()
+                        .find(|n| is(n, name))
+                        .ok_or_else(|| format!("space {id}: <rotatedRect> has no <{name}>"))
+                };
                 let (c, s, a) = (child("center")?, child("size")?, child("angle")?);
-                polygon = rotated_rect([num(&c, "x")?, num(&c, "y")?], [num(&s, "w")?, num(&s, "h")?], num(&a, "d")?);
+                polygon = rotated_rect(
+                    [num(&c, "x")?, num(&c, "y")?],
+                    [num(&s, "w")?, num(&s, "h")?],
+                    num(&a, "d")?,
+                );
             }
         }
         if polygon.len() < 3 {
-            return Err(format!("line {}: space {id} has neither a <contour> of 3+ points nor a <rotatedRect>", line(&doc, &space)));
+            return Err(format!(
+                "line {}: space {id} has neither a <contour> of 3+ points nor a <rotatedRect>",
+                line(&doc, &space)
+            ));
         }
-        out.push(PklotSpace { id, occupied, polygon });
+        out.push(PklotSpace {
+            id,
+            occupied,
+            polygon,
+        });
     }
     Ok(out)
 }
@@ -68,7 +107,10 @@ fn line(doc: &roxmltree::Document, n: &roxmltree::Node) -> u32 {
 fn rotated_rect(c: [f32; 2], size: [f32; 2], deg: f32) -> Vec<[f32; 2]> {
     let (s, co) = deg.to_radians().sin_cos();
     let (hw, hh) = (size[0] / 2.0, size[1] / 2.0);
-    [(-hw, -hh), (hw, -hh), (hw, hh), (-hw, hh)].iter().map(|&(x, y)| [c[0] + x * co - y * s, c[1] + x * s + y * co]).collect()
+    [(-hw, -hh), (hw, -hh), (hw, hh), (-hw, hh)]
+        .iter()
+        .map(|&(x, y)| [c[0] + x * co - y * s, c[1] + x * s + y * co])
+        .collect()
 }
 
 /// Reads every `[[occupancy.imports]]` file and appends its spaces to
@@ -78,9 +120,23 @@ fn rotated_rect(c: [f32; 2], size: [f32; 2], deg: f32) -> Vec<[f32; 2]> {
 pub fn expand_imports(config: &mut Config, base: &Path, problems: &mut Vec<Problem>) {
     let imports = config.occupancy.imports.clone();
     for (i, imp) in imports.iter().enumerate() {
-        let path_key = ConfigPath::root().key("occupancy").key("imports").index(i).key("file");
-        let mut problem = |message: String| problems.push(Problem { path: path_key.clone(), line: None, message });
-        let file = if imp.file.is_absolute() { imp.file.clone() } else { base.join(&imp.file) };
+        let path_key = ConfigPath::root()
+            .key("occupancy")
+            .key("imports")
+            .index(i)
+            .key("file");
+        let mut problem = |message: String| {
+            problems.push(Problem {
+                path: path_key.clone(),
+                line: None,
+                message,
+            })
+        };
+        let file = if imp.file.is_absolute() {
+            imp.file.clone()
+        } else {
+            base.join(&imp.file)
+        };
         let text = match std::fs::read_to_string(&file) {
             Ok(t) => t,
             Err(e) => {
@@ -95,7 +151,11 @@ pub fn expand_imports(config: &mut Config, base: &Path, problems: &mut Vec<Probl
                 continue;
             }
         };
-        let scale = if imp.scale.is_finite() && imp.scale > 0.0 { imp.scale } else { 1.0 };
+        let scale = if imp.scale.is_finite() && imp.scale > 0.0 {
+            imp.scale
+        } else {
+            1.0
+        };
         let mut missing = Vec::new();
         for s in spaces {
             let space = format!("{}{}", imp.space_prefix, s.id);
@@ -103,8 +163,16 @@ pub fn expand_imports(config: &mut Config, base: &Path, problems: &mut Vec<Probl
                 missing.push(space);
                 continue;
             }
-            let polygon = s.polygon.iter().map(|p| [p[0] * scale, p[1] * scale]).collect();
-            config.bays.push(BayConfig { space, camera: imp.camera.clone(), polygon });
+            let polygon = s
+                .polygon
+                .iter()
+                .map(|p| [p[0] * scale, p[1] * scale])
+                .collect();
+            config.bays.push(BayConfig {
+                space,
+                camera: imp.camera.clone(),
+                polygon,
+            });
         }
         if !missing.is_empty() {
             let shown: Vec<_> = missing.iter().take(5).map(|m| format!("`{m}`")).collect();
@@ -142,12 +210,17 @@ mod tests {
         let s = parse(XML).unwrap();
         assert_eq!(s.len(), 3);
         assert_eq!(s[0].occupied, Some(true));
-        assert_eq!(s[0].polygon, vec![[30.0, 10.0], [70.0, 10.0], [70.0, 30.0], [30.0, 30.0]]);
+        assert_eq!(
+            s[0].polygon,
+            vec![[30.0, 10.0], [70.0, 10.0], [70.0, 30.0], [30.0, 30.0]]
+        );
         assert_eq!(s[1].occupied, Some(false));
         // 90°: the 40-wide rectangle stands upright.
         let xs: Vec<f32> = s[1].polygon.iter().map(|p| p[0]).collect();
         let ys: Vec<f32> = s[1].polygon.iter().map(|p| p[1]).collect();
-        let span = |v: &[f32]| v.iter().cloned().fold(f32::MIN, f32::max) - v.iter().cloned().fold(f32::MAX, f32::min);
+        let span = |v: &[f32]| {
+            v.iter().cloned().fold(f32::MIN, f32::max) - v.iter().cloned().fold(f32::MAX, f32::min)
+        };
         assert!((span(&xs) - 20.0).abs() < 1e-3 && (span(&ys) - 40.0).abs() < 1e-3);
         assert_eq!(s[2].occupied, None);
         assert_eq!(s[2].polygon.len(), 3);
@@ -155,8 +228,14 @@ mod tests {
 
     #[test]
     fn reports_problems_with_lines() {
-        assert!(parse("<notparking/>").unwrap_err().contains("expected <parking>"));
-        assert!(parse("<parking><space id=\"4\"><contour/></space></parking>").unwrap_err().contains("space 4"));
+        assert!(parse("<notparking/>")
+            .unwrap_err()
+            .contains("expected <parking>"));
+        assert!(
+            parse("<parking><space id=\"4\"><contour/></space></parking>")
+                .unwrap_err()
+                .contains("space 4")
+        );
         let e = parse("<parking>\n<space id=\"5\" occupied=\"x\"/></parking>").unwrap_err();
         assert!(e.contains("line 2") && e.contains("occupied"), "{e}");
         assert!(parse("<parking><space id=\"6\"><contour><point x=\"a\" y=\"1\"/></contour></space></parking>").unwrap_err().contains("not a number"));

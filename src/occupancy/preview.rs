@@ -45,21 +45,42 @@ fn colour(state: Option<BayState>) -> Rgb<u8> {
 /// state's colour with its space id.
 pub fn render(frame: &RgbImage, bays: &[PreviewBay]) -> RgbImage {
     let s = (800 / frame.width().max(1)).clamp(1, 4);
-    let big = if s > 1 { image::imageops::resize(frame, frame.width() * s, frame.height() * s, image::imageops::FilterType::Triangle) } else { frame.clone() };
+    let big = if s > 1 {
+        image::imageops::resize(
+            frame,
+            frame.width() * s,
+            frame.height() * s,
+            image::imageops::FilterType::Triangle,
+        )
+    } else {
+        frame.clone()
+    };
     const STRIP: u32 = 14;
     let mut out = RgbImage::from_pixel(big.width(), big.height() + STRIP, Rgb([0, 0, 0]));
     image::imageops::replace(&mut out, &big, 0, STRIP as i64);
     let sf = s as f32;
     for bay in bays {
         let c = colour(bay.state);
-        let pts: Vec<(f32, f32)> = bay.polygon.iter().map(|p| (p[0] * sf, p[1] * sf + STRIP as f32)).collect();
+        let pts: Vec<(f32, f32)> = bay
+            .polygon
+            .iter()
+            .map(|p| (p[0] * sf, p[1] * sf + STRIP as f32))
+            .collect();
         for i in 0..pts.len() {
             line(&mut out, pts[i], pts[(i + 1) % pts.len()], c, 2);
         }
         let n = pts.len().max(1) as f32;
-        let (cx, cy) = pts.iter().fold((0.0, 0.0), |a, p| (a.0 + p.0 / n, a.1 + p.1 / n));
+        let (cx, cy) = pts
+            .iter()
+            .fold((0.0, 0.0), |a, p| (a.0 + p.0 / n, a.1 + p.1 / n));
         let tw = text_width(&bay.space) as f32;
-        label(&mut out, (cx - tw / 2.0) as i64, (cy - 4.0) as i64, &bay.space, c);
+        label(
+            &mut out,
+            (cx - tw / 2.0) as i64,
+            (cy - 4.0) as i64,
+            &bay.space,
+            c,
+        );
     }
     let count = |st: Option<BayState>| bays.iter().filter(|b| b.state == st).count();
     let legend = if bays.iter().all(|b| b.state.is_none()) {
@@ -87,7 +108,10 @@ fn line(img: &mut RgbImage, a: (f32, f32), b: (f32, f32), c: Rgb<u8>, thick: i64
     let steps = (b.0 - a.0).abs().max((b.1 - a.1).abs()).ceil().max(1.0) as i64;
     for k in 0..=steps {
         let t = k as f32 / steps as f32;
-        let (x, y) = ((a.0 + (b.0 - a.0) * t).round() as i64, (a.1 + (b.1 - a.1) * t).round() as i64);
+        let (x, y) = (
+            (a.0 + (b.0 - a.0) * t).round() as i64,
+            (a.1 + (b.1 - a.1) * t).round() as i64,
+        );
         for dy in 0..thick {
             for dx in 0..thick {
                 put(img, x + dx - thick / 2, y + dy - thick / 2, c);
@@ -169,10 +193,30 @@ fn glyph(ch: char) -> [u8; 7] {
 }
 
 /// Classifies every bay on one frame; `None` states when there is no classifier.
-pub fn judge(frame: &RgbImage, bays: &[(String, Vec<[f32; 2]>)], classifier: Option<&dyn Classifier>, low: f64, high: f64) -> anyhow::Result<Vec<PreviewBay>> {
-    let mut out: Vec<PreviewBay> = bays.iter().map(|(s, p)| PreviewBay { space: s.clone(), polygon: p.clone(), state: None, probability: None }).collect();
-    let Some(cls) = classifier else { return Ok(out) };
-    let view = ImageView::packed(frame.as_raw(), frame.width() as usize, frame.height() as usize)?;
+pub fn judge(
+    frame: &RgbImage,
+    bays: &[(String, Vec<[f32; 2]>)],
+    classifier: Option<&dyn Classifier>,
+    low: f64,
+    high: f64,
+) -> anyhow::Result<Vec<PreviewBay>> {
+    let mut out: Vec<PreviewBay> = bays
+        .iter()
+        .map(|(s, p)| PreviewBay {
+            space: s.clone(),
+            polygon: p.clone(),
+            state: None,
+            probability: None,
+        })
+        .collect();
+    let Some(cls) = classifier else {
+        return Ok(out);
+    };
+    let view = ImageView::packed(
+        frame.as_raw(),
+        frame.width() as usize,
+        frame.height() as usize,
+    )?;
     let mut batch = PatchBatch::with_capacity(bays.len());
     let mut idx = Vec::new();
     for (i, (_, poly)) in bays.iter().enumerate() {
@@ -201,7 +245,9 @@ pub fn grab_frame(config: &Config, camera: &str, timeout: Duration) -> anyhow::R
     use crate::ingest::{self, pipeline::CameraSpec, CameraSource, FrameSlot};
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
-    let cam = config.camera(camera).with_context(|| format!("camera `{camera}` is not in the config"))?;
+    let cam = config
+        .camera(camera)
+        .with_context(|| format!("camera `{camera}` is not in the config"))?;
     ingest::init_gstreamer()?;
     let mut server = None;
     let url = match cam.url.strip_prefix("rtsp://testserver/") {
@@ -226,46 +272,101 @@ pub fn grab_frame(config: &Config, camera: &str, timeout: Duration) -> anyhow::R
     stop.store(true, Ordering::Relaxed);
     let _ = t.join();
     drop(server);
-    let f = frame.with_context(|| format!("no frame from camera `{camera}` ({}) within {} s; pass --frame IMAGE instead", cam.url, timeout.as_secs()))?;
+    let f = frame.with_context(|| {
+        format!(
+            "no frame from camera `{camera}` ({}) within {} s; pass --frame IMAGE instead",
+            cam.url,
+            timeout.as_secs()
+        )
+    })?;
     Ok(f.to_rgb_image())
 }
 
 /// `lotsense bays preview`: returns the PNG's path.
-pub fn command(config_path: &Path, camera: &str, frame: Option<&Path>, out: Option<&Path>) -> anyhow::Result<PathBuf> {
+pub fn command(
+    config_path: &Path,
+    camera: &str,
+    frame: Option<&Path>,
+    out: Option<&Path>,
+) -> anyhow::Result<PathBuf> {
     let config = Config::load(config_path)?;
-    let overview: Vec<&str> = config.cameras.iter().filter(|c| c.role == CameraRole::Overview).map(|c| c.id.as_str()).collect();
+    let overview: Vec<&str> = config
+        .cameras
+        .iter()
+        .filter(|c| c.role == CameraRole::Overview)
+        .map(|c| c.id.as_str())
+        .collect();
     match config.camera(camera) {
-        None => bail!("camera `{camera}` is not in {} (overview cameras: {})", config_path.display(), overview.join(", ")),
-        Some(c) if c.role != CameraRole::Overview => bail!("camera `{camera}` is not an overview camera (overview cameras: {})", overview.join(", ")),
+        None => bail!(
+            "camera `{camera}` is not in {} (overview cameras: {})",
+            config_path.display(),
+            overview.join(", ")
+        ),
+        Some(c) if c.role != CameraRole::Overview => bail!(
+            "camera `{camera}` is not an overview camera (overview cameras: {})",
+            overview.join(", ")
+        ),
         _ => {}
     }
-    let bays: Vec<(String, Vec<[f32; 2]>)> = config.bays.iter().filter(|b| b.camera == camera).map(|b| (b.space.clone(), b.polygon.clone())).collect();
+    let bays: Vec<(String, Vec<[f32; 2]>)> = config
+        .bays
+        .iter()
+        .filter(|b| b.camera == camera)
+        .map(|b| (b.space.clone(), b.polygon.clone()))
+        .collect();
     if bays.is_empty() {
         bail!("camera `{camera}` has no bays in {}", config_path.display());
     }
     let img = match frame {
-        Some(p) => image::open(p).with_context(|| format!("cannot read frame {}", p.display()))?.to_rgb8(),
+        Some(p) => image::open(p)
+            .with_context(|| format!("cannot read frame {}", p.display()))?
+            .to_rgb8(),
         None => grab_frame(&config, camera, Duration::from_secs(20))?,
     };
-    let classifier = match OnnxBayClassifier::load(&config.occupancy.model, config.onnxruntime.library.as_deref()) {
+    let classifier = match OnnxBayClassifier::load(
+        &config.occupancy.model,
+        config.onnxruntime.library.as_deref(),
+    ) {
         Ok(c) => Some(c),
         Err(e) => {
             eprintln!("warning: {e}; drawing the polygons without states");
             None
         }
     };
-    let judged = judge(&img, &bays, classifier.as_ref().map(|c| c as &dyn Classifier), config.occupancy.low, config.occupancy.high)?;
+    let judged = judge(
+        &img,
+        &bays,
+        classifier.as_ref().map(|c| c as &dyn Classifier),
+        config.occupancy.low,
+        config.occupancy.high,
+    )?;
     let png = render(&img, &judged);
-    let out = out.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(format!("bays-{camera}.png")));
-    png.save(&out).with_context(|| format!("cannot write {}", out.display()))?;
+    let out = out
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(format!("bays-{camera}.png")));
+    png.save(&out)
+        .with_context(|| format!("cannot write {}", out.display()))?;
     for b in &judged {
         let state = match b.state {
             Some(s) => s.as_str().replace("unknown", "undecided"),
             None => "-".into(),
         };
-        println!("{:<16} {:<10} {}", b.space, state, b.probability.map(|p| format!("p={p:.2}")).unwrap_or_default());
+        println!(
+            "{:<16} {:<10} {}",
+            b.space,
+            state,
+            b.probability
+                .map(|p| format!("p={p:.2}"))
+                .unwrap_or_default()
+        );
     }
-    println!("wrote {} ({}x{}, {} bays of camera `{camera}`)", out.display(), png.width(), png.height(), judged.len());
+    println!(
+        "wrote {} ({}x{}, {} bays of camera `{camera}`)",
+        out.display(),
+        png.width(),
+        png.height(),
+        judged.len()
+    );
     Ok(out)
 }
 
@@ -277,8 +378,18 @@ mod tests {
     fn draws_outlines_in_state_colours_and_labels() {
         let frame = RgbImage::from_pixel(200, 100, Rgb([100, 100, 100]));
         let bays = vec![
-            PreviewBay { space: "A-1".into(), polygon: vec![[10.0, 10.0], [60.0, 10.0], [60.0, 40.0], [10.0, 40.0]], state: Some(BayState::Free), probability: Some(0.1) },
-            PreviewBay { space: "A-2".into(), polygon: vec![[100.0, 10.0], [150.0, 10.0], [150.0, 40.0], [100.0, 40.0]], state: Some(BayState::Occupied), probability: Some(0.9) },
+            PreviewBay {
+                space: "A-1".into(),
+                polygon: vec![[10.0, 10.0], [60.0, 10.0], [60.0, 40.0], [10.0, 40.0]],
+                state: Some(BayState::Free),
+                probability: Some(0.1),
+            },
+            PreviewBay {
+                space: "A-2".into(),
+                polygon: vec![[100.0, 10.0], [150.0, 10.0], [150.0, 40.0], [100.0, 40.0]],
+                state: Some(BayState::Occupied),
+                probability: Some(0.9),
+            },
         ];
         let out = render(&frame, &bays);
         // 200 px wide → enlarged 4x, plus the legend strip.

@@ -119,8 +119,18 @@ async fn publish(
     metrics: &Metrics,
 ) -> bool {
     let snap = board.snapshot();
-    for (state, n) in [("free", snap.free), ("occupied", snap.occupied), ("unknown", snap.unknown), ("held_back", snap.held_back)] {
-        metrics.bays.get_or_create(&BayStateLabel { state: state.into() }).set(n.into());
+    for (state, n) in [
+        ("free", snap.free),
+        ("occupied", snap.occupied),
+        ("unknown", snap.unknown),
+        ("held_back", snap.held_back),
+    ] {
+        metrics
+            .bays
+            .get_or_create(&BayStateLabel {
+                state: state.into(),
+            })
+            .set(n.into());
     }
     let mut ok = true;
     if *discovery_due {
@@ -148,14 +158,31 @@ async fn publish(
     }
     if count > 0 {
         stats.publications.fetch_add(count, Ordering::Relaxed);
-        tracing::debug!(messages = count, free = snap.free, occupied = snap.occupied, unknown = snap.unknown, "boards published");
+        tracing::debug!(
+            messages = count,
+            free = snap.free,
+            occupied = snap.occupied,
+            unknown = snap.unknown,
+            "boards published"
+        );
     }
     snapshot_tx.send_replace(snap);
     ok
 }
 
-async fn send(mqtt: &MqttHandle, topic: String, payload: String, stats: &OccupancyStats, metrics: &Metrics) -> bool {
-    match tokio::time::timeout(Duration::from_secs(2), mqtt.publish(topic.clone(), payload, true)).await {
+async fn send(
+    mqtt: &MqttHandle,
+    topic: String,
+    payload: String,
+    stats: &OccupancyStats,
+    metrics: &Metrics,
+) -> bool {
+    match tokio::time::timeout(
+        Duration::from_secs(2),
+        mqtt.publish(topic.clone(), payload, true),
+    )
+    .await
+    {
         Ok(Ok(())) => true,
         Ok(Err(e)) => {
             stats.publish_failures.fetch_add(1, Ordering::Relaxed);

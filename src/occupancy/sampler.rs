@@ -41,7 +41,13 @@ impl Sampler {
     /// `rate` samples per second (> 0); `frozen_after` seconds of identical pictures.
     pub fn new(rate: f32, frozen_after_secs: u32) -> Self {
         let period_ms = (1000.0 / rate.max(1e-3)).round() as i64;
-        Self { period: Duration::milliseconds(period_ms.max(1)), frozen_after: Duration::seconds(frozen_after_secs.into()), next_due: None, last: None, frozen: false }
+        Self {
+            period: Duration::milliseconds(period_ms.max(1)),
+            frozen_after: Duration::seconds(frozen_after_secs.into()),
+            next_due: None,
+            last: None,
+            frozen: false,
+        }
     }
 
     /// Forget timing and freeze state (after the camera reconnects).
@@ -68,7 +74,11 @@ impl Sampler {
             self.next_due = Some(at + self.period);
         }
         let same = match &self.last {
-            Some((data, w, h, _)) => *w == frame.width && *h == frame.height && (Arc::ptr_eq(data, &frame.data) || data[..] == frame.data[..]),
+            Some((data, w, h, _)) => {
+                *w == frame.width
+                    && *h == frame.height
+                    && (Arc::ptr_eq(data, &frame.data) || data[..] == frame.data[..])
+            }
             None => false,
         };
         if !same {
@@ -95,7 +105,8 @@ mod tests {
         Frame {
             camera: Arc::from("c"),
             seq: 0,
-            captured_at: Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap() + Duration::milliseconds(ms),
+            captured_at: Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap()
+                + Duration::milliseconds(ms),
             pts_ms: 0,
             width: 2,
             height: 1,
@@ -108,7 +119,12 @@ mod tests {
     fn keeps_one_frame_per_period_at_a_steady_cadence() {
         let mut s = Sampler::new(2.0, 30);
         let got: Vec<Decision> = (0..12).map(|i| s.offer(&frame(i * 100, i as u8))).collect();
-        let sampled: Vec<usize> = got.iter().enumerate().filter(|(_, d)| **d == Decision::Sample).map(|(i, _)| i).collect();
+        let sampled: Vec<usize> = got
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| **d == Decision::Sample)
+            .map(|(i, _)| i)
+            .collect();
         assert_eq!(sampled, vec![0, 5, 10]);
         // After a long gap: sample at once, then one period later.
         assert_eq!(s.offer(&frame(10_000, 1)), Decision::Sample);

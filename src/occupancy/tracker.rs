@@ -13,9 +13,16 @@ pub struct BayTracker {
 }
 
 impl BayTracker {
-    pub fn new(camera: &str, spaces: &[String], cfg: HysteresisConfig) -> Result<Self, crate::core::error::CoreError> {
+    pub fn new(
+        camera: &str,
+        spaces: &[String],
+        cfg: HysteresisConfig,
+    ) -> Result<Self, crate::core::error::CoreError> {
         let h = Hysteresis::new(cfg)?;
-        Ok(Self { camera: camera.to_string(), bays: spaces.iter().map(|s| (s.clone(), h.clone())).collect() })
+        Ok(Self {
+            camera: camera.to_string(),
+            bays: spaces.iter().map(|s| (s.clone(), h.clone())).collect(),
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -27,11 +34,26 @@ impl BayTracker {
     }
 
     pub fn states(&self) -> Vec<(&str, BayState)> {
-        self.bays.iter().map(|(s, h)| (s.as_str(), h.state())).collect()
+        self.bays
+            .iter()
+            .map(|(s, h)| (s.as_str(), h.state()))
+            .collect()
     }
 
-    fn update(&self, space: &str, state: BayState, probability: Option<f32>, at: DateTime<Utc>) -> BayUpdate {
-        BayUpdate { space_id: space.to_string(), camera: self.camera.clone(), state: state.as_str().into(), probability, at }
+    fn update(
+        &self,
+        space: &str,
+        state: BayState,
+        probability: Option<f32>,
+        at: DateTime<Utc>,
+    ) -> BayUpdate {
+        BayUpdate {
+            space_id: space.to_string(),
+            camera: self.camera.clone(),
+            state: state.as_str().into(),
+            probability,
+            at,
+        }
     }
 
     /// Feeds one probability per bay (same order); returns the changes.
@@ -45,7 +67,9 @@ impl BayTracker {
                     out.push(self.update(&self.bays[i].0, state, prob, at));
                 }
                 Ok(None) => {}
-                Err(e) => tracing::warn!(camera = %self.camera, space = %self.bays[i].0, error = %e, "bay sample rejected"),
+                Err(e) => {
+                    tracing::warn!(camera = %self.camera, space = %self.bays[i].0, error = %e, "bay sample rejected")
+                }
             }
         }
         out
@@ -84,7 +108,12 @@ mod tests {
     }
 
     fn tracker() -> BayTracker {
-        let cfg = HysteresisConfig { high: 0.7, low: 0.3, required_samples: 2, sample_timeout_secs: 10 };
+        let cfg = HysteresisConfig {
+            high: 0.7,
+            low: 0.3,
+            required_samples: 2,
+            sample_timeout_secs: 10,
+        };
         BayTracker::new("cam", &["A".into(), "B".into()], cfg).unwrap()
     }
 
@@ -93,7 +122,12 @@ mod tests {
         let mut tr = tracker();
         assert!(tr.apply(&[0.9, 0.1], t(0)).is_empty());
         let u = tr.apply(&[0.95, 0.2], t(1));
-        assert_eq!(u.iter().map(|u| (u.space_id.as_str(), u.state.as_str())).collect::<Vec<_>>(), vec![("A", "occupied"), ("B", "free")]);
+        assert_eq!(
+            u.iter()
+                .map(|u| (u.space_id.as_str(), u.state.as_str()))
+                .collect::<Vec<_>>(),
+            vec![("A", "occupied"), ("B", "free")]
+        );
         assert_eq!(u[0].probability, Some(0.95));
         assert_eq!(u[0].camera, "cam");
         assert!(tr.apply(&[0.9, 0.1], t(2)).is_empty());
@@ -109,11 +143,19 @@ mod tests {
         tr.apply(&[0.9, 0.1], t(1));
         let u = tr.mark_offline(t(2));
         assert_eq!(u.len(), 2);
-        assert!(u.iter().all(|u| u.state == "unknown" && u.probability.is_none()));
+        assert!(u
+            .iter()
+            .all(|u| u.state == "unknown" && u.probability.is_none()));
         assert!(tr.mark_offline(t(3)).is_empty());
-        assert!(tr.apply(&[0.9, 0.1], t(4)).is_empty(), "one sample is not enough to recover");
+        assert!(
+            tr.apply(&[0.9, 0.1], t(4)).is_empty(),
+            "one sample is not enough to recover"
+        );
         assert_eq!(tr.apply(&[0.9, 0.1], t(5)).len(), 2);
-        assert_eq!(tr.states(), vec![("A", BayState::Occupied), ("B", BayState::Free)]);
+        assert_eq!(
+            tr.states(),
+            vec![("A", BayState::Occupied), ("B", BayState::Free)]
+        );
     }
 
     #[test]

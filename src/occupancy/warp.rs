@@ -36,7 +36,9 @@ impl BayQuad {
             r.corners().pts.map(|p| [p.x, p.y])
         };
         // Clockwise on screen (y down) = positive shoelace sum.
-        let area2: f32 = (0..4).map(|i| c[i][0] * c[(i + 1) % 4][1] - c[(i + 1) % 4][0] * c[i][1]).sum();
+        let area2: f32 = (0..4)
+            .map(|i| c[i][0] * c[(i + 1) % 4][1] - c[(i + 1) % 4][0] * c[i][1])
+            .sum();
         if area2.abs() < 1e-3 {
             return None;
         }
@@ -60,13 +62,22 @@ impl BayQuad {
         };
         let (a, b) = (score(candidates[0]), score(candidates[1]));
         let start = if (a.0 - b.0).abs() > 1e-3 {
-            if a.0 > b.0 { candidates[0] } else { candidates[1] }
+            if a.0 > b.0 {
+                candidates[0]
+            } else {
+                candidates[1]
+            }
         } else if a.1 >= b.1 {
             candidates[0]
         } else {
             candidates[1]
         };
-        let corners = [c[start], c[(start + 1) % 4], c[(start + 2) % 4], c[(start + 3) % 4]];
+        let corners = [
+            c[start],
+            c[(start + 1) % 4],
+            c[(start + 2) % 4],
+            c[(start + 3) % 4],
+        ];
         Some(BayQuad { corners })
     }
 
@@ -88,8 +99,14 @@ impl BayQuad {
 /// at +0.5), so an axis-aligned box warps exactly like a bilinear resize of
 /// that box. Points outside the image take the nearest edge pixel.
 pub fn warp_into(img: &ImageView, quad: &BayQuad, out: &mut [f32]) {
-    assert_eq!(out.len(), PATCH_LEN, "a patch is 3x{PATCH_H}x{PATCH_W} floats");
-    let m = SquareToQuad::new(&Quad { pts: quad.corners.map(|c| Point::new(c[0], c[1])) });
+    assert_eq!(
+        out.len(),
+        PATCH_LEN,
+        "a patch is 3x{PATCH_H}x{PATCH_W} floats"
+    );
+    let m = SquareToQuad::new(&Quad {
+        pts: quad.corners.map(|c| Point::new(c[0], c[1])),
+    });
     let plane = PATCH_W * PATCH_H;
     let (w, h, stride) = (img.width, img.height, img.stride);
     let (maxx, maxy) = ((w - 1) as f32, (h - 1) as f32);
@@ -103,7 +120,11 @@ pub fn warp_into(img: &ImageView, quad: &BayQuad, out: &mut [f32]) {
         // Along a row the numerators and the denominator are affine in u:
         // step them instead of evaluating the map per pixel.
         let u0 = 0.5 * du;
-        let (mut nx, mut ny, mut dw) = (m.a * u0 + m.b * v + m.c, m.d * u0 + m.e * v + m.f, m.g * u0 + m.h * v + 1.0);
+        let (mut nx, mut ny, mut dw) = (
+            m.a * u0 + m.b * v + m.c,
+            m.d * u0 + m.e * v + m.f,
+            m.g * u0 + m.h * v + 1.0,
+        );
         let (sx, sy, sw) = (m.a * du, m.d * du, m.g * du);
         let row = j * PATCH_W;
         for i in 0..PATCH_W {
@@ -120,8 +141,19 @@ pub fn warp_into(img: &ImageView, quad: &BayQuad, out: &mut [f32]) {
             let i00 = y0 * stride + x0 * 3;
             let p00 = &data[i00..i00 + 3 + dx];
             let p01 = &data[i00 + dy..i00 + dy + 3 + dx];
-            let (w00, w10, w01, w11) = ((1.0 - fx) * (1.0 - fy), fx * (1.0 - fy), (1.0 - fx) * fy, fx * fy);
-            let px = |c: usize| (p00[c] as f32 * w00 + p00[c + dx] as f32 * w10 + p01[c] as f32 * w01 + p01[c + dx] as f32 * w11) * K;
+            let (w00, w10, w01, w11) = (
+                (1.0 - fx) * (1.0 - fy),
+                fx * (1.0 - fy),
+                (1.0 - fx) * fy,
+                fx * fy,
+            );
+            let px = |c: usize| {
+                (p00[c] as f32 * w00
+                    + p00[c + dx] as f32 * w10
+                    + p01[c] as f32 * w01
+                    + p01[c + dx] as f32 * w11)
+                    * K
+            };
             let o = row + i;
             r_plane[o] = px(0);
             g_plane[o] = px(1);
@@ -138,7 +170,9 @@ pub struct PatchBatch {
 
 impl PatchBatch {
     pub fn with_capacity(n: usize) -> Self {
-        Self { data: Vec::with_capacity(n * PATCH_LEN) }
+        Self {
+            data: Vec::with_capacity(n * PATCH_LEN),
+        }
     }
     pub fn len(&self) -> usize {
         self.data.len() / PATCH_LEN
@@ -180,7 +214,12 @@ mod tests {
     #[test]
     fn a_horizontal_box_keeps_its_corner_order_whatever_the_input_order() {
         let want = [[10.0, 20.0], [50.0, 20.0], [50.0, 40.0], [10.0, 40.0]];
-        assert_eq!(BayQuad::from_polygon(&rect(10.0, 20.0, 50.0, 40.0)).unwrap().corners, want);
+        assert_eq!(
+            BayQuad::from_polygon(&rect(10.0, 20.0, 50.0, 40.0))
+                .unwrap()
+                .corners,
+            want
+        );
         // Counter-clockwise, starting elsewhere.
         let ccw = [[50.0, 40.0], [50.0, 20.0], [10.0, 20.0], [10.0, 40.0]];
         assert_eq!(BayQuad::from_polygon(&ccw).unwrap().corners, want);
@@ -236,22 +275,41 @@ mod tests {
                 img.put(x, y, [255, 255, 255]);
             }
         }
-        let q = BayQuad::from_polygon(&[[20.0, 20.0], [60.0, 20.0], [70.0, 60.0], [10.0, 60.0]]).unwrap();
+        let q = BayQuad::from_polygon(&[[20.0, 20.0], [60.0, 20.0], [70.0, 60.0], [10.0, 60.0]])
+            .unwrap();
         let mut out = vec![0.0; PATCH_LEN];
         warp_into(&img.view(), &q, &mut out);
-        let inner: Vec<f32> = (4..PATCH_H - 4).flat_map(|y| (6..PATCH_W - 6).map(move |x| (x, y))).map(|(x, y)| out[y * PATCH_W + x]).collect();
-        assert!(inner.iter().all(|&v| v > 0.9), "min {}", inner.iter().cloned().fold(1.0, f32::min));
+        let inner: Vec<f32> = (4..PATCH_H - 4)
+            .flat_map(|y| (6..PATCH_W - 6).map(move |x| (x, y)))
+            .map(|(x, y)| out[y * PATCH_W + x])
+            .collect();
+        assert!(
+            inner.iter().all(|&v| v > 0.9),
+            "min {}",
+            inner.iter().cloned().fold(1.0, f32::min)
+        );
         let off = BayQuad::from_polygon(&rect(-20.0, -20.0, 200.0, 30.0)).unwrap();
         warp_into(&img.view(), &off, &mut out);
     }
 
     #[test]
     fn other_polygons_use_their_minimum_area_rectangle() {
-        let hex = [[0.0, 10.0], [20.0, 0.0], [60.0, 0.0], [80.0, 10.0], [60.0, 20.0], [20.0, 20.0]];
+        let hex = [
+            [0.0, 10.0],
+            [20.0, 0.0],
+            [60.0, 0.0],
+            [80.0, 10.0],
+            [60.0, 20.0],
+            [20.0, 20.0],
+        ];
         let q = BayQuad::from_polygon(&hex).unwrap();
         let b = q.bbox();
-        assert!((b[0] - 0.0).abs() < 1e-3 && (b[2] - 80.0).abs() < 1e-3 && (b[3] - 20.0).abs() < 1e-3);
-        let top = ((q.corners[1][0] - q.corners[0][0]).powi(2) + (q.corners[1][1] - q.corners[0][1]).powi(2)).sqrt();
+        assert!(
+            (b[0] - 0.0).abs() < 1e-3 && (b[2] - 80.0).abs() < 1e-3 && (b[3] - 20.0).abs() < 1e-3
+        );
+        let top = ((q.corners[1][0] - q.corners[0][0]).powi(2)
+            + (q.corners[1][1] - q.corners[0][1]).powi(2))
+        .sqrt();
         assert!((top - 80.0).abs() < 1e-3, "top edge {top}");
     }
 
@@ -261,6 +319,8 @@ mod tests {
         let mut b = PatchBatch::default();
         b.push_image(&img.view());
         assert_eq!(b.len(), 1);
-        assert!(b.patch(0)[..PATCH_W * PATCH_H].iter().all(|&v| (v - 1.0).abs() < 1e-6));
+        assert!(b.patch(0)[..PATCH_W * PATCH_H]
+            .iter()
+            .all(|&v| (v - 1.0).abs() < 1e-6));
     }
 }

@@ -89,16 +89,26 @@ impl Db {
                     if self.store.pool().is_closed() {
                         return Err(sqlx::Error::PoolClosed);
                     }
-                    Ok(WriteTx { inner: Inner::Sqlite(w.begin(!in_tx).await?) })
+                    Ok(WriteTx {
+                        inner: Inner::Sqlite(w.begin(!in_tx).await?),
+                    })
                 }
-                None if in_tx => Ok(WriteTx { inner: Inner::Pool(Some(self.store.pool().begin().await?)) }),
-                None => Ok(WriteTx { inner: Inner::PoolSingle(self.store.pool().acquire().await?) }),
+                None if in_tx => Ok(WriteTx {
+                    inner: Inner::Pool(Some(self.store.pool().begin().await?)),
+                }),
+                None => Ok(WriteTx {
+                    inner: Inner::PoolSingle(self.store.pool().acquire().await?),
+                }),
             }
         };
-        tokio::time::timeout(ACQUIRE_DEADLINE, begin).await.map_err(|_| sqlx::Error::PoolTimedOut)?
+        tokio::time::timeout(ACQUIRE_DEADLINE, begin)
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)?
     }
 
     pub async fn read(&self) -> Result<PoolConnection<Any>, sqlx::Error> {
-        tokio::time::timeout(ACQUIRE_DEADLINE, self.store.pool().acquire()).await.map_err(|_| sqlx::Error::PoolTimedOut)?
+        tokio::time::timeout(ACQUIRE_DEADLINE, self.store.pool().acquire())
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)?
     }
 }

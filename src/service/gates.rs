@@ -80,7 +80,12 @@ impl GateCommander {
     /// Subscribes to every gate's state topic and starts dispatching acks.
     /// With `discovery` (Home Assistant prefix, site name), the gates are
     /// announced to Home Assistant as well.
-    pub async fn start(mqtt: MqttHandle, db: Db, timeouts: HashMap<String, Duration>, discovery: Option<(String, String)>) -> anyhow::Result<GateCommander> {
+    pub async fn start(
+        mqtt: MqttHandle,
+        db: Db,
+        timeouts: HashMap<String, Duration>,
+        discovery: Option<(String, String)>,
+    ) -> anyhow::Result<GateCommander> {
         if let Some((prefix, site)) = discovery {
             let mut gates: Vec<String> = timeouts.keys().cloned().collect();
             gates.sort();
@@ -102,12 +107,19 @@ impl GateCommander {
                         }
                     }
                     Ok(_) => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => tracing::warn!(missed = n, "gate state listener lagged"),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(missed = n, "gate state listener lagged")
+                    }
                     Err(_) => break,
                 }
             }
         });
-        Ok(GateCommander { mqtt, db, pending, timeouts: Arc::new(timeouts) })
+        Ok(GateCommander {
+            mqtt,
+            db,
+            pending,
+            timeouts: Arc::new(timeouts),
+        })
     }
 
     pub fn knows(&self, gate: &str) -> bool {
@@ -117,7 +129,11 @@ impl GateCommander {
     /// Shows the driver's directions on the gate's display (not retained).
     pub async fn display(&self, gate: &str, d: &GateDisplay) {
         let topic = self.mqtt.topics.sub(&format!("gates/{gate}/display"));
-        if let Err(e) = self.mqtt.publish(topic, serde_json::to_vec(d).unwrap_or_default(), false).await {
+        if let Err(e) = self
+            .mqtt
+            .publish(topic, serde_json::to_vec(d).unwrap_or_default(), false)
+            .await
+        {
             tracing::warn!(%gate, error = %e, "gate display not published");
         }
     }
@@ -130,13 +146,28 @@ impl GateCommander {
 
     async fn run(&self, mut cmd: GateCommand) {
         let topic = self.mqtt.topics.sub(&format!("gates/{}/command", cmd.gate));
-        let timeout = self.timeouts.get(&cmd.gate).copied().unwrap_or(Duration::from_secs(3));
+        let timeout = self
+            .timeouts
+            .get(&cmd.gate)
+            .copied()
+            .unwrap_or(Duration::from_secs(3));
         let (tx, mut rx) = oneshot::channel();
-        self.pending.lock().expect("pending lock").insert(cmd.decision_id.clone(), tx);
+        self.pending
+            .lock()
+            .expect("pending lock")
+            .insert(cmd.decision_id.clone(), tx);
         let mut acked = None;
         for attempt in 1..=ATTEMPTS {
             cmd.attempt = attempt;
-            if let Err(e) = self.mqtt.publish(topic.clone(), serde_json::to_vec(&cmd).unwrap_or_default(), false).await {
+            if let Err(e) = self
+                .mqtt
+                .publish(
+                    topic.clone(),
+                    serde_json::to_vec(&cmd).unwrap_or_default(),
+                    false,
+                )
+                .await
+            {
                 tracing::warn!(gate = %cmd.gate, error = %e, "gate command not published");
             }
             match tokio::time::timeout(timeout, &mut rx).await {
@@ -145,26 +176,70 @@ impl GateCommander {
                     break;
                 }
                 Ok(Err(_)) => break,
-                Err(_) => tracing::warn!(gate = %cmd.gate, decision = %cmd.decision_id, attempt, "gate did not acknowledge"),
+                Err(_) => {
+                    tracing::warn!(gate = %cmd.gate, decision = %cmd.decision_id, attempt, "gate did not acknowledge")
+                }
             }
         }
-        self.pending.lock().expect("pending lock").remove(&cmd.decision_id);
+        self.pending
+            .lock()
+            .expect("pending lock")
+            .remove(&cmd.decision_id);
         if let Err(e) = self.record(&cmd, acked).await {
             tracing::warn!(gate = %cmd.gate, error = %e, "gate acknowledgement not recorded");
         }
     }
 
-    async fn record(&self, cmd: &GateCommand, acked: Option<(String, u32)>) -> Result<(), sqlx::Error> {
+    async fn record(
+        &self,
+        cmd: &GateCommand,
+        acked: Option<(String, u32)>,
+    ) -> Result<(), sqlx::Error> {
         let now = chrono::Utc::now();
         let mut tx = self.db.write().await?;
         match acked {
-            Some((state, attempts)) => st::record_gate_ack(&mut tx, &cmd.decision_id, &state, i64::from(attempts), Some(now)).await?,
+            Some((state, attempts)) => {
+                st::record_gate_ack(
+                    &mut tx,
+                    &cmd.decision_id,
+                    &state,
+                    i64::from(attempts),
+                    Some(now),
+                )
+                .await?
+            }
             None => {
-                st::record_gate_ack(&mut tx, &cmd.decision_id, "unacknowledged", i64::from(ATTEMPTS), None).await?;
+                st::record_gate_ack(
+                    &mut tx,
+                    &cmd.decision_id,
+                    "unacknowledged",
+                    i64::from(ATTEMPTS),
+                    None,
+                )
+                .await?;
                 if cmd.command == "open" {
                     let detail = format!("gate {} did not acknowledge `open` for {} after {ATTEMPTS} attempts (decision {})", cmd.gate, cmd.plate, cmd.decision_id);
-                    let id = st::insert_flag(&mut tx, &st::enum_str(&FlagKind::UnacknowledgedGate), Some(&cmd.plate), cmd.session_id.as_deref(), Some(&cmd.gate), &detail, None, now).await?;
-                    st::audit(&mut tx, now, "system", "flag_raised", Some(&id), Some("unacknowledged_gate"), None).await?;
+                    let id = st::insert_flag(
+                        &mut tx,
+                        &st::enum_str(&FlagKind::UnacknowledgedGate),
+                        Some(&cmd.plate),
+                        cmd.session_id.as_deref(),
+                        Some(&cmd.gate),
+                        &detail,
+                        None,
+                        now,
+                    )
+                    .await?;
+                    st::audit(
+                        &mut tx,
+                        now,
+                        "system",
+                        "flag_raised",
+                        Some(&id),
+                        Some("unacknowledged_gate"),
+                        None,
+                    )
+                    .await?;
                 }
             }
         }
@@ -199,8 +274,13 @@ async fn announce(mqtt: MqttHandle, gates: Vec<String>, prefix: String, site: St
 
 /// A stand-in gate controller (demo and tests): acknowledges every command
 /// on the gate's state topic with `opened` or `closed`.
-pub async fn simulate_gate(mqtt: MqttHandle, gate: &str) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let mut rx = mqtt.subscribe(&mqtt.topics.sub(&format!("gates/{gate}/command"))).await?;
+pub async fn simulate_gate(
+    mqtt: MqttHandle,
+    gate: &str,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let mut rx = mqtt
+        .subscribe(&mqtt.topics.sub(&format!("gates/{gate}/command")))
+        .await?;
     let state_topic = mqtt.topics.sub(&format!("gates/{gate}/state"));
     let suffix = format!("gates/{gate}/command");
     Ok(tokio::spawn(async move {
@@ -209,9 +289,15 @@ pub async fn simulate_gate(mqtt: MqttHandle, gate: &str) -> anyhow::Result<tokio
                 continue;
             }
             if let Ok(cmd) = serde_json::from_slice::<GateCommand>(&msg.payload) {
-                let state = if cmd.command == "open" { "opened" } else { "closed" };
+                let state = if cmd.command == "open" {
+                    "opened"
+                } else {
+                    "closed"
+                };
                 let ack = serde_json::json!({ "decision_id": cmd.decision_id, "state": state });
-                let _ = mqtt.publish(state_topic.clone(), ack.to_string(), false).await;
+                let _ = mqtt
+                    .publish(state_topic.clone(), ack.to_string(), false)
+                    .await;
             }
         }
     }))

@@ -32,9 +32,11 @@ pub struct GatewayRequest<'a> {
 
 pub trait PaymentGateway: Send + Sync {
     /// Charges once per key; returns the gateway's reference.
-    fn charge<'a>(&'a self, req: GatewayRequest<'a>) -> BoxFuture<'a, Result<String, GatewayError>>;
+    fn charge<'a>(&'a self, req: GatewayRequest<'a>)
+        -> BoxFuture<'a, Result<String, GatewayError>>;
     /// Refunds once per key; returns the gateway's reference.
-    fn refund<'a>(&'a self, req: GatewayRequest<'a>) -> BoxFuture<'a, Result<String, GatewayError>>;
+    fn refund<'a>(&'a self, req: GatewayRequest<'a>)
+        -> BoxFuture<'a, Result<String, GatewayError>>;
     /// Whether the gateway is believed to be up (drives the pay-later exit rule).
     fn is_available(&self) -> bool;
     /// Switches a test/demo gateway up or down; real gateways ignore it.
@@ -52,29 +54,53 @@ pub struct BuiltinGateway {
 
 impl BuiltinGateway {
     pub fn new(db: Db) -> Self {
-        BuiltinGateway { db, up: AtomicBool::new(true) }
+        BuiltinGateway {
+            db,
+            up: AtomicBool::new(true),
+        }
     }
 
     async fn record(&self, kind: &str, req: GatewayRequest<'_>) -> Result<String, GatewayError> {
         if !self.is_available() {
-            return Err(GatewayError::Unavailable("the built-in gateway is switched down".into()));
+            return Err(GatewayError::Unavailable(
+                "the built-in gateway is switched down".into(),
+            ));
         }
         // One insert, atomic by itself (a second ask with the key reads the first answer).
-        let mut tx = self.db.write_one().await.map_err(|e| GatewayError::Unavailable(e.to_string()))?;
-        let reference = st::ledger_record(&mut tx, req.idempotency_key, kind, st::method_str(req.method), req.amount, chrono::Utc::now())
+        let mut tx = self
+            .db
+            .write_one()
             .await
             .map_err(|e| GatewayError::Unavailable(e.to_string()))?;
-        tx.commit().await.map_err(|e| GatewayError::Unavailable(e.to_string()))?;
+        let reference = st::ledger_record(
+            &mut tx,
+            req.idempotency_key,
+            kind,
+            st::method_str(req.method),
+            req.amount,
+            chrono::Utc::now(),
+        )
+        .await
+        .map_err(|e| GatewayError::Unavailable(e.to_string()))?;
+        tx.commit()
+            .await
+            .map_err(|e| GatewayError::Unavailable(e.to_string()))?;
         Ok(reference)
     }
 }
 
 impl PaymentGateway for BuiltinGateway {
-    fn charge<'a>(&'a self, req: GatewayRequest<'a>) -> BoxFuture<'a, Result<String, GatewayError>> {
+    fn charge<'a>(
+        &'a self,
+        req: GatewayRequest<'a>,
+    ) -> BoxFuture<'a, Result<String, GatewayError>> {
         Box::pin(self.record("charge", req))
     }
 
-    fn refund<'a>(&'a self, req: GatewayRequest<'a>) -> BoxFuture<'a, Result<String, GatewayError>> {
+    fn refund<'a>(
+        &'a self,
+        req: GatewayRequest<'a>,
+    ) -> BoxFuture<'a, Result<String, GatewayError>> {
         Box::pin(self.record("refund", req))
     }
 

@@ -11,8 +11,13 @@
 //! the database is down loses that queue; the gate log on the broker is the
 //! remaining record.
 
-use super::{ExitOutcome, EntryOutcome, ExitRequest, EntryRequest, ParkingService, ServiceError, flag_refs};
-use crate::core::{decide_offline_entry, decide_offline_exit, ListMembership, Permit, Plate, RaisedFlag, VehicleType};
+use super::{
+    flag_refs, EntryOutcome, EntryRequest, ExitOutcome, ExitRequest, ParkingService, ServiceError,
+};
+use crate::core::{
+    decide_offline_entry, decide_offline_exit, ListMembership, Permit, Plate, RaisedFlag,
+    VehicleType,
+};
 use crate::store::parking as st;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -44,7 +49,9 @@ impl ParkingService {
         let permits = st::all_permits(&mut c).await?;
         let mut lists: HashMap<Plate, ListMembership> = HashMap::new();
         for (plate, list) in entries {
-            let Ok(p) = Plate::parse(&plate) else { continue };
+            let Ok(p) = Plate::parse(&plate) else {
+                continue;
+            };
             let m = lists.entry(p).or_default();
             match list.as_str() {
                 "blocked" => m.blocked = true,
@@ -59,18 +66,34 @@ impl ParkingService {
 
     /// Offline decisions waiting to be written.
     pub fn offline_backlog(&self) -> usize {
-        self.inner.offline.queue.lock().expect("offline queue").len()
+        self.inner
+            .offline
+            .queue
+            .lock()
+            .expect("offline queue")
+            .len()
     }
 
     /// Hands this service's queued offline decisions to `other` (a service
     /// rebuilt over a new pool).
     pub fn adopt_offline_into(&self, other: &ParkingService) {
         let q = std::mem::take(&mut *self.inner.offline.queue.lock().expect("offline queue"));
-        other.inner.offline.queue.lock().expect("offline queue").extend(q);
+        other
+            .inner
+            .offline
+            .queue
+            .lock()
+            .expect("offline queue")
+            .extend(q);
     }
 
     fn queue(&self, q: Queued) {
-        self.inner.offline.queue.lock().expect("offline queue").push(q);
+        self.inner
+            .offline
+            .queue
+            .lock()
+            .expect("offline queue")
+            .push(q);
     }
 
     pub(super) fn entry_offline(&self, req: &EntryRequest, gate: Option<String>) -> EntryOutcome {
@@ -130,7 +153,11 @@ impl ParkingService {
             decide_offline_exit(&s.policy, &req.plate, &cache.permits, s.currency, req.at)
         };
         let decision_id = st::new_id();
-        let (verdict, command) = if d.opens_gate() { ("open", "open") } else { ("hold", "deny") };
+        let (verdict, command) = if d.opens_gate() {
+            ("open", "open")
+        } else {
+            ("hold", "deny")
+        };
         self.queue(Queued {
             decision: st::GateDecisionRow {
                 decision_id: decision_id.clone(),
@@ -178,7 +205,8 @@ impl ParkingService {
 
     /// Writes queued offline decisions once the database answers. Returns how many were written.
     pub async fn flush_offline(&self) -> Result<usize, ServiceError> {
-        let batch: Vec<Queued> = std::mem::take(&mut *self.inner.offline.queue.lock().expect("offline queue"));
+        let batch: Vec<Queued> =
+            std::mem::take(&mut *self.inner.offline.queue.lock().expect("offline queue"));
         if batch.is_empty() {
             return Ok(0);
         }
@@ -219,12 +247,31 @@ impl ParkingService {
                     },
                 )
                 .await?;
-                st::audit(&mut tx, d.decided_at, &q.actor, "session_opened", Some(&sid), Some("offline"), None).await?;
+                st::audit(
+                    &mut tx,
+                    d.decided_at,
+                    &q.actor,
+                    "session_opened",
+                    Some(&sid),
+                    Some("offline"),
+                    None,
+                )
+                .await?;
                 row.session_id = Some(sid);
             }
             st::insert_gate_decision(&mut tx, &row).await?;
             let mut audit = st::AuditBatch::default();
-            self.raise_flags(&mut tx, &mut audit, &q.flags, &plate, row.session_id.as_deref(), d.gate.as_deref(), None, d.decided_at).await?;
+            self.raise_flags(
+                &mut tx,
+                &mut audit,
+                &q.flags,
+                &plate,
+                row.session_id.as_deref(),
+                d.gate.as_deref(),
+                None,
+                d.decided_at,
+            )
+            .await?;
             let action = match (d.direction.as_str(), d.command.as_str()) {
                 ("entry", "open") => "entry_admitted",
                 ("entry", _) => "entry_denied",
@@ -232,7 +279,14 @@ impl ParkingService {
                 _ => "exit_held",
             };
             let detail = serde_json::json!({ "decision_id": d.decision_id, "offline": true, "gate": d.gate });
-            audit.push(d.decided_at, &q.actor, action, Some(&d.license_plate), Some(&d.reason), Some(&detail));
+            audit.push(
+                d.decided_at,
+                &q.actor,
+                action,
+                Some(&d.license_plate),
+                Some(&d.reason),
+                Some(&detail),
+            );
             audit.write(&mut tx).await?;
         }
         tx.commit().await?;

@@ -1,7 +1,9 @@
 //! From the typed configuration to the core's values: site policy,
 //! compatibility table, tariffs, permits, plate lists and space seeds.
 
-use crate::config::{parse_window, Config, EarlyDepartureKind, PermitConfig, SpaceKind, TariffConfig};
+use crate::config::{
+    parse_window, Config, EarlyDepartureKind, PermitConfig, SpaceKind, TariffConfig,
+};
 use crate::core::{
     CancellationRule, CompatibilityTable, Currency, EarlyDepartureRule, LotId, MatchConfig, Permit,
     PermitId, Plate, ReservationPolicy, SitePolicy, SpaceType, Tariff, TariffBand, TariffTable,
@@ -35,27 +37,45 @@ pub fn site_policy(c: &Config) -> SitePolicy {
     policy.assignment = p.assignment;
     policy.unmatched_exit = p.unmatched_exit;
     policy.unpaid_exit = p.unpaid_exit;
-    policy.exit_matching = MatchConfig { max_distance: p.match_max_distance, min_margin: p.match_min_margin };
+    policy.exit_matching = MatchConfig {
+        max_distance: p.match_max_distance,
+        min_margin: p.match_min_margin,
+    };
     let mut compat = CompatibilityTable::default();
     if !p.compatibility.is_empty() {
-        compat.preferences = p.compatibility.iter().map(|(v, kinds)| (*v, kinds.iter().copied().map(space_type).collect())).collect();
+        compat.preferences = p
+            .compatibility
+            .iter()
+            .map(|(v, kinds)| (*v, kinds.iter().copied().map(space_type).collect()))
+            .collect();
     }
     compat.permit_only = p.permit_only.iter().copied().map(space_type).collect();
     policy.compatibility = compat;
     policy.reservations = ReservationPolicy {
         early_check_in_minutes: r.early_check_in_minutes,
         no_show_grace_minutes: r.no_show_grace_minutes,
-        cancellation: CancellationRule { full_refund_minutes_before: r.full_refund_minutes_before, late_cancel_fee: r.late_cancel_fee },
+        cancellation: CancellationRule {
+            full_refund_minutes_before: r.full_refund_minutes_before,
+            late_cancel_fee: r.late_cancel_fee,
+        },
         early_departure: match r.early_departure {
             EarlyDepartureKind::NoRefund => EarlyDepartureRule::NoRefund,
-            EarlyDepartureKind::UnusedWholeHours => EarlyDepartureRule::UnusedWholeHours { fee: r.early_departure_fee },
+            EarlyDepartureKind::UnusedWholeHours => EarlyDepartureRule::UnusedWholeHours {
+                fee: r.early_departure_fee,
+            },
         },
     };
     policy
 }
 
 fn tariff(c: &Config, t: &TariffConfig) -> Tariff {
-    let mut out = Tariff::simple(&t.id, currency(c), c.time_zone(), t.interval_minutes.max(1), t.interval_price);
+    let mut out = Tariff::simple(
+        &t.id,
+        currency(c),
+        c.time_zone(),
+        t.interval_minutes.max(1),
+        t.interval_price,
+    );
     out.free_grace_minutes = t.grace_minutes;
     out.daily_max = t.daily_max;
     out.lost_ticket_fee = t.lost_ticket_fee;
@@ -67,8 +87,16 @@ fn tariff(c: &Config, t: &TariffConfig) -> Tariff {
         .iter()
         .enumerate()
         .filter_map(|(i, b)| {
-            let w = crate::config::WindowConfig { days: b.days.clone(), from: b.from.clone(), to: b.to.clone() };
-            parse_window(&w).ok().map(|window| TariffBand { name: format!("{}#{i}", t.id), window, interval_price: b.interval_price })
+            let w = crate::config::WindowConfig {
+                days: b.days.clone(),
+                from: b.from.clone(),
+                to: b.to.clone(),
+            };
+            parse_window(&w).ok().map(|window| TariffBand {
+                name: format!("{}#{i}", t.id),
+                window,
+                interval_price: b.interval_price,
+            })
         })
         .collect();
     out
@@ -77,7 +105,11 @@ fn tariff(c: &Config, t: &TariffConfig) -> Tariff {
 /// The tariff table: per space type from `[[tariffs]]`; the first tariff is
 /// also the default (a free tariff when none is configured).
 pub fn tariffs(c: &Config) -> TariffTable {
-    let default = c.tariffs.first().map(|t| tariff(c, t)).unwrap_or_else(|| Tariff::simple("free", currency(c), c.time_zone(), 60, 0));
+    let default = c
+        .tariffs
+        .first()
+        .map(|t| tariff(c, t))
+        .unwrap_or_else(|| Tariff::simple("free", currency(c), c.time_zone(), 60, 0));
     let mut by_space_type = BTreeMap::new();
     for t in &c.tariffs {
         let tt = tariff(c, t);
@@ -85,7 +117,11 @@ pub fn tariffs(c: &Config) -> TariffTable {
             by_space_type.insert(space_type(*k), tt.clone());
         }
     }
-    TariffTable { default, by_space_type, by_vehicle_type: BTreeMap::new() }
+    TariffTable {
+        default,
+        by_space_type,
+        by_vehicle_type: BTreeMap::new(),
+    }
 }
 
 /// The permits of the site file (validated with the config, so none is
@@ -98,14 +134,31 @@ pub fn permits(c: &Config) -> Vec<Permit> {
 /// the API's request), or the field that is wrong and why.
 pub fn permit(p: &PermitConfig) -> Result<Permit, (&'static str, String)> {
     let plate = Plate::parse(&p.plate).map_err(|e| ("license_plate", e.to_string()))?;
-    let date = |field: &'static str, s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| (field, format!("`{s}` is not a date YYYY-MM-DD")));
+    let date = |field: &'static str, s: &str| {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d")
+            .map_err(|_| (field, format!("`{s}` is not a date YYYY-MM-DD")))
+    };
     let from = date("valid_from", &p.valid_from)?;
     let mut permit = Permit::new(PermitId::new(p.id.clone()), plate, p.kind, from);
-    permit.valid_until = p.valid_until.as_deref().map(|u| date("valid_until", u)).transpose()?;
+    permit.valid_until = p
+        .valid_until
+        .as_deref()
+        .map(|u| date("valid_until", u))
+        .transpose()?;
     if permit.valid_until.is_some_and(|u| u < from) {
-        return Err(("valid_until", format!("valid_until {} is before valid_from {from}", p.valid_until.as_deref().unwrap_or_default())));
+        return Err((
+            "valid_until",
+            format!(
+                "valid_until {} is before valid_from {from}",
+                p.valid_until.as_deref().unwrap_or_default()
+            ),
+        ));
     }
-    permit.windows = p.windows.iter().map(|w| parse_window(w).map_err(|e| ("windows", e))).collect::<Result<_, _>>()?;
+    permit.windows = p
+        .windows
+        .iter()
+        .map(|w| parse_window(w).map_err(|e| ("windows", e)))
+        .collect::<Result<_, _>>()?;
     if let Some(types) = &p.space_types {
         permit.space_types = types.iter().copied().map(space_type).collect();
     }
@@ -117,8 +170,17 @@ pub fn permit(p: &PermitConfig) -> Result<Permit, (&'static str, String)> {
 
 pub fn list_entries(c: &Config) -> Vec<(Plate, &'static str)> {
     let mut out = Vec::new();
-    for (name, plates) in [("blocked", &c.lists.blocked), ("watched", &c.lists.watched), ("allowed", &c.lists.allowed)] {
-        out.extend(plates.iter().filter_map(|p| Plate::parse(p).ok()).map(|p| (p, name)));
+    for (name, plates) in [
+        ("blocked", &c.lists.blocked),
+        ("watched", &c.lists.watched),
+        ("allowed", &c.lists.allowed),
+    ] {
+        out.extend(
+            plates
+                .iter()
+                .filter_map(|p| Plate::parse(p).ok())
+                .map(|p| (p, name)),
+        );
     }
     out
 }
@@ -126,6 +188,12 @@ pub fn list_entries(c: &Config) -> Vec<(Plate, &'static str)> {
 pub fn space_seeds(c: &Config) -> Vec<SpaceSeed> {
     c.spaces
         .iter()
-        .map(|s| SpaceSeed { id: s.id.clone(), level: s.level.clone(), zone: s.zone.clone(), space_type: space_type(s.kind), rank: s.rank })
+        .map(|s| SpaceSeed {
+            id: s.id.clone(),
+            level: s.level.clone(),
+            zone: s.zone.clone(),
+            space_type: space_type(s.kind),
+            rank: s.rank,
+        })
         .collect()
 }

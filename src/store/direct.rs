@@ -29,10 +29,12 @@
 
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags, Statement};
-use sqlx::any::{Any, AnyArguments, AnyQueryResult, AnyRow, AnyTypeInfo, AnyTypeInfoKind, AnyValue};
-use sqlx_core::any::{AnyColumn, AnyValueKind};
+use sqlx::any::{
+    Any, AnyArguments, AnyQueryResult, AnyRow, AnyTypeInfo, AnyTypeInfoKind, AnyValue,
+};
 use sqlx::Either;
 use sqlx::Execute;
+use sqlx_core::any::{AnyColumn, AnyValueKind};
 use sqlx_core::ext::ustr::UStr;
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -61,7 +63,9 @@ pub struct DirectConn {
 
 impl std::fmt::Debug for DirectConn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DirectConn").field("path", &self.conn.path()).finish_non_exhaustive()
+        f.debug_struct("DirectConn")
+            .field("path", &self.conn.path())
+            .finish_non_exhaustive()
     }
 }
 
@@ -90,7 +94,11 @@ impl DirectConn {
 
     /// Runs an sqlx query (SQL and `Any` arguments) now, to completion (or to
     /// `limit` rows), and returns its steps as sqlx would stream them.
-    pub fn run_query<'q, E: Execute<'q, Any>>(&mut self, mut query: E, limit: Option<usize>) -> Result<Vec<Step>, sqlx::Error> {
+    pub fn run_query<'q, E: Execute<'q, Any>>(
+        &mut self,
+        mut query: E,
+        limit: Option<usize>,
+    ) -> Result<Vec<Step>, sqlx::Error> {
         let args = query.take_arguments().map_err(sqlx::Error::Encode)?;
         let sql = query.sql();
         self.run(sql.as_str(), args.map(arguments).unwrap_or_default(), limit)
@@ -99,12 +107,24 @@ impl DirectConn {
     /// Runs `sql` (one statement or several separated by `;`) with `args`.
     /// Steps after an error are not produced; statements before it stay done
     /// (as with sqlx).
-    pub fn run(&mut self, sql: &str, args: Vec<AnyValueKind>, limit: Option<usize>) -> Result<Vec<Step>, sqlx::Error> {
+    pub fn run(
+        &mut self,
+        sql: &str,
+        args: Vec<AnyValueKind>,
+        limit: Option<usize>,
+    ) -> Result<Vec<Step>, sqlx::Error> {
         let mut out = Vec::new();
         let mut positional = 0;
         if is_single(sql) {
             let mut stmt = self.conn.prepare_cached(sql).map_err(db_error)?;
-            if let Err(e) = step(&self.conn, &mut stmt, &args, &mut positional, limit, &mut out) {
+            if let Err(e) = step(
+                &self.conn,
+                &mut stmt,
+                &args,
+                &mut positional,
+                limit,
+                &mut out,
+            ) {
                 out.push(Err(e));
             }
         } else {
@@ -113,7 +133,14 @@ impl DirectConn {
             loop {
                 match batch.next() {
                     Ok(Some(mut stmt)) => {
-                        if let Err(e) = step(&self.conn, &mut stmt, &args, &mut positional, limit, &mut out) {
+                        if let Err(e) = step(
+                            &self.conn,
+                            &mut stmt,
+                            &args,
+                            &mut positional,
+                            limit,
+                            &mut out,
+                        ) {
                             out.push(Err(e));
                             break;
                         }
@@ -178,13 +205,27 @@ fn arguments(a: AnyArguments) -> Vec<AnyValueKind> {
 }
 
 /// Binds and runs one prepared statement, appending its rows and result.
-fn step(conn: &Connection, stmt: &mut Statement<'_>, args: &[AnyValueKind], positional: &mut usize, limit: Option<usize>, out: &mut Vec<Step>) -> Result<(), sqlx::Error> {
+fn step(
+    conn: &Connection,
+    stmt: &mut Statement<'_>,
+    args: &[AnyValueKind],
+    positional: &mut usize,
+    limit: Option<usize>,
+    out: &mut Vec<Step>,
+) -> Result<(), sqlx::Error> {
     for i in 1..=stmt.parameter_count() {
         // As sqlx's SQLite driver: `?NNN` and `$NNN` by number, bare `?` in order.
         let n = match stmt.parameter_name(i) {
             Some(name) => {
-                let num = name.strip_prefix('?').or_else(|| name.strip_prefix('$')).and_then(|d| d.parse::<usize>().ok());
-                num.ok_or_else(|| sqlx::Error::AnyDriverError(format!("unsupported SQL parameter `{name}`").into()))?
+                let num = name
+                    .strip_prefix('?')
+                    .or_else(|| name.strip_prefix('$'))
+                    .and_then(|d| d.parse::<usize>().ok());
+                num.ok_or_else(|| {
+                    sqlx::Error::AnyDriverError(
+                        format!("unsupported SQL parameter `{name}`").into(),
+                    )
+                })?
             }
             None => {
                 *positional += 1;
@@ -192,7 +233,9 @@ fn step(conn: &Connection, stmt: &mut Statement<'_>, args: &[AnyValueKind], posi
             }
         };
         // Unbound parameters stay NULL, as in sqlx.
-        let Some(v) = n.checked_sub(1).and_then(|k| args.get(k)) else { break };
+        let Some(v) = n.checked_sub(1).and_then(|k| args.get(k)) else {
+            break;
+        };
         let value = match v {
             AnyValueKind::Null(_) => ValueRef::Null,
             AnyValueKind::Bool(b) => ValueRef::Integer(i64::from(*b)),
@@ -204,9 +247,14 @@ fn step(conn: &Connection, stmt: &mut Statement<'_>, args: &[AnyValueKind], posi
             AnyValueKind::Text(s) => ValueRef::Text(s.as_bytes()),
             AnyValueKind::TextSlice(s) => ValueRef::Text(s.as_bytes()),
             AnyValueKind::Blob(b) => ValueRef::Blob(b),
-            other => return Err(sqlx::Error::AnyDriverError(format!("unsupported argument {other:?}").into())),
+            other => {
+                return Err(sqlx::Error::AnyDriverError(
+                    format!("unsupported argument {other:?}").into(),
+                ))
+            }
         };
-        stmt.raw_bind_parameter(i, ToSqlOutput::Borrowed(value)).map_err(db_error)?;
+        stmt.raw_bind_parameter(i, ToSqlOutput::Borrowed(value))
+            .map_err(db_error)?;
     }
     let names: Vec<String> = stmt.column_names().into_iter().map(String::from).collect();
     let mut index = sqlx_core::HashMap::with_capacity(names.len());
@@ -214,7 +262,13 @@ fn step(conn: &Connection, stmt: &mut Statement<'_>, args: &[AnyValueKind], posi
     for (i, name) in names.into_iter().enumerate() {
         let name = UStr::from(name);
         index.insert(name.clone(), i);
-        columns.push(AnyColumn { ordinal: i, name, type_info: AnyTypeInfo { kind: AnyTypeInfoKind::Null } });
+        columns.push(AnyColumn {
+            ordinal: i,
+            name,
+            type_info: AnyTypeInfo {
+                kind: AnyTypeInfoKind::Null,
+            },
+        });
     }
     let index = Arc::new(index);
     let width = columns.len();
@@ -229,12 +283,18 @@ fn step(conn: &Connection, stmt: &mut Statement<'_>, args: &[AnyValueKind], posi
                 ValueRef::Null => AnyValueKind::Null(AnyTypeInfoKind::Null),
                 ValueRef::Integer(x) => AnyValueKind::BigInt(x),
                 ValueRef::Real(x) => AnyValueKind::Double(x),
-                ValueRef::Text(t) => AnyValueKind::Text(Arc::new(String::from_utf8_lossy(t).into_owned())),
+                ValueRef::Text(t) => {
+                    AnyValueKind::Text(Arc::new(String::from_utf8_lossy(t).into_owned()))
+                }
                 ValueRef::Blob(b) => AnyValueKind::Blob(Arc::new(b.to_vec())),
             };
             values.push(AnyValue { kind });
         }
-        out.push(Ok(Either::Right(AnyRow { column_names: index.clone(), columns: columns.clone(), values })));
+        out.push(Ok(Either::Right(AnyRow {
+            column_names: index.clone(),
+            columns: columns.clone(),
+            values,
+        })));
         count += 1;
         if limit.is_some_and(|l| count >= l) {
             break;
@@ -242,7 +302,10 @@ fn step(conn: &Connection, stmt: &mut Statement<'_>, args: &[AnyValueKind], posi
     }
     drop(rows);
     // As sqlx: SQLite's count of the last INSERT/UPDATE/DELETE.
-    out.push(Ok(Either::Left(AnyQueryResult { rows_affected: conn.changes(), last_insert_id: None })));
+    out.push(Ok(Either::Left(AnyQueryResult {
+        rows_affected: conn.changes(),
+        last_insert_id: None,
+    })));
     Ok(())
 }
 
@@ -253,7 +316,11 @@ fn db_error(e: rusqlite::Error) -> sqlx::Error {
     match e {
         rusqlite::Error::SqliteFailure(f, msg) => {
             let message = msg.unwrap_or_else(|| f.to_string());
-            sqlx::Error::Database(Box::new(StoreDbError { code: Some(f.extended_code.to_string()), message, note: "" }))
+            sqlx::Error::Database(Box::new(StoreDbError {
+                code: Some(f.extended_code.to_string()),
+                message,
+                note: "",
+            }))
         }
         other => sqlx::Error::AnyDriverError(Box::new(other)),
     }
@@ -324,21 +391,47 @@ mod tests {
     }
 
     fn rows(steps: Vec<Step>) -> Vec<AnyRow> {
-        steps.into_iter().filter_map(|s| s.unwrap().right()).collect()
+        steps
+            .into_iter()
+            .filter_map(|s| s.unwrap().right())
+            .collect()
     }
 
     #[test]
     fn binds_numbered_and_positional_parameters_and_decodes_rows_like_sqlx() {
         let (_d, mut c) = open();
-        c.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT NOT NULL, score REAL, note TEXT)").unwrap();
+        c.exec(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT NOT NULL, score REAL, note TEXT)",
+        )
+        .unwrap();
         // `$2` before `$1`: bound by number, not by position.
-        let q = sqlx::query("INSERT INTO t (name, id, score, note) VALUES ($2, $1, $3, $4)").bind(7_i64).bind("seven").bind(0.5_f64).bind(None::<String>);
+        let q = sqlx::query("INSERT INTO t (name, id, score, note) VALUES ($2, $1, $3, $4)")
+            .bind(7_i64)
+            .bind("seven")
+            .bind(0.5_f64)
+            .bind(None::<String>);
         let steps = c.run_query(q, None).unwrap();
         let done = steps.into_iter().find_map(|s| s.unwrap().left()).unwrap();
         assert_eq!(done.rows_affected, 1);
-        let r = rows(c.run_query(sqlx::query("SELECT id, name, score, note FROM t WHERE name = ?"), None).unwrap());
-        assert!(r.is_empty(), "an unbound parameter is NULL and matches nothing");
-        let r = rows(c.run_query(sqlx::query("SELECT id, name AS label, score, note FROM t WHERE name = ?").bind("seven"), None).unwrap());
+        let r = rows(
+            c.run_query(
+                sqlx::query("SELECT id, name, score, note FROM t WHERE name = ?"),
+                None,
+            )
+            .unwrap(),
+        );
+        assert!(
+            r.is_empty(),
+            "an unbound parameter is NULL and matches nothing"
+        );
+        let r = rows(
+            c.run_query(
+                sqlx::query("SELECT id, name AS label, score, note FROM t WHERE name = ?")
+                    .bind("seven"),
+                None,
+            )
+            .unwrap(),
+        );
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].try_get::<i64, _>("id").unwrap(), 7);
         assert_eq!(r[0].try_get::<i32, _>(0).unwrap(), 7);
@@ -351,22 +444,37 @@ mod tests {
     #[test]
     fn several_statements_share_the_arguments_and_stop_at_the_first_error() {
         let (_d, mut c) = open();
-        c.exec("CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER); CREATE TABLE u (k TEXT)").unwrap();
-        let q = sqlx::query("INSERT INTO t VALUES ($1, $2); INSERT INTO u VALUES ($1)").bind("a").bind(1_i64);
+        c.exec("CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER); CREATE TABLE u (k TEXT)")
+            .unwrap();
+        let q = sqlx::query("INSERT INTO t VALUES ($1, $2); INSERT INTO u VALUES ($1)")
+            .bind("a")
+            .bind(1_i64);
         assert!(c.run_query(q, None).unwrap().into_iter().all(|s| s.is_ok()));
         let q = sqlx::query("INSERT INTO u VALUES ($1); INSERT INTO t VALUES ($1, 2); INSERT INTO u VALUES ('never')").bind("a");
         let steps = c.run_query(q, None).unwrap();
-        let err = steps.into_iter().find_map(|s| s.err()).expect("the duplicate key fails");
+        let err = steps
+            .into_iter()
+            .find_map(|s| s.err())
+            .expect("the duplicate key fails");
         assert!(crate::store::parking::is_unique_violation(&err), "{err}");
-        let n: i64 = rows(c.run("SELECT count(*) FROM u", Vec::new(), None).unwrap())[0].try_get(0).unwrap();
-        assert_eq!(n, 2, "the statement before the error stays, the one after never runs");
+        let n: i64 = rows(c.run("SELECT count(*) FROM u", Vec::new(), None).unwrap())[0]
+            .try_get(0)
+            .unwrap();
+        assert_eq!(
+            n, 2,
+            "the statement before the error stays, the one after never runs"
+        );
     }
 
     #[test]
     fn limit_stops_after_the_first_rows() {
         let (_d, mut c) = open();
-        c.exec("CREATE TABLE t (v INTEGER); INSERT INTO t VALUES (1), (2), (3)").unwrap();
-        let r = rows(c.run("SELECT v FROM t ORDER BY v", Vec::new(), Some(1)).unwrap());
+        c.exec("CREATE TABLE t (v INTEGER); INSERT INTO t VALUES (1), (2), (3)")
+            .unwrap();
+        let r = rows(
+            c.run("SELECT v FROM t ORDER BY v", Vec::new(), Some(1))
+                .unwrap(),
+        );
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].try_get::<i64, _>(0).unwrap(), 1);
     }

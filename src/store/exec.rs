@@ -52,7 +52,10 @@ impl StoreConn for DirectConn {
 impl<'c> Executor<'c> for Ex<'c> {
     type Database = Any;
 
-    fn fetch_many<'e, 'q: 'e, E>(self, query: E) -> BoxStream<'e, Result<Either<AnyQueryResult, AnyRow>, sqlx::Error>>
+    fn fetch_many<'e, 'q: 'e, E>(
+        self,
+        query: E,
+    ) -> BoxStream<'e, Result<Either<AnyQueryResult, AnyRow>, sqlx::Error>>
     where
         'c: 'e,
         E: 'q + Execute<'q, Any>,
@@ -66,7 +69,10 @@ impl<'c> Executor<'c> for Ex<'c> {
         }
     }
 
-    fn fetch_optional<'e, 'q: 'e, E>(self, query: E) -> BoxFuture<'e, Result<Option<AnyRow>, sqlx::Error>>
+    fn fetch_optional<'e, 'q: 'e, E>(
+        self,
+        query: E,
+    ) -> BoxFuture<'e, Result<Option<AnyRow>, sqlx::Error>>
     where
         'c: 'e,
         E: 'q + Execute<'q, Any>,
@@ -88,7 +94,11 @@ impl<'c> Executor<'c> for Ex<'c> {
         }
     }
 
-    fn prepare_with<'e>(self, sql: SqlStr, parameters: &'e [AnyTypeInfo]) -> BoxFuture<'e, Result<AnyStatement, sqlx::Error>>
+    fn prepare_with<'e>(
+        self,
+        sql: SqlStr,
+        parameters: &'e [AnyTypeInfo],
+    ) -> BoxFuture<'e, Result<AnyStatement, sqlx::Error>>
     where
         'c: 'e,
     {
@@ -96,7 +106,9 @@ impl<'c> Executor<'c> for Ex<'c> {
             Ex::Any(c) => c.prepare_with(sql, parameters),
             // The store never prepares explicitly (the direct connection
             // caches its statements itself).
-            Ex::Direct(_) => Box::pin(std::future::ready(Err(sqlx::Error::AnyDriverError("the direct SQLite writer does not hand out prepared statements".into())))),
+            Ex::Direct(_) => Box::pin(std::future::ready(Err(sqlx::Error::AnyDriverError(
+                "the direct SQLite writer does not hand out prepared statements".into(),
+            )))),
         }
     }
 }

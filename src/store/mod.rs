@@ -31,7 +31,10 @@ pub enum StoreError {
     #[error("storage url `{0}` is neither sqlite: nor postgres://")]
     BadUrl(String),
     #[error("cannot create the folder for the SQLite file {path}: {source}")]
-    Folder { path: String, source: std::io::Error },
+    Folder {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot open the database at {url}: {source}")]
     Connect { url: String, source: sqlx::Error },
     #[error("database migration failed: {0}")]
@@ -61,7 +64,12 @@ pub struct Store {
 /// crash or power loss and may lose only the last transactions before a
 /// power loss (not a process crash); busy_timeout makes a writer from
 /// outside the services wait instead of failing with SQLITE_BUSY.
-const SQLITE_PRAGMAS: &[&str] = &["PRAGMA journal_mode = WAL", "PRAGMA busy_timeout = 10000", "PRAGMA foreign_keys = ON", "PRAGMA synchronous = NORMAL"];
+const SQLITE_PRAGMAS: &[&str] = &[
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA busy_timeout = 10000",
+    "PRAGMA foreign_keys = ON",
+    "PRAGMA synchronous = NORMAL",
+];
 
 async fn sqlite_pragmas(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
     for p in SQLITE_PRAGMAS {
@@ -71,14 +79,38 @@ async fn sqlite_pragmas(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
 }
 
 const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
-    (1, "foundation", include_str!("migrations/sqlite/0001_foundation.sql")),
-    (2, "parking", include_str!("migrations/sqlite/0002_parking.sql")),
-    (3, "bay_watch", include_str!("migrations/sqlite/0003_bay_watch.sql")),
+    (
+        1,
+        "foundation",
+        include_str!("migrations/sqlite/0001_foundation.sql"),
+    ),
+    (
+        2,
+        "parking",
+        include_str!("migrations/sqlite/0002_parking.sql"),
+    ),
+    (
+        3,
+        "bay_watch",
+        include_str!("migrations/sqlite/0003_bay_watch.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
-    (1, "foundation", include_str!("migrations/postgres/0001_foundation.sql")),
-    (2, "parking", include_str!("migrations/postgres/0002_parking.sql")),
-    (3, "bay_watch", include_str!("migrations/postgres/0003_bay_watch.sql")),
+    (
+        1,
+        "foundation",
+        include_str!("migrations/postgres/0001_foundation.sql"),
+    ),
+    (
+        2,
+        "parking",
+        include_str!("migrations/postgres/0002_parking.sql"),
+    ),
+    (
+        3,
+        "bay_watch",
+        include_str!("migrations/postgres/0003_bay_watch.sql"),
+    ),
 ];
 
 impl Store {
@@ -90,11 +122,15 @@ impl Store {
             Backend::Sqlite => sqlite_url(url)?,
             Backend::Postgres => url.to_string(),
         };
-        let mut opts = AnyPoolOptions::new().max_connections(max_connections.max(1)).acquire_timeout(Duration::from_secs(10));
+        let mut opts = AnyPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(10));
         opts = match backend {
             // A local file cannot drop the link, so the pool need not ping a
             // connection (a round trip to its worker thread) before lending it.
-            Backend::Sqlite => opts.test_before_acquire(false).after_connect(|conn, _| Box::pin(sqlite_pragmas(conn))),
+            Backend::Sqlite => opts
+                .test_before_acquire(false)
+                .after_connect(|conn, _| Box::pin(sqlite_pragmas(conn))),
             // A server can go away: the pool's ping before lending a
             // connection replaces one that died instead of failing a request.
             Backend::Postgres => opts,
@@ -102,9 +138,17 @@ impl Store {
         let pool = opts
             .connect(&connect_url)
             .await
-            .map_err(|source| StoreError::Connect { url: redact(url), source })?;
-        let writer = (backend == Backend::Sqlite).then(|| SqliteWriter::new(connect_url.clone(), pool.clone()));
-        let store = Store { pool, backend, writer };
+            .map_err(|source| StoreError::Connect {
+                url: redact(url),
+                source,
+            })?;
+        let writer = (backend == Backend::Sqlite)
+            .then(|| SqliteWriter::new(connect_url.clone(), pool.clone()));
+        let store = Store {
+            pool,
+            backend,
+            writer,
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -116,9 +160,19 @@ impl Store {
         };
         let migrations = list
             .iter()
-            .map(|(v, d, sql)| Migration::new(*v, Cow::Borrowed(*d), MigrationType::Simple, sqlx::SqlSafeStr::into_sql_str(*sql), false))
+            .map(|(v, d, sql)| {
+                Migration::new(
+                    *v,
+                    Cow::Borrowed(*d),
+                    MigrationType::Simple,
+                    sqlx::SqlSafeStr::into_sql_str(*sql),
+                    false,
+                )
+            })
             .collect();
-        Migrator::with_migrations(migrations).run(&self.pool).await?;
+        Migrator::with_migrations(migrations)
+            .run(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -138,9 +192,11 @@ impl Store {
 
     /// Versions of the applied migrations, oldest first.
     pub async fn applied_migrations(&self) -> Result<Vec<i64>, StoreError> {
-        let rows = sqlx::query("SELECT version FROM _sqlx_migrations WHERE success = TRUE ORDER BY version")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT version FROM _sqlx_migrations WHERE success = TRUE ORDER BY version",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows.iter().map(|r: &AnyRow| r.get::<i64, _>(0)).collect())
     }
 
@@ -151,11 +207,21 @@ impl Store {
             Backend::Postgres => "SELECT table_name::text FROM information_schema.tables WHERE table_schema = current_schema() ORDER BY table_name",
         };
         let rows = sqlx::query(sql).fetch_all(&self.pool).await?;
-        Ok(rows.iter().map(|r: &AnyRow| r.get::<String, _>(0)).collect())
+        Ok(rows
+            .iter()
+            .map(|r: &AnyRow| r.get::<String, _>(0))
+            .collect())
     }
 
     /// Appends an audit record.
-    pub async fn audit(&self, actor: &str, action: &str, subject: Option<&str>, reason: Option<&str>, detail: Option<&serde_json::Value>) -> Result<(), StoreError> {
+    pub async fn audit(
+        &self,
+        actor: &str,
+        action: &str,
+        subject: Option<&str>,
+        reason: Option<&str>,
+        detail: Option<&serde_json::Value>,
+    ) -> Result<(), StoreError> {
         sqlx::query("INSERT INTO audit_log (at, actor, action, subject, reason, detail_json) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(now_text())
             .bind(actor)
@@ -169,19 +235,30 @@ impl Store {
     }
 
     /// Records a camera going online/offline.
-    pub async fn camera_event(&self, camera: &str, status: &str, reason: Option<&str>) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO camera_events (camera, status, reason, at) VALUES ($1, $2, $3, $4)")
-            .bind(camera)
-            .bind(status)
-            .bind(reason)
-            .bind(now_text())
-            .execute(&self.pool)
-            .await?;
+    pub async fn camera_event(
+        &self,
+        camera: &str,
+        status: &str,
+        reason: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO camera_events (camera, status, reason, at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(camera)
+        .bind(status)
+        .bind(reason)
+        .bind(now_text())
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
     /// Records a decided plate read (the full event as JSON beside the key columns).
-    pub async fn plate_read(&self, read: &crate::events::PlateRead, json: &str) -> Result<(), StoreError> {
+    pub async fn plate_read(
+        &self,
+        read: &crate::events::PlateRead,
+        json: &str,
+    ) -> Result<(), StoreError> {
         let role = match read.role {
             crate::events::Role::Entry => "entry",
             crate::events::Role::Exit => "exit",
@@ -229,8 +306,14 @@ fn sqlite_url(url: &str) -> Result<String, StoreError> {
     let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
     if path != ":memory:" && !path.is_empty() {
-        if let Some(parent) = std::path::Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|source| StoreError::Folder { path: parent.display().to_string(), source })?;
+        if let Some(parent) = std::path::Path::new(path)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(parent).map_err(|source| StoreError::Folder {
+                path: parent.display().to_string(),
+                source,
+            })?;
         }
     }
     let mut q = String::from(query);

@@ -14,14 +14,14 @@
 //!
 //! Instants are epoch milliseconds in the database and `DateTime<Utc>` here.
 
+use crate::core::baywatch;
+use crate::core::BayState;
+use crate::core::{Currency, Money};
 use crate::core::{
     ListMembership, OpenSession, Payment, PaymentId, PaymentKind, PaymentMethod, PaymentStatus,
     Permit, Plate, Reservation, ReservationId, ReservationStatus, ReservationTarget, SessionId,
     Space, SpaceId, SpaceStatus, SpaceType, TimeRange, VehicleType,
 };
-use crate::core::baywatch;
-use crate::core::BayState;
-use crate::core::{Currency, Money};
 use chrono::{DateTime, TimeZone, Utc};
 use serde::Serialize;
 use sqlx::any::AnyRow;
@@ -52,12 +52,18 @@ pub fn new_id() -> String {
 // ---------------------------------------------------------------- enums ↔ text
 
 pub fn space_type_from(s: &str) -> SpaceType {
-    SpaceType::ALL.into_iter().find(|t| t.as_str() == s).unwrap_or(SpaceType::Compact)
+    SpaceType::ALL
+        .into_iter()
+        .find(|t| t.as_str() == s)
+        .unwrap_or(SpaceType::Compact)
 }
 
 pub fn vehicle_type_from(s: &str) -> VehicleType {
     use VehicleType::*;
-    [Car, Motorcycle, Van, Ev, Truck, Unknown].into_iter().find(|t| t.as_str() == s).unwrap_or(Unknown)
+    [Car, Motorcycle, Van, Ev, Truck, Unknown]
+        .into_iter()
+        .find(|t| t.as_str() == s)
+        .unwrap_or(Unknown)
 }
 
 pub fn reservation_status_str(s: ReservationStatus) -> &'static str {
@@ -116,7 +122,8 @@ fn currency_of(s: &str) -> Currency {
 pub fn is_unique_violation(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Database(d) => {
-            d.code().is_some_and(|c| c == "23505" || c == "2067" || c == "1555")
+            d.code()
+                .is_some_and(|c| c == "23505" || c == "2067" || c == "1555")
                 || d.message().contains("UNIQUE constraint failed")
         }
         _ => false,
@@ -138,7 +145,8 @@ pub fn is_overlap_violation(e: &sqlx::Error) -> bool {
 pub fn is_retryable(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Database(d) => {
-            d.code().is_some_and(|c| c == "40001" || c == "40P01" || c == "5" || c == "517")
+            d.code()
+                .is_some_and(|c| c == "40001" || c == "40P01" || c == "5" || c == "517")
                 || d.message().contains("database is locked")
         }
         _ => false,
@@ -188,11 +196,26 @@ pub async fn audit(
 /// one by one).
 #[derive(Debug, Default)]
 pub struct AuditBatch {
-    records: Vec<(String, String, &'static str, Option<String>, Option<String>, Option<String>)>,
+    records: Vec<(
+        String,
+        String,
+        &'static str,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    )>,
 }
 
 impl AuditBatch {
-    pub fn push(&mut self, at: DateTime<Utc>, actor: &str, action: &'static str, subject: Option<&str>, reason: Option<&str>, detail: Option<&serde_json::Value>) {
+    pub fn push(
+        &mut self,
+        at: DateTime<Utc>,
+        actor: &str,
+        action: &'static str,
+        subject: Option<&str>,
+        reason: Option<&str>,
+        detail: Option<&serde_json::Value>,
+    ) {
         self.records.push((
             at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             actor.to_string(),
@@ -208,10 +231,29 @@ impl AuditBatch {
         if self.records.is_empty() {
             return Ok(());
         }
-        let values = (0..self.records.len()).map(|i| format!("(${}, ${}, ${}, ${}, ${}, ${})", 6 * i + 1, 6 * i + 2, 6 * i + 3, 6 * i + 4, 6 * i + 5, 6 * i + 6)).collect::<Vec<_>>().join(", ");
+        let values = (0..self.records.len())
+            .map(|i| {
+                format!(
+                    "(${}, ${}, ${}, ${}, ${}, ${})",
+                    6 * i + 1,
+                    6 * i + 2,
+                    6 * i + 3,
+                    6 * i + 4,
+                    6 * i + 5,
+                    6 * i + 6
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
         let mut q = sqlx::query(sqlx::AssertSqlSafe(format!("INSERT INTO audit_log (at, actor, action, subject, reason, detail_json) VALUES {values}")));
         for (at, actor, action, subject, reason, detail) in self.records {
-            q = q.bind(at).bind(actor).bind(action).bind(subject).bind(reason).bind(detail);
+            q = q
+                .bind(at)
+                .bind(actor)
+                .bind(action)
+                .bind(subject)
+                .bind(reason)
+                .bind(detail);
         }
         q.execute(conn.ex()).await?;
         Ok(())
@@ -252,7 +294,9 @@ pub async fn audit_log(conn: &mut Conn, subject: Option<&str>, limit: i64) -> R<
                 action: r.try_get("action")?,
                 subject: r.try_get("subject")?,
                 reason: r.try_get("reason")?,
-                detail: r.try_get::<Option<String>, _>("detail_json")?.and_then(|s| serde_json::from_str(&s).ok()),
+                detail: r
+                    .try_get::<Option<String>, _>("detail_json")?
+                    .and_then(|s| serde_json::from_str(&s).ok()),
             })
         })
         .collect()
@@ -273,7 +317,9 @@ pub struct SpaceSeed {
 /// Inserts or updates the configured spaces (keeping their live status);
 /// spaces no longer configured are taken out of service unless occupied.
 pub async fn sync_spaces(conn: &mut Conn, seeds: &[SpaceSeed], now: DateTime<Utc>) -> R<()> {
-    sqlx::query("UPDATE spaces SET in_config = 0").execute(conn.ex()).await?;
+    sqlx::query("UPDATE spaces SET in_config = 0")
+        .execute(conn.ex())
+        .await?;
     for s in seeds {
         sqlx::query(
             "INSERT INTO spaces (id, level, zone, space_type, rank, status, sensor_state, in_config, updated_ms) \
@@ -300,7 +346,9 @@ pub async fn sync_spaces(conn: &mut Conn, seeds: &[SpaceSeed], now: DateTime<Utc
 /// Replaces the config-sourced permits by `permits` (permits issued through
 /// the API are left alone).
 pub async fn sync_permits(conn: &mut Conn, permits: &[Permit], now: DateTime<Utc>) -> R<()> {
-    sqlx::query("DELETE FROM permits WHERE source = 'config'").execute(conn.ex()).await?;
+    sqlx::query("DELETE FROM permits WHERE source = 'config'")
+        .execute(conn.ex())
+        .await?;
     for p in permits {
         upsert_permit(conn, p, "config", now).await?;
     }
@@ -339,7 +387,11 @@ pub struct PermitRow {
 }
 
 fn permit_row(r: &AnyRow) -> R<Option<PermitRow>> {
-    Ok(permit_of(r)?.map(|permit| PermitRow { permit, source: r.try_get("source").unwrap_or_default(), updated_at: at_ms(r.try_get("updated_ms").unwrap_or_default()) }))
+    Ok(permit_of(r)?.map(|permit| PermitRow {
+        permit,
+        source: r.try_get("source").unwrap_or_default(),
+        updated_at: at_ms(r.try_get("updated_ms").unwrap_or_default()),
+    }))
 }
 
 /// Stored permits, of one plate or all, by plate then id.
@@ -357,7 +409,10 @@ pub async fn permit_rows(conn: &mut Conn, plate: Option<&str>) -> R<Vec<PermitRo
 
 /// One stored permit.
 pub async fn permit_by_id(conn: &mut Conn, id: &str) -> R<Option<PermitRow>> {
-    let row = sqlx::query("SELECT permit_json, source, updated_ms FROM permits WHERE id = $1").bind(id).fetch_optional(conn.ex()).await?;
+    let row = sqlx::query("SELECT permit_json, source, updated_ms FROM permits WHERE id = $1")
+        .bind(id)
+        .fetch_optional(conn.ex())
+        .await?;
     Ok(match row {
         Some(r) => permit_row(&r)?,
         None => None,
@@ -366,12 +421,23 @@ pub async fn permit_by_id(conn: &mut Conn, id: &str) -> R<Option<PermitRow>> {
 
 /// Deletes a permit; whether it existed.
 pub async fn delete_permit(conn: &mut Conn, id: &str) -> R<bool> {
-    Ok(sqlx::query("DELETE FROM permits WHERE id = $1").bind(id).execute(conn.ex()).await?.rows_affected() > 0)
+    Ok(sqlx::query("DELETE FROM permits WHERE id = $1")
+        .bind(id)
+        .execute(conn.ex())
+        .await?
+        .rows_affected()
+        > 0)
 }
 
 /// Replaces the config-sourced list entries.
-pub async fn sync_lists(conn: &mut Conn, entries: &[(Plate, &'static str)], now: DateTime<Utc>) -> R<()> {
-    sqlx::query("DELETE FROM plate_lists WHERE source = 'config'").execute(conn.ex()).await?;
+pub async fn sync_lists(
+    conn: &mut Conn,
+    entries: &[(Plate, &'static str)],
+    now: DateTime<Utc>,
+) -> R<()> {
+    sqlx::query("DELETE FROM plate_lists WHERE source = 'config'")
+        .execute(conn.ex())
+        .await?;
     for (plate, list) in entries {
         sqlx::query(
             "INSERT INTO plate_lists (plate, list, reason, source, added_ms) VALUES ($1, $2, NULL, 'config', $3) \
@@ -399,11 +465,21 @@ pub struct ListEntryRow {
 }
 
 fn list_entry_row(r: &AnyRow) -> R<ListEntryRow> {
-    Ok(ListEntryRow { license_plate: r.try_get(0)?, list: r.try_get(1)?, reason: r.try_get(2)?, source: r.try_get(3)?, added_at: at_ms(r.try_get(4)?) })
+    Ok(ListEntryRow {
+        license_plate: r.try_get(0)?,
+        list: r.try_get(1)?,
+        reason: r.try_get(2)?,
+        source: r.try_get(3)?,
+        added_at: at_ms(r.try_get(4)?),
+    })
 }
 
 /// List entries, optionally of one list and/or one plate, by list then plate.
-pub async fn list_entry_rows(conn: &mut Conn, list: Option<&str>, plate: Option<&str>) -> R<Vec<ListEntryRow>> {
+pub async fn list_entry_rows(
+    conn: &mut Conn,
+    list: Option<&str>,
+    plate: Option<&str>,
+) -> R<Vec<ListEntryRow>> {
     let rows = sqlx::query(
         "SELECT plate, list, reason, source, added_ms FROM plate_lists \
          WHERE ($1 IS NULL OR list = $1) AND ($2 IS NULL OR plate = $2) ORDER BY list, plate",
@@ -427,7 +503,13 @@ pub async fn list_entry(conn: &mut Conn, list: &str, plate: &str) -> R<Option<Li
 
 /// Adds a plate to a list at run time, or updates the reason of an entry
 /// added so before (an entry from the config is left as it is).
-pub async fn put_list_entry(conn: &mut Conn, list: &str, plate: &str, reason: Option<&str>, now: DateTime<Utc>) -> R<()> {
+pub async fn put_list_entry(
+    conn: &mut Conn,
+    list: &str,
+    plate: &str,
+    reason: Option<&str>,
+    now: DateTime<Utc>,
+) -> R<()> {
     sqlx::query(
         "INSERT INTO plate_lists (plate, list, reason, source, added_ms) VALUES ($1, $2, $3, 'api', $4) \
          ON CONFLICT (plate, list) DO UPDATE SET reason = excluded.reason WHERE plate_lists.source = 'api'",
@@ -443,11 +525,22 @@ pub async fn put_list_entry(conn: &mut Conn, list: &str, plate: &str, reason: Op
 
 /// Removes a list entry; whether it existed.
 pub async fn delete_list_entry(conn: &mut Conn, list: &str, plate: &str) -> R<bool> {
-    Ok(sqlx::query("DELETE FROM plate_lists WHERE list = $1 AND plate = $2").bind(list).bind(plate).execute(conn.ex()).await?.rows_affected() > 0)
+    Ok(
+        sqlx::query("DELETE FROM plate_lists WHERE list = $1 AND plate = $2")
+            .bind(list)
+            .bind(plate)
+            .execute(conn.ex())
+            .await?
+            .rows_affected()
+            > 0,
+    )
 }
 
 pub async fn list_membership(conn: &mut Conn, plate: &Plate) -> R<ListMembership> {
-    let rows = sqlx::query("SELECT list FROM plate_lists WHERE plate = $1").bind(plate.as_str()).fetch_all(conn.ex()).await?;
+    let rows = sqlx::query("SELECT list FROM plate_lists WHERE plate = $1")
+        .bind(plate.as_str())
+        .fetch_all(conn.ex())
+        .await?;
     let mut m = ListMembership::default();
     for r in rows {
         match r.try_get::<String, _>(0)?.as_str() {
@@ -462,8 +555,12 @@ pub async fn list_membership(conn: &mut Conn, plate: &Plate) -> R<ListMembership
 
 /// Every list entry (for the offline cache).
 pub async fn all_list_entries(conn: &mut Conn) -> R<Vec<(String, String)>> {
-    let rows = sqlx::query("SELECT plate, list FROM plate_lists").fetch_all(conn.ex()).await?;
-    rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+    let rows = sqlx::query("SELECT plate, list FROM plate_lists")
+        .fetch_all(conn.ex())
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect()
 }
 
 fn permit_of(r: &AnyRow) -> R<Option<Permit>> {
@@ -477,7 +574,10 @@ pub async fn permits_for(conn: &mut Conn, plates: &[&Plate]) -> R<Vec<Permit>> {
         if plates[..i].contains(plate) {
             continue;
         }
-        let rows = sqlx::query("SELECT permit_json FROM permits WHERE plate = $1").bind(plate.as_str()).fetch_all(conn.ex()).await?;
+        let rows = sqlx::query("SELECT permit_json FROM permits WHERE plate = $1")
+            .bind(plate.as_str())
+            .fetch_all(conn.ex())
+            .await?;
         for r in &rows {
             out.extend(permit_of(r)?);
         }
@@ -487,12 +587,21 @@ pub async fn permits_for(conn: &mut Conn, plates: &[&Plate]) -> R<Vec<Permit>> {
 
 /// Every stored permit (for the offline cache).
 pub async fn all_permits(conn: &mut Conn) -> R<Vec<Permit>> {
-    Ok(permit_rows(conn, None).await?.into_iter().map(|r| r.permit).collect())
+    Ok(permit_rows(conn, None)
+        .await?
+        .into_iter()
+        .map(|r| r.permit)
+        .collect())
 }
 
 // ---------------------------------------------------------------- vehicles
 
-pub async fn upsert_vehicle(conn: &mut Conn, plate: &Plate, vehicle_type: Option<VehicleType>, now: DateTime<Utc>) -> R<()> {
+pub async fn upsert_vehicle(
+    conn: &mut Conn,
+    plate: &Plate,
+    vehicle_type: Option<VehicleType>,
+    now: DateTime<Utc>,
+) -> R<()> {
     let t = vehicle_type.unwrap_or(VehicleType::Unknown);
     sqlx::query(
         "INSERT INTO vehicles (plate, vehicle_type, first_seen_ms, last_seen_ms) VALUES ($1, $2, $3, $4) \
@@ -517,10 +626,12 @@ pub struct VehicleRow {
 }
 
 pub async fn vehicle(conn: &mut Conn, plate: &Plate) -> R<Option<VehicleRow>> {
-    let row = sqlx::query("SELECT plate, vehicle_type, first_seen_ms, last_seen_ms FROM vehicles WHERE plate = $1")
-        .bind(plate.as_str())
-        .fetch_optional(conn.ex())
-        .await?;
+    let row = sqlx::query(
+        "SELECT plate, vehicle_type, first_seen_ms, last_seen_ms FROM vehicles WHERE plate = $1",
+    )
+    .bind(plate.as_str())
+    .fetch_optional(conn.ex())
+    .await?;
     row.map(|r| {
         Ok(VehicleRow {
             license_plate: r.try_get(0)?,
@@ -561,7 +672,9 @@ pub async fn plate_facts(conn: &mut Conn, plate: &Plate) -> R<PlateFacts> {
             ("list", "watched") => f.lists.watched = true,
             ("list", "allowed") => f.lists.allowed = true,
             ("permit", json) => f.permits.extend(serde_json::from_str(json).ok()),
-            ("vehicle", t) => f.vehicle_type = Some(vehicle_type_from(t)).filter(|t| *t != VehicleType::Unknown),
+            ("vehicle", t) => {
+                f.vehicle_type = Some(vehicle_type_from(t)).filter(|t| *t != VehicleType::Unknown)
+            }
             _ => {}
         }
     }
@@ -618,7 +731,10 @@ fn space_row(r: &AnyRow) -> R<SpaceRow> {
 impl SpaceRow {
     /// The state that counts for this bay: the staff override, else the sensor's.
     pub fn sensed(&self) -> BayState {
-        baywatch::effective(BayState::parse(&self.sensor_state), self.override_state.as_deref().map(BayState::parse))
+        baywatch::effective(
+            BayState::parse(&self.sensor_state),
+            self.override_state.as_deref().map(BayState::parse),
+        )
     }
 
     pub fn to_core(&self, held: bool) -> Space {
@@ -640,15 +756,21 @@ impl SpaceRow {
 }
 
 pub async fn all_spaces(conn: &mut Conn) -> R<Vec<SpaceRow>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {SPACE_COLS} FROM spaces WHERE in_config = 1 ORDER BY rank, id"))).fetch_all(conn.ex()).await?;
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {SPACE_COLS} FROM spaces WHERE in_config = 1 ORDER BY rank, id"
+    )))
+    .fetch_all(conn.ex())
+    .await?;
     rows.iter().map(space_row).collect()
 }
 
 /// Bays free for allocation (stored status `available`).
 pub async fn available_spaces(conn: &mut Conn) -> R<Vec<SpaceRow>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {SPACE_COLS} FROM spaces WHERE status = 'available' AND in_config = 1")))
-        .fetch_all(conn.ex())
-        .await?;
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {SPACE_COLS} FROM spaces WHERE status = 'available' AND in_config = 1"
+    )))
+    .fetch_all(conn.ex())
+    .await?;
     rows.iter().map(space_row).collect()
 }
 
@@ -670,26 +792,41 @@ pub async fn nearest_available_spaces(conn: &mut Conn, limit: i64) -> R<(Vec<Spa
         })
         .collect::<Vec<_>>()
         .join(" UNION ALL ");
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(conn.ex()).await?;
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_all(conn.ex())
+        .await?;
     let out = rows.iter().map(space_row).collect::<R<Vec<_>>>()?;
-    let truncated = SpaceType::ALL.iter().any(|t| out.iter().filter(|r| r.space_type == t.as_str()).count() as i64 >= limit);
+    let truncated = SpaceType::ALL
+        .iter()
+        .any(|t| out.iter().filter(|r| r.space_type == t.as_str()).count() as i64 >= limit);
     Ok((out, truncated))
 }
 
 /// Bays per (type, stored status), counted by the database.
 pub async fn space_counts(conn: &mut Conn) -> R<Vec<(String, String, i64)>> {
     let rows = sqlx::query("SELECT space_type, status, COUNT(*) FROM spaces WHERE in_config = 1 GROUP BY space_type, status").fetch_all(conn.ex()).await?;
-    rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))).collect()
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .collect()
 }
 
 pub async fn space(conn: &mut Conn, id: &str) -> R<Option<SpaceRow>> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {SPACE_COLS} FROM spaces WHERE id = $1"))).bind(id).fetch_optional(conn.ex()).await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {SPACE_COLS} FROM spaces WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(conn.ex())
+    .await?;
     row.as_ref().map(space_row).transpose()
 }
 
 /// Bays held for booked reservations at `now`: the reservation's check-in
 /// window opens within `lead` (early check-in + hold) and it has not ended.
-pub async fn held_spaces(conn: &mut Conn, now: DateTime<Utc>, lead_ms: i64) -> R<Vec<(String, String, String)>> {
+pub async fn held_spaces(
+    conn: &mut Conn,
+    now: DateTime<Utc>,
+    lead_ms: i64,
+) -> R<Vec<(String, String, String)>> {
     let rows = sqlx::query(
         "SELECT space_id, id, plate FROM reservations WHERE status = 'booked' AND start_ms <= $1 AND end_ms > $2",
     )
@@ -697,11 +834,18 @@ pub async fn held_spaces(conn: &mut Conn, now: DateTime<Utc>, lead_ms: i64) -> R
     .bind(ms(now))
     .fetch_all(conn.ex())
     .await?;
-    rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))).collect()
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .collect()
 }
 
 /// Atomically takes a free bay for a session. False when someone was faster.
-pub async fn claim_space(conn: &mut Conn, space_id: &str, session_id: &str, now: DateTime<Utc>) -> R<bool> {
+pub async fn claim_space(
+    conn: &mut Conn,
+    space_id: &str,
+    session_id: &str,
+    now: DateTime<Utc>,
+) -> R<bool> {
     let done = sqlx::query("UPDATE spaces SET status = 'occupied', session_id = $1, updated_ms = $2 WHERE id = $3 AND status = 'available'")
         .bind(session_id)
         .bind(ms(now))
@@ -712,7 +856,11 @@ pub async fn claim_space(conn: &mut Conn, space_id: &str, session_id: &str, now:
 }
 
 /// Frees the session's bay, if it had one; returns the bay's id.
-pub async fn release_space_of(conn: &mut Conn, session_id: &str, now: DateTime<Utc>) -> R<Option<String>> {
+pub async fn release_space_of(
+    conn: &mut Conn,
+    session_id: &str,
+    now: DateTime<Utc>,
+) -> R<Option<String>> {
     let row = sqlx::query("UPDATE spaces SET status = 'available', session_id = NULL, updated_ms = $1 WHERE session_id = $2 RETURNING id")
         .bind(ms(now))
         .bind(session_id)
@@ -723,18 +871,30 @@ pub async fn release_space_of(conn: &mut Conn, session_id: &str, now: DateTime<U
 
 /// Staff status change between `available` and `out_of_service`; false if
 /// the bay is occupied (or already in that status).
-pub async fn set_space_status(conn: &mut Conn, id: &str, status: &str, now: DateTime<Utc>) -> R<bool> {
-    let done = sqlx::query("UPDATE spaces SET status = $1, updated_ms = $2 WHERE id = $3 AND status <> 'occupied'")
-        .bind(status)
-        .bind(ms(now))
-        .bind(id)
-        .execute(conn.ex())
-        .await?;
+pub async fn set_space_status(
+    conn: &mut Conn,
+    id: &str,
+    status: &str,
+    now: DateTime<Utc>,
+) -> R<bool> {
+    let done = sqlx::query(
+        "UPDATE spaces SET status = $1, updated_ms = $2 WHERE id = $3 AND status <> 'occupied'",
+    )
+    .bind(status)
+    .bind(ms(now))
+    .bind(id)
+    .execute(conn.ex())
+    .await?;
     Ok(done.rows_affected() == 1)
 }
 
 /// Records a sensor/camera state; `sensor_since` moves only when the state changes.
-pub async fn set_sensor_state(conn: &mut Conn, id: &str, state: &str, now: DateTime<Utc>) -> R<bool> {
+pub async fn set_sensor_state(
+    conn: &mut Conn,
+    id: &str,
+    state: &str,
+    now: DateTime<Utc>,
+) -> R<bool> {
     let done = sqlx::query(
         "UPDATE spaces SET sensor_since_ms = CASE WHEN sensor_state = $1 AND sensor_since_ms IS NOT NULL THEN sensor_since_ms ELSE $2 END, \
          sensor_state = $1, updated_ms = $2 WHERE id = $3",
@@ -748,7 +908,13 @@ pub async fn set_sensor_state(conn: &mut Conn, id: &str, state: &str, now: DateT
 }
 
 /// Sets (`Some`) or clears (`None`) the staff override of a bay's occupancy state.
-pub async fn set_override(conn: &mut Conn, id: &str, state: Option<&str>, by: &str, now: DateTime<Utc>) -> R<bool> {
+pub async fn set_override(
+    conn: &mut Conn,
+    id: &str,
+    state: Option<&str>,
+    by: &str,
+    now: DateTime<Utc>,
+) -> R<bool> {
     let done = sqlx::query("UPDATE spaces SET override_state = $1, override_by = $2, override_ms = $3, updated_ms = $3 WHERE id = $4")
         .bind(state)
         .bind(state.map(|_| by))
@@ -761,14 +927,20 @@ pub async fn set_override(conn: &mut Conn, id: &str, state: Option<&str>, by: &s
 
 /// Remembers that the occupancy episode starting at `since` was flagged.
 pub async fn mark_bay_flagged(conn: &mut Conn, id: &str, since: DateTime<Utc>) -> R<()> {
-    sqlx::query("UPDATE spaces SET sensor_flagged_ms = $1 WHERE id = $2").bind(ms(since)).bind(id).execute(conn.ex()).await?;
+    sqlx::query("UPDATE spaces SET sensor_flagged_ms = $1 WHERE id = $2")
+        .bind(ms(since))
+        .bind(id)
+        .execute(conn.ex())
+        .await?;
     Ok(())
 }
 
 /// Bays with a staff override: (space id, state).
 pub async fn overrides(conn: &mut Conn) -> R<Vec<(String, String)>> {
     let rows = sqlx::query("SELECT id, override_state FROM spaces WHERE override_state IS NOT NULL AND in_config = 1 ORDER BY id").fetch_all(conn.ex()).await?;
-    rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect()
 }
 
 // ---------------------------------------------------------------- sessions
@@ -818,7 +990,9 @@ fn session_row(r: &AnyRow) -> R<SessionRow> {
         exit_reason: r.try_get(14)?,
         fee: r.try_get(15)?,
         currency: r.try_get(16)?,
-        evidence: r.try_get::<Option<String>, _>(17)?.and_then(|s| serde_json::from_str(&s).ok()),
+        evidence: r
+            .try_get::<Option<String>, _>(17)?
+            .and_then(|s| serde_json::from_str(&s).ok()),
     })
 }
 
@@ -904,24 +1078,40 @@ pub async fn close_session(
 }
 
 pub async fn open_session_for(conn: &mut Conn, plate: &Plate) -> R<Option<SessionRow>> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {SESSION_COLS} FROM sessions WHERE plate = $1 AND status = 'open'")))
-        .bind(plate.as_str())
-        .fetch_optional(conn.ex())
-        .await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {SESSION_COLS} FROM sessions WHERE plate = $1 AND status = 'open'"
+    )))
+    .bind(plate.as_str())
+    .fetch_optional(conn.ex())
+    .await?;
     row.as_ref().map(session_row).transpose()
 }
 
 pub async fn open_sessions(conn: &mut Conn) -> R<Vec<SessionRow>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {SESSION_COLS} FROM sessions WHERE status = 'open'"))).fetch_all(conn.ex()).await?;
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {SESSION_COLS} FROM sessions WHERE status = 'open'"
+    )))
+    .fetch_all(conn.ex())
+    .await?;
     rows.iter().map(session_row).collect()
 }
 
 pub async fn session(conn: &mut Conn, id: &str) -> R<Option<SessionRow>> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {SESSION_COLS} FROM sessions WHERE id = $1"))).bind(id).fetch_optional(conn.ex()).await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {SESSION_COLS} FROM sessions WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(conn.ex())
+    .await?;
     row.as_ref().map(session_row).transpose()
 }
 
-pub async fn sessions(conn: &mut Conn, status: Option<&str>, plate: Option<&str>, limit: i64) -> R<Vec<SessionRow>> {
+pub async fn sessions(
+    conn: &mut Conn,
+    status: Option<&str>,
+    plate: Option<&str>,
+    limit: i64,
+) -> R<Vec<SessionRow>> {
     let mut sql = format!("SELECT {SESSION_COLS} FROM sessions");
     let mut conds = Vec::new();
     let mut n = 0;
@@ -950,7 +1140,10 @@ pub async fn sessions(conn: &mut Conn, status: Option<&str>, plate: Option<&str>
 }
 
 pub async fn count_open_sessions(conn: &mut Conn) -> R<i64> {
-    sqlx::query("SELECT COUNT(*) FROM sessions WHERE status = 'open'").fetch_one(conn.ex()).await?.try_get(0)
+    sqlx::query("SELECT COUNT(*) FROM sessions WHERE status = 'open'")
+        .fetch_one(conn.ex())
+        .await?
+        .try_get(0)
 }
 
 // ---------------------------------------------------------------- reservations
@@ -1006,13 +1199,22 @@ impl ReservationRow {
 }
 
 pub async fn reservation(conn: &mut Conn, id: &str) -> R<Option<ReservationRow>> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {RES_COLS} FROM reservations WHERE id = $1"))).bind(id).fetch_optional(conn.ex()).await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {RES_COLS} FROM reservations WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(conn.ex())
+    .await?;
     row.as_ref().map(reservation_row).transpose()
 }
 
 /// The plate's active reservation closest to `now` (checked in first, then
 /// the earliest booked one that has not ended).
-pub async fn current_reservation_for(conn: &mut Conn, plate: &Plate, now: DateTime<Utc>) -> R<Option<ReservationRow>> {
+pub async fn current_reservation_for(
+    conn: &mut Conn,
+    plate: &Plate,
+    now: DateTime<Utc>,
+) -> R<Option<ReservationRow>> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {RES_COLS} FROM reservations WHERE plate = $1 AND status IN ('booked', 'checked_in') AND end_ms > $2 ORDER BY start_ms LIMIT 5"
     )))
@@ -1021,11 +1223,19 @@ pub async fn current_reservation_for(conn: &mut Conn, plate: &Plate, now: DateTi
     .fetch_all(conn.ex())
     .await?;
     let rows: Vec<ReservationRow> = rows.iter().map(reservation_row).collect::<R<_>>()?;
-    Ok(rows.iter().find(|r| r.status == "checked_in").or(rows.first()).cloned())
+    Ok(rows
+        .iter()
+        .find(|r| r.status == "checked_in")
+        .or(rows.first())
+        .cloned())
 }
 
 /// Active reservations overlapping `[start, end)` (for booking checks).
-pub async fn active_reservations_overlapping(conn: &mut Conn, start: DateTime<Utc>, end: DateTime<Utc>) -> R<Vec<ReservationRow>> {
+pub async fn active_reservations_overlapping(
+    conn: &mut Conn,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> R<Vec<ReservationRow>> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {RES_COLS} FROM reservations WHERE status IN ('booked', 'checked_in') AND start_ms < $1 AND end_ms > $2"
     )))
@@ -1036,20 +1246,32 @@ pub async fn active_reservations_overlapping(conn: &mut Conn, start: DateTime<Ut
     rows.iter().map(reservation_row).collect()
 }
 
-pub async fn reservations_for_plate(conn: &mut Conn, plate: &str, limit: i64) -> R<Vec<ReservationRow>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {RES_COLS} FROM reservations WHERE plate = $1 ORDER BY start_ms DESC LIMIT {limit}")))
-        .bind(plate)
-        .fetch_all(conn.ex())
-        .await?;
+pub async fn reservations_for_plate(
+    conn: &mut Conn,
+    plate: &str,
+    limit: i64,
+) -> R<Vec<ReservationRow>> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {RES_COLS} FROM reservations WHERE plate = $1 ORDER BY start_ms DESC LIMIT {limit}"
+    )))
+    .bind(plate)
+    .fetch_all(conn.ex())
+    .await?;
     rows.iter().map(reservation_row).collect()
 }
 
 /// Booked reservations whose no-show grace has passed at `now`.
-pub async fn overdue_bookings(conn: &mut Conn, now: DateTime<Utc>, grace_ms: i64) -> R<Vec<ReservationRow>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {RES_COLS} FROM reservations WHERE status = 'booked' AND start_ms <= $1")))
-        .bind(ms(now) - grace_ms)
-        .fetch_all(conn.ex())
-        .await?;
+pub async fn overdue_bookings(
+    conn: &mut Conn,
+    now: DateTime<Utc>,
+    grace_ms: i64,
+) -> R<Vec<ReservationRow>> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {RES_COLS} FROM reservations WHERE status = 'booked' AND start_ms <= $1"
+    )))
+    .bind(ms(now) - grace_ms)
+    .fetch_all(conn.ex())
+    .await?;
     rows.iter().map(reservation_row).collect()
 }
 
@@ -1167,7 +1389,11 @@ impl PaymentRow {
     pub fn to_core(&self) -> Payment {
         Payment {
             id: PaymentId::new(self.payment_id.clone()),
-            kind: if self.kind == "refund" { PaymentKind::Refund } else { PaymentKind::Charge },
+            kind: if self.kind == "refund" {
+                PaymentKind::Refund
+            } else {
+                PaymentKind::Charge
+            },
             method: method_from(&self.payment_method).unwrap_or(PaymentMethod::Card),
             status: match self.status.as_str() {
                 "succeeded" => PaymentStatus::Succeeded,
@@ -1181,36 +1407,51 @@ impl PaymentRow {
 }
 
 pub async fn payment(conn: &mut Conn, id: &str) -> R<Option<PaymentRow>> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {PAY_COLS} FROM payments WHERE id = $1"))).bind(id).fetch_optional(conn.ex()).await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {PAY_COLS} FROM payments WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(conn.ex())
+    .await?;
     row.as_ref().map(payment_row).transpose()
 }
 
 pub async fn payment_by_key(conn: &mut Conn, key: &str) -> R<Option<PaymentRow>> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {PAY_COLS} FROM payments WHERE idempotency_key = $1")))
-        .bind(key)
-        .fetch_optional(conn.ex())
-        .await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {PAY_COLS} FROM payments WHERE idempotency_key = $1"
+    )))
+    .bind(key)
+    .fetch_optional(conn.ex())
+    .await?;
     row.as_ref().map(payment_row).transpose()
 }
 
 pub async fn payments_for_session(conn: &mut Conn, session_id: &str) -> R<Vec<PaymentRow>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {PAY_COLS} FROM payments WHERE session_id = $1 ORDER BY created_ms")))
-        .bind(session_id)
-        .fetch_all(conn.ex())
-        .await?;
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {PAY_COLS} FROM payments WHERE session_id = $1 ORDER BY created_ms"
+    )))
+    .bind(session_id)
+    .fetch_all(conn.ex())
+    .await?;
     rows.iter().map(payment_row).collect()
 }
 
 pub async fn payments_for_reservation(conn: &mut Conn, reservation_id: &str) -> R<Vec<PaymentRow>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {PAY_COLS} FROM payments WHERE reservation_id = $1 ORDER BY created_ms")))
-        .bind(reservation_id)
-        .fetch_all(conn.ex())
-        .await?;
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {PAY_COLS} FROM payments WHERE reservation_id = $1 ORDER BY created_ms"
+    )))
+    .bind(reservation_id)
+    .fetch_all(conn.ex())
+    .await?;
     rows.iter().map(payment_row).collect()
 }
 
 /// Lost-ticket payments of a plate (no session) since `since`.
-pub async fn unattached_payments(conn: &mut Conn, plate: &Plate, since: DateTime<Utc>) -> R<Vec<PaymentRow>> {
+pub async fn unattached_payments(
+    conn: &mut Conn,
+    plate: &Plate,
+    since: DateTime<Utc>,
+) -> R<Vec<PaymentRow>> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {PAY_COLS} FROM payments WHERE plate = $1 AND session_id IS NULL AND reservation_id IS NULL AND created_ms >= $2 ORDER BY created_ms"
     )))
@@ -1221,7 +1462,11 @@ pub async fn unattached_payments(conn: &mut Conn, plate: &Plate, since: DateTime
     rows.iter().map(payment_row).collect()
 }
 
-pub async fn payments_list(conn: &mut Conn, session_id: Option<&str>, limit: i64) -> R<Vec<PaymentRow>> {
+pub async fn payments_list(
+    conn: &mut Conn,
+    session_id: Option<&str>,
+    limit: i64,
+) -> R<Vec<PaymentRow>> {
     let rows = match session_id {
         Some(s) => {
             sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {PAY_COLS} FROM payments WHERE session_id = $1 ORDER BY created_ms DESC LIMIT {limit}")))
@@ -1235,14 +1480,22 @@ pub async fn payments_list(conn: &mut Conn, session_id: Option<&str>, limit: i64
 }
 
 pub async fn pending_payments(conn: &mut Conn) -> R<Vec<PaymentRow>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {PAY_COLS} FROM payments WHERE status = 'pending' ORDER BY created_ms"))).fetch_all(conn.ex()).await?;
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {PAY_COLS} FROM payments WHERE status = 'pending' ORDER BY created_ms"
+    )))
+    .fetch_all(conn.ex())
+    .await?;
     rows.iter().map(payment_row).collect()
 }
 
 /// Inserts a payment row as given (usually `pending`).
 /// Gives a payment the caller's idempotency key.
 pub async fn set_payment_key(conn: &mut Conn, payment_id: &str, key: &str) -> R<()> {
-    sqlx::query("UPDATE payments SET idempotency_key = $1 WHERE id = $2").bind(key).bind(payment_id).execute(conn.ex()).await?;
+    sqlx::query("UPDATE payments SET idempotency_key = $1 WHERE id = $2")
+        .bind(key)
+        .bind(payment_id)
+        .execute(conn.ex())
+        .await?;
     Ok(())
 }
 
@@ -1311,7 +1564,14 @@ pub async fn reopen_payment(conn: &mut Conn, id: &str) -> R<bool> {
 
 /// Records a charge/refund in the built-in gateway's ledger exactly once per
 /// key and returns its reference (the first one if it was already there).
-pub async fn ledger_record(conn: &mut Conn, key: &str, kind: &str, method: &str, amount: Money, now: DateTime<Utc>) -> R<String> {
+pub async fn ledger_record(
+    conn: &mut Conn,
+    key: &str,
+    kind: &str,
+    method: &str,
+    amount: Money,
+    now: DateTime<Utc>,
+) -> R<String> {
     let reference = format!("bgw_{}", &new_id()[..16]);
     let inserted = sqlx::query(
         "INSERT INTO gateway_ledger (idempotency_key, kind, method, amount_minor, currency, reference, at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7) \
@@ -1328,7 +1588,11 @@ pub async fn ledger_record(conn: &mut Conn, key: &str, kind: &str, method: &str,
     .await?;
     match inserted {
         Some(row) => row.try_get(0),
-        None => sqlx::query("SELECT reference FROM gateway_ledger WHERE idempotency_key = $1").bind(key).fetch_one(conn.ex()).await?.try_get(0),
+        None => sqlx::query("SELECT reference FROM gateway_ledger WHERE idempotency_key = $1")
+            .bind(key)
+            .fetch_one(conn.ex())
+            .await?
+            .try_get(0),
     }
 }
 
@@ -1343,7 +1607,12 @@ pub struct ReceiptRow {
     pub created_at: DateTime<Utc>,
 }
 
-pub async fn insert_receipt(conn: &mut Conn, payment_id: &str, body: &serde_json::Value, now: DateTime<Utc>) -> R<String> {
+pub async fn insert_receipt(
+    conn: &mut Conn,
+    payment_id: &str,
+    body: &serde_json::Value,
+    now: DateTime<Utc>,
+) -> R<String> {
     let id = new_id();
     let number = format!("R-{}-{}", now.format("%Y%m%d"), &id[..8].to_uppercase());
     sqlx::query("INSERT INTO receipts (id, number, payment_id, body_json, created_ms) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (payment_id) DO NOTHING")
@@ -1418,7 +1687,8 @@ pub async fn insert_debt(
     Ok(id)
 }
 
-const DEBT_COLS: &str = "id, plate, session_id, reservation_id, kind, amount_minor, currency, incurred_ms, settled_ms";
+const DEBT_COLS: &str =
+    "id, plate, session_id, reservation_id, kind, amount_minor, currency, incurred_ms, settled_ms";
 
 fn debt_row(r: &AnyRow) -> R<DebtRow> {
     Ok(DebtRow {
@@ -1443,20 +1713,31 @@ pub async fn open_debts_for(conn: &mut Conn, plate: &str) -> R<Vec<DebtRow>> {
 }
 
 pub async fn debt_for_session(conn: &mut Conn, session_id: &str) -> R<Option<DebtRow>> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {DEBT_COLS} FROM debts WHERE session_id = $1"))).bind(session_id).fetch_optional(conn.ex()).await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {DEBT_COLS} FROM debts WHERE session_id = $1"
+    )))
+    .bind(session_id)
+    .fetch_optional(conn.ex())
+    .await?;
     row.as_ref().map(debt_row).transpose()
 }
 
 pub async fn debt_for_reservation(conn: &mut Conn, reservation_id: &str) -> R<Option<DebtRow>> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {DEBT_COLS} FROM debts WHERE reservation_id = $1")))
-        .bind(reservation_id)
-        .fetch_optional(conn.ex())
-        .await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {DEBT_COLS} FROM debts WHERE reservation_id = $1"
+    )))
+    .bind(reservation_id)
+    .fetch_optional(conn.ex())
+    .await?;
     row.as_ref().map(debt_row).transpose()
 }
 
 pub async fn settle_debt(conn: &mut Conn, id: &str, now: DateTime<Utc>) -> R<()> {
-    sqlx::query("UPDATE debts SET settled_ms = $1 WHERE id = $2 AND settled_ms IS NULL").bind(ms(now)).bind(id).execute(conn.ex()).await?;
+    sqlx::query("UPDATE debts SET settled_ms = $1 WHERE id = $2 AND settled_ms IS NULL")
+        .bind(ms(now))
+        .bind(id)
+        .execute(conn.ex())
+        .await?;
     Ok(())
 }
 
@@ -1488,7 +1769,9 @@ fn flag_row(r: &AnyRow) -> R<FlagRow> {
         session_id: r.try_get(3)?,
         gate: r.try_get(4)?,
         detail: r.try_get(5)?,
-        evidence: r.try_get::<Option<String>, _>(6)?.and_then(|s| serde_json::from_str(&s).ok()),
+        evidence: r
+            .try_get::<Option<String>, _>(6)?
+            .and_then(|s| serde_json::from_str(&s).ok()),
         status: r.try_get(7)?,
         created_at: at_ms(r.try_get(8)?),
         updated_at: at_ms(r.try_get(9)?),
@@ -1528,11 +1811,22 @@ pub async fn insert_flag(
 }
 
 pub async fn flag(conn: &mut Conn, id: &str) -> R<Option<FlagRow>> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {FLAG_COLS} FROM flags WHERE id = $1"))).bind(id).fetch_optional(conn.ex()).await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {FLAG_COLS} FROM flags WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(conn.ex())
+    .await?;
     row.as_ref().map(flag_row).transpose()
 }
 
-pub async fn flags(conn: &mut Conn, status: Option<&str>, kind: Option<&str>, plate: Option<&str>, limit: i64) -> R<Vec<FlagRow>> {
+pub async fn flags(
+    conn: &mut Conn,
+    status: Option<&str>,
+    kind: Option<&str>,
+    plate: Option<&str>,
+    limit: i64,
+) -> R<Vec<FlagRow>> {
     let mut conds = Vec::new();
     let mut binds = Vec::new();
     for (col, v) in [("status", status), ("kind", kind), ("plate", plate)] {
@@ -1556,7 +1850,15 @@ pub async fn flags(conn: &mut Conn, status: Option<&str>, kind: Option<&str>, pl
 }
 
 /// Moves a flag from `from` to `to`; false if someone changed it meanwhile.
-pub async fn update_flag(conn: &mut Conn, id: &str, from: &str, to: &str, by: &str, note: Option<&str>, now: DateTime<Utc>) -> R<bool> {
+pub async fn update_flag(
+    conn: &mut Conn,
+    id: &str,
+    from: &str,
+    to: &str,
+    by: &str,
+    note: Option<&str>,
+    now: DateTime<Utc>,
+) -> R<bool> {
     let done = sqlx::query("UPDATE flags SET status = $1, updated_by = $2, note = COALESCE($3, note), updated_ms = $4 WHERE id = $5 AND status = $6")
         .bind(to)
         .bind(by)
@@ -1637,27 +1939,45 @@ pub async fn insert_gate_decision(conn: &mut Conn, d: &GateDecisionRow) -> R<()>
     Ok(())
 }
 
-pub async fn record_gate_ack(conn: &mut Conn, id: &str, state: &str, attempts: i64, acked: Option<DateTime<Utc>>) -> R<()> {
-    sqlx::query("UPDATE gate_decisions SET ack_state = $1, attempts = $2, acked_ms = $3 WHERE id = $4")
-        .bind(state)
-        .bind(attempts)
-        .bind(acked.map(ms))
-        .bind(id)
-        .execute(conn.ex())
-        .await?;
+pub async fn record_gate_ack(
+    conn: &mut Conn,
+    id: &str,
+    state: &str,
+    attempts: i64,
+    acked: Option<DateTime<Utc>>,
+) -> R<()> {
+    sqlx::query(
+        "UPDATE gate_decisions SET ack_state = $1, attempts = $2, acked_ms = $3 WHERE id = $4",
+    )
+    .bind(state)
+    .bind(attempts)
+    .bind(acked.map(ms))
+    .bind(id)
+    .execute(conn.ex())
+    .await?;
     Ok(())
 }
 
 pub async fn gate_decision(conn: &mut Conn, id: &str) -> R<Option<GateDecisionRow>> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {GD_COLS} FROM gate_decisions WHERE id = $1"))).bind(id).fetch_optional(conn.ex()).await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {GD_COLS} FROM gate_decisions WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(conn.ex())
+    .await?;
     row.as_ref().map(gd_row).transpose()
 }
 
-pub async fn gate_decisions_for_session(conn: &mut Conn, session_id: &str) -> R<Vec<GateDecisionRow>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {GD_COLS} FROM gate_decisions WHERE session_id = $1 ORDER BY decided_ms")))
-        .bind(session_id)
-        .fetch_all(conn.ex())
-        .await?;
+pub async fn gate_decisions_for_session(
+    conn: &mut Conn,
+    session_id: &str,
+) -> R<Vec<GateDecisionRow>> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {GD_COLS} FROM gate_decisions WHERE session_id = $1 ORDER BY decided_ms"
+    )))
+    .bind(session_id)
+    .fetch_all(conn.ex())
+    .await?;
     rows.iter().map(gd_row).collect()
 }
 
@@ -1674,10 +1994,12 @@ pub struct ApiKeyRow {
 }
 
 pub async fn api_key_by_hash(conn: &mut Conn, hash: &str) -> R<Option<ApiKeyRow>> {
-    let row = sqlx::query("SELECT id, name, role, rate_per_min, source, revoked FROM api_keys WHERE key_hash = $1")
-        .bind(hash)
-        .fetch_optional(conn.ex())
-        .await?;
+    let row = sqlx::query(
+        "SELECT id, name, role, rate_per_min, source, revoked FROM api_keys WHERE key_hash = $1",
+    )
+    .bind(hash)
+    .fetch_optional(conn.ex())
+    .await?;
     row.map(|r| {
         Ok(ApiKeyRow {
             key_id: r.try_get(0)?,
@@ -1692,7 +2014,15 @@ pub async fn api_key_by_hash(conn: &mut Conn, hash: &str) -> R<Option<ApiKeyRow>
 }
 
 /// Inserts (or, by name, replaces) a key's hash and role.
-pub async fn upsert_api_key(conn: &mut Conn, name: &str, role: &str, hash: &str, rate: i64, source: &str, now: DateTime<Utc>) -> R<()> {
+pub async fn upsert_api_key(
+    conn: &mut Conn,
+    name: &str,
+    role: &str,
+    hash: &str,
+    rate: i64,
+    source: &str,
+    now: DateTime<Utc>,
+) -> R<()> {
     sqlx::query(
         "INSERT INTO api_keys (id, name, role, key_hash, rate_per_min, source, created_ms, revoked) VALUES ($1, $2, $3, $4, $5, $6, $7, 0) \
          ON CONFLICT (name) DO UPDATE SET role = excluded.role, key_hash = excluded.key_hash, rate_per_min = excluded.rate_per_min, \

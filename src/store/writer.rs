@@ -76,7 +76,10 @@ const CHECKPOINT_EVERY: u64 = 100;
 /// `temp_store = MEMORY` keeps each member's savepoint journal in memory:
 /// by default SQLite spills a savepoint's journal past 64 KiB to a temporary
 /// file, and those writes cost as much CPU as the commits grouping saves.
-const WRITER_PRAGMAS: &[&str] = &["PRAGMA wal_autocheckpoint = 10000", "PRAGMA temp_store = MEMORY"];
+const WRITER_PRAGMAS: &[&str] = &[
+    "PRAGMA wal_autocheckpoint = 10000",
+    "PRAGMA temp_store = MEMORY",
+];
 
 /// What the members of a group learn when it ends.
 type Outcome = Option<Result<(), Arc<sqlx::Error>>>;
@@ -112,7 +115,10 @@ struct Group {
 
 impl Group {
     fn new() -> Group {
-        Group { committed: 0, outcome: watch::channel(None).0 }
+        Group {
+            committed: 0,
+            outcome: watch::channel(None).0,
+        }
     }
 
     /// Answers every member that committed into this group.
@@ -147,7 +153,14 @@ impl Drop for Ticket<'_> {
 
 impl SqliteWriter {
     pub(super) fn new(url: String, pool: AnyPool) -> Arc<SqliteWriter> {
-        Arc::new(SqliteWriter { url, state: Arc::default(), queued: AtomicUsize::new(0), pool, commits: AtomicU64::new(0), checkpointing: Arc::default() })
+        Arc::new(SqliteWriter {
+            url,
+            state: Arc::default(),
+            queued: AtomicUsize::new(0),
+            pool,
+            commits: AtomicU64::new(0),
+            checkpointing: Arc::default(),
+        })
     }
 
     /// Opens a write transaction (`one`: a single statement, atomic by
@@ -156,15 +169,26 @@ impl SqliteWriter {
     /// joins the open group or opens one.
     pub async fn begin(self: &Arc<Self>, one: bool) -> Result<SqliteTx, sqlx::Error> {
         self.queued.fetch_add(1, Ordering::AcqRel);
-        let mut ticket = Ticket { writer: self, holds: false };
+        let mut ticket = Ticket {
+            writer: self,
+            holds: false,
+        };
         let guard = self.state.clone().lock_owned().await;
         ticket.holds = true;
         drop(ticket);
         // From here a drop (cancellation, error) releases the writer properly.
-        let mut tx = SqliteTx { guard: Some(guard), writer: self.clone(), member: Member::Joining };
+        let mut tx = SqliteTx {
+            guard: Some(guard),
+            writer: self.clone(),
+            member: Member::Joining,
+        };
         let state = tx.guard.as_mut().expect("held");
         if state.conn.is_none() {
-            let pragmas: Vec<&str> = super::SQLITE_PRAGMAS.iter().chain(WRITER_PRAGMAS).copied().collect();
+            let pragmas: Vec<&str> = super::SQLITE_PRAGMAS
+                .iter()
+                .chain(WRITER_PRAGMAS)
+                .copied()
+                .collect();
             state.conn = Some(DirectConn::open(&self.url, &pragmas)?);
         }
         tx.member = if one {
@@ -204,7 +228,9 @@ impl SqliteWriter {
 
     /// COMMITs the open group and answers its members.
     async fn close_group(&self, state: &mut WriterState) {
-        let Some(group) = state.group.take() else { return };
+        let Some(group) = state.group.take() else {
+            return;
+        };
         let Some(conn) = state.conn.as_mut() else {
             return group.finish(Err(Arc::new(sqlx::Error::WorkerCrashed)));
         };
@@ -224,7 +250,9 @@ impl SqliteWriter {
     /// After a queued caller gave up: takes the writer and commits a group
     /// that nobody else is coming to continue.
     fn spawn_sweep(self: &Arc<Self>) {
-        let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
         let w = self.clone();
         rt.spawn(async move {
             let mut guard = w.state.clone().lock_owned().await;
@@ -240,7 +268,9 @@ impl SqliteWriter {
         if self.commits.fetch_add(1, Ordering::Relaxed) % CHECKPOINT_EVERY != CHECKPOINT_EVERY - 1 {
             return;
         }
-        let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
         if self.checkpointing.swap(true, Ordering::AcqRel) {
             return;
         }
@@ -348,7 +378,12 @@ const HELD: &str = "an open write transaction holds the writer connection";
 
 impl super::StoreConn for SqliteTx {
     fn ex(&mut self) -> super::Ex<'_> {
-        super::Ex::Direct(self.guard.as_mut().and_then(|g| g.conn.as_mut()).expect(HELD))
+        super::Ex::Direct(
+            self.guard
+                .as_mut()
+                .and_then(|g| g.conn.as_mut())
+                .expect(HELD),
+        )
     }
 }
 
@@ -361,7 +396,9 @@ impl SqliteTx {
             // Cannot happen (only the holder ends a group); never report
             // success for work whose transaction is unaccounted for.
             drop(guard);
-            return Err(sqlx::Error::Protocol("the write transaction's group ended before its commit".into()));
+            return Err(sqlx::Error::Protocol(
+                "the write transaction's group ended before its commit".into(),
+            ));
         };
         group.committed += 1;
         let mut outcome = group.outcome.subscribe();
@@ -376,7 +413,9 @@ impl SqliteTx {
 
 impl Drop for SqliteTx {
     fn drop(&mut self) {
-        let Some(mut guard) = self.guard.take() else { return };
+        let Some(mut guard) = self.guard.take() else {
+            return;
+        };
         let (writer, member) = (self.writer.clone(), self.member);
         match tokio::runtime::Handle::try_current() {
             // The writer moves into a task that undoes this member's work,
@@ -408,7 +447,9 @@ async fn rollback(state: &mut WriterState, member: Member) {
         // statement that either ran whole or was undone by SQLite.
         return;
     }
-    let Some(conn) = state.conn.as_mut() else { return };
+    let Some(conn) = state.conn.as_mut() else {
+        return;
+    };
     if let Err(e) = conn.exec("ROLLBACK TO m") {
         // The transaction is gone (or in doubt): so is the group's work.
         let doubt = !matches!(e, sqlx::Error::Database(_));
@@ -424,7 +465,11 @@ async fn rollback(state: &mut WriterState, member: Member) {
 /// `Clone`).
 fn share(e: &sqlx::Error) -> sqlx::Error {
     match e {
-        sqlx::Error::Database(d) => sqlx::Error::Database(Box::new(StoreDbError { code: d.code().map(Cow::into_owned), message: d.message().to_string(), note: "group commit" })),
+        sqlx::Error::Database(d) => sqlx::Error::Database(Box::new(StoreDbError {
+            code: d.code().map(Cow::into_owned),
+            message: d.message().to_string(),
+            note: "group commit",
+        })),
         sqlx::Error::Io(io) => sqlx::Error::Io(std::io::Error::new(io.kind(), io.to_string())),
         sqlx::Error::PoolTimedOut => sqlx::Error::PoolTimedOut,
         sqlx::Error::PoolClosed => sqlx::Error::PoolClosed,

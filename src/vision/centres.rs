@@ -24,13 +24,26 @@ pub struct CentreParams {
 
 /// Boxes from `heat` (`gh x gw`, row-major) and `size` (two planes `gh x gw`:
 /// width then height), surest first.
-pub fn decode_centres(heat: &[f32], size: &[f32], gw: usize, gh: usize, p: &CentreParams) -> Result<Vec<Detection>> {
+pub fn decode_centres(
+    heat: &[f32],
+    size: &[f32],
+    gw: usize,
+    gh: usize,
+    p: &CentreParams,
+) -> Result<Vec<Detection>> {
     let n = gw * gh;
     if heat.len() < n || size.len() < 2 * n {
-        return Err(VisionError::BufferTooSmall { what: "centre heat map / size planes", need: 2 * n, got: heat.len().min(size.len() / 2) * 2 });
+        return Err(VisionError::BufferTooSmall {
+            what: "centre heat map / size planes",
+            need: 2 * n,
+            got: heat.len().min(size.len() / 2) * 2,
+        });
     }
     if gw == 0 || gh == 0 || p.stride <= 0.0 {
-        return Err(VisionError::InvalidDimensions(format!("grid {gw}x{gh}, stride {}", p.stride)));
+        return Err(VisionError::InvalidDimensions(format!(
+            "grid {gw}x{gh}, stride {}",
+            p.stride
+        )));
     }
     let at = |x: usize, y: usize| heat[y * gw + x];
     let mut peaks = Vec::new();
@@ -60,7 +73,11 @@ pub fn decode_centres(heat: &[f32], size: &[f32], gw: usize, gh: usize, p: &Cent
                 continue;
             }
             let (cx, cy) = ((x as f32 + 0.5) * p.stride, (y as f32 + 0.5) * p.stride);
-            peaks.push(Detection { bbox: BoxF::new(cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0), score: v, class: 0 });
+            peaks.push(Detection {
+                bbox: BoxF::new(cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0),
+                score: v,
+                class: 0,
+            });
         }
     }
     Ok(nms(&peaks, p.nms_iou, false, Some(p.top_k)))
@@ -70,7 +87,12 @@ pub fn decode_centres(heat: &[f32], size: &[f32], gw: usize, gh: usize, p: &Cent
 mod tests {
     use super::*;
 
-    const P: CentreParams = CentreParams { stride: 4.0, threshold: 0.3, top_k: 5, nms_iou: 0.5 };
+    const P: CentreParams = CentreParams {
+        stride: 4.0,
+        threshold: 0.3,
+        top_k: 5,
+        nms_iou: 0.5,
+    };
 
     /// A 8x6 grid with plates centred at cells (2,1) and (6,4).
     fn fixture() -> (Vec<f32>, Vec<f32>, usize, usize) {
@@ -106,14 +128,28 @@ mod tests {
     #[test]
     fn threshold_top_k_and_plateaus() {
         let (mut heat, size, gw, gh) = fixture();
-        let d = decode_centres(&heat, &size, gw, gh, &CentreParams { threshold: 0.7, ..P }).unwrap();
+        let d = decode_centres(
+            &heat,
+            &size,
+            gw,
+            gh,
+            &CentreParams {
+                threshold: 0.7,
+                ..P
+            },
+        )
+        .unwrap();
         assert_eq!(d.len(), 1);
         let d = decode_centres(&heat, &size, gw, gh, &CentreParams { top_k: 1, ..P }).unwrap();
         assert_eq!(d.len(), 1);
         // A plateau of two equal cells gives one peak (the first in scan order).
         heat[gw + 3] = 0.9;
         let d = decode_centres(&heat, &size, gw, gh, &P).unwrap();
-        assert_eq!(d.iter().filter(|x| (x.score - 0.9).abs() < 1e-6).count(), 1, "{d:?}");
+        assert_eq!(
+            d.iter().filter(|x| (x.score - 0.9).abs() < 1e-6).count(),
+            1,
+            "{d:?}"
+        );
     }
 
     #[test]
@@ -121,6 +157,8 @@ mod tests {
         assert!(decode_centres(&[0.0; 4], &[0.0; 4], 2, 2, &P).is_err());
         let mut heat = vec![0.0; 4];
         heat[0] = f32::NAN;
-        assert!(decode_centres(&heat, &[1.0; 8], 2, 2, &P).unwrap().is_empty());
+        assert!(decode_centres(&heat, &[1.0; 8], 2, 2, &P)
+            .unwrap()
+            .is_empty());
     }
 }

@@ -194,7 +194,12 @@ pub const OPENCV_INTERPOLATION: Interpolation = Interpolation::Linear;
 /// OpenCV does not fail on valid input; if it ever does (a broken installation), the
 /// error is logged once and the pure-Rust warp answers instead, so a plate is not lost.
 #[cfg(feature = "opencv")]
-pub fn crop_quad_opencv(img: &ImageView, quad: &Quad, rotate_tall: bool, interp: Interpolation) -> Option<RgbImage> {
+pub fn crop_quad_opencv(
+    img: &ImageView,
+    quad: &Quad,
+    rotate_tall: bool,
+    interp: Interpolation,
+) -> Option<RgbImage> {
     let (w, h) = crop_size(quad)?;
     match warp_opencv(img, quad, w, h, interp) {
         Ok(out) => Some(upright(out, rotate_tall)),
@@ -207,14 +212,25 @@ pub fn crop_quad_opencv(img: &ImageView, quad: &Quad, rotate_tall: bool, interp:
 }
 
 #[cfg(feature = "opencv")]
-fn warp_opencv(img: &ImageView, quad: &Quad, w: usize, h: usize, interp: Interpolation) -> opencv::Result<RgbImage> {
+fn warp_opencv(
+    img: &ImageView,
+    quad: &Quad,
+    w: usize,
+    h: usize,
+    interp: Interpolation,
+) -> opencv::Result<RgbImage> {
     use opencv::core::{Point2f, Scalar, Size, BORDER_REPLICATE, DECOMP_LU};
     use opencv::imgproc::{self, INTER_CUBIC, INTER_LINEAR};
 
     let src = super::cv::mat_view(img)?;
     let from = quad.pts.map(|p| Point2f::new(p.x, p.y));
     let (wf, hf) = (w as f32, h as f32);
-    let to = [Point2f::new(0.0, 0.0), Point2f::new(wf, 0.0), Point2f::new(wf, hf), Point2f::new(0.0, hf)];
+    let to = [
+        Point2f::new(0.0, 0.0),
+        Point2f::new(wf, 0.0),
+        Point2f::new(wf, hf),
+        Point2f::new(0.0, hf),
+    ];
     let m = imgproc::get_perspective_transform_slice(from, to, DECOMP_LU)?;
     let flags = match interp {
         Interpolation::Linear => INTER_LINEAR,
@@ -226,7 +242,15 @@ fn warp_opencv(img: &ImageView, quad: &Quad, w: usize, h: usize, interp: Interpo
         height: h,
     };
     super::cv::write_into(&mut out, |dst| {
-        imgproc::warp_perspective(&src, dst, &m, Size::new(w as i32, h as i32), flags, BORDER_REPLICATE, Scalar::default())
+        imgproc::warp_perspective(
+            &src,
+            dst,
+            &m,
+            Size::new(w as i32, h as i32),
+            flags,
+            BORDER_REPLICATE,
+            Scalar::default(),
+        )
     })?;
     Ok(out)
 }
@@ -265,11 +289,16 @@ mod tests {
     /// Every warp this build has, by name; each test runs on all of them.
     fn backends() -> Vec<(&'static str, Crop)> {
         #[allow(unused_mut)]
-        let mut v: Vec<(&'static str, Crop)> = vec![("dispatch", crop_quad), ("rust", crop_quad_rust)];
+        let mut v: Vec<(&'static str, Crop)> =
+            vec![("dispatch", crop_quad), ("rust", crop_quad_rust)];
         #[cfg(feature = "opencv")]
         {
-            v.push(("opencv-linear", |i, q, r| crop_quad_opencv(i, q, r, Interpolation::Linear)));
-            v.push(("opencv-cubic", |i, q, r| crop_quad_opencv(i, q, r, Interpolation::Cubic)));
+            v.push(("opencv-linear", |i, q, r| {
+                crop_quad_opencv(i, q, r, Interpolation::Linear)
+            }));
+            v.push(("opencv-cubic", |i, q, r| {
+                crop_quad_opencv(i, q, r, Interpolation::Cubic)
+            }));
         }
         v
     }
@@ -285,7 +314,9 @@ mod tests {
         if u < 0.1 {
             return [20, 40, 200];
         }
-        let ch = [0.16, 0.32, 0.48, 0.64, 0.80].iter().any(|&x0| u >= x0 && u < x0 + 0.08);
+        let ch = [0.16, 0.32, 0.48, 0.64, 0.80]
+            .iter()
+            .any(|&x0| u >= x0 && u < x0 + 0.08);
         if (ch && (0.15..0.65).contains(&v)) || (0.75..0.85).contains(&v) {
             [30, 30, 30]
         } else {
@@ -319,8 +350,15 @@ mod tests {
                     for sx in 0..4 {
                         let (px, py) = (x as f64 + sx as f64 / 4.0, y as f64 + sy as f64 / 4.0);
                         let z = inv[6] * px + inv[7] * py + inv[8];
-                        let (u, v) = ((inv[0] * px + inv[1] * py + inv[2]) / z, (inv[3] * px + inv[4] * py + inv[5]) / z);
-                        let c = if (0.0..1.0).contains(&u) && (0.0..1.0).contains(&v) { plate(u as f32, v as f32) } else { [120, 120, 120] };
+                        let (u, v) = (
+                            (inv[0] * px + inv[1] * py + inv[2]) / z,
+                            (inv[3] * px + inv[4] * py + inv[5]) / z,
+                        );
+                        let c = if (0.0..1.0).contains(&u) && (0.0..1.0).contains(&v) {
+                            plate(u as f32, v as f32)
+                        } else {
+                            [120, 120, 120]
+                        };
                         for k in 0..3 {
                             acc[k] += c[k] as u32;
                         }
@@ -338,11 +376,19 @@ mod tests {
         let (mut close, mut sum) = (0usize, 0u64);
         for y in 0..c.height {
             for x in 0..c.width {
-                let want = plate((x as f32 + 0.5) / c.width as f32, (y as f32 + 0.5) / c.height as f32);
+                let want = plate(
+                    (x as f32 + 0.5) / c.width as f32,
+                    (y as f32 + 0.5) / c.height as f32,
+                );
                 let i = (y * c.width + x) * 3;
-                let d = (0..3).map(|k| c.data[i + k].abs_diff(want[k])).max().unwrap();
+                let d = (0..3)
+                    .map(|k| c.data[i + k].abs_diff(want[k]))
+                    .max()
+                    .unwrap();
                 close += (d <= 48) as usize;
-                sum += (0..3).map(|k| c.data[i + k].abs_diff(want[k]) as u64).sum::<u64>();
+                sum += (0..3)
+                    .map(|k| c.data[i + k].abs_diff(want[k]) as u64)
+                    .sum::<u64>();
             }
         }
         let n = c.width * c.height;
@@ -357,7 +403,11 @@ mod tests {
         for (name, crop) in backends() {
             let c = crop(&img.view(), &q, true).unwrap();
             assert_eq!((c.width, c.height), (8, 4), "{name}");
-            assert!(c.data.chunks(3).all(|p| p == [200, 100, 50]), "{name}: {:?}", c.data);
+            assert!(
+                c.data.chunks(3).all(|p| p == [200, 100, 50]),
+                "{name}: {:?}",
+                c.data
+            );
         }
     }
 
@@ -372,7 +422,10 @@ mod tests {
             let c = crop(&img.view(), &q, false).unwrap();
             assert_eq!((c.width, c.height), (20, 4), "{name}");
             // Interior rows are white (edges may blend with the border).
-            assert!(c.data[(20 + 1) * 3..(20 + 19) * 3].iter().all(|&v| v > 200), "{name}");
+            assert!(
+                c.data[(20 + 1) * 3..(20 + 19) * 3].iter().all(|&v| v > 200),
+                "{name}"
+            );
         }
     }
 
@@ -390,7 +443,11 @@ mod tests {
         let frame = render_tilted(200, 120, &q);
         for (name, crop) in backends() {
             let c = crop(&frame.view(), &q, false).unwrap();
-            assert_eq!((c.width, c.height), (q.width() as usize, q.height() as usize), "{name}");
+            assert_eq!(
+                (c.width, c.height),
+                (q.width() as usize, q.height() as usize),
+                "{name}"
+            );
             let (close, mean) = match_plate(&c);
             assert!(matches(close, mean), "{name}: the straightened crop matches the plate on {close:.3} of pixels, mean diff {mean:.1}");
         }
@@ -398,12 +455,26 @@ mod tests {
         let p = q.pts;
         let wrong = [
             ("the upright bounding box (no deskew)", q.bbox().to_quad()),
-            ("rotation and shear only (no perspective)", Quad::new([p[0], p[1], Point::new(p[1].x + p[3].x - p[0].x, p[1].y + p[3].y - p[0].y), p[3]])),
-            ("the quad one pixel to the right", q.map(|p| Point::new(p.x + 1.0, p.y))),
+            (
+                "rotation and shear only (no perspective)",
+                Quad::new([
+                    p[0],
+                    p[1],
+                    Point::new(p[1].x + p[3].x - p[0].x, p[1].y + p[3].y - p[0].y),
+                    p[3],
+                ]),
+            ),
+            (
+                "the quad one pixel to the right",
+                q.map(|p| Point::new(p.x + 1.0, p.y)),
+            ),
         ];
         for (what, w) in wrong {
             let (close, mean) = match_plate(&crop_quad(&frame.view(), &w, false).unwrap());
-            assert!(!matches(close, mean), "{what} must not match: {close:.3}, {mean:.1}");
+            assert!(
+                !matches(close, mean),
+                "{what} must not match: {close:.3}, {mean:.1}"
+            );
         }
     }
 
@@ -418,12 +489,29 @@ mod tests {
             assert_eq!((c.width, c.height), (30, 10), "{name}");
             // numpy rot90: the right column becomes the top row.
             let px = |x: usize, y: usize| &c.data[(y * c.width + x) * 3..][..3];
-            assert_eq!(px(15, 1), [0, 0, 255], "{name}: top is the right (blue) side");
-            assert_eq!(px(15, 8), [255, 0, 0], "{name}: bottom is the left (red) side");
+            assert_eq!(
+                px(15, 1),
+                [0, 0, 255],
+                "{name}: top is the right (blue) side"
+            );
+            assert_eq!(
+                px(15, 8),
+                [255, 0, 0],
+                "{name}: bottom is the left (red) side"
+            );
             let c = crop(&img.view(), &q, false).unwrap();
-            assert_eq!((c.width, c.height), (10, 30), "{name}: not rotated unless asked");
+            assert_eq!(
+                (c.width, c.height),
+                (10, 30),
+                "{name}: not rotated unless asked"
+            );
             // Under 1.5x taller: kept as it is.
-            let c = crop(&img.view(), &BoxF::new(0.0, 0.0, 10.0, 14.0).to_quad(), true).unwrap();
+            let c = crop(
+                &img.view(),
+                &BoxF::new(0.0, 0.0, 10.0, 14.0).to_quad(),
+                true,
+            )
+            .unwrap();
             assert_eq!((c.width, c.height), (10, 14), "{name}");
         }
         let e = expand_quad(&BoxF::new(10.0, 10.0, 50.0, 20.0).to_quad(), 0.1);
@@ -436,18 +524,39 @@ mod tests {
         let img = RgbImage::filled(40, 40, [9, 9, 9]);
         let degenerate = [
             ("a point", quad([(5.0, 5.0); 4])),
-            ("flat", quad([(5.0, 5.0), (25.0, 5.0), (25.0, 5.0), (5.0, 5.0)])),
-            ("thinner than a pixel", quad([(5.0, 5.0), (25.0, 5.0), (25.0, 5.6), (5.0, 5.6)])),
-            ("collinear", quad([(0.0, 0.0), (10.0, 10.0), (20.0, 20.0), (30.0, 30.0)])),
-            ("crossed (bow tie)", quad([(0.0, 0.0), (10.0, 0.0), (0.0, 10.0), (10.0, 10.0)])),
-            ("NaN corner", quad([(f32::NAN, 0.0), (10.0, 0.0), (10.0, 10.0), (0.0, 10.0)])),
-            ("infinite corner", quad([(0.0, 0.0), (f32::INFINITY, 0.0), (10.0, 10.0), (0.0, 10.0)])),
+            (
+                "flat",
+                quad([(5.0, 5.0), (25.0, 5.0), (25.0, 5.0), (5.0, 5.0)]),
+            ),
+            (
+                "thinner than a pixel",
+                quad([(5.0, 5.0), (25.0, 5.0), (25.0, 5.6), (5.0, 5.6)]),
+            ),
+            (
+                "collinear",
+                quad([(0.0, 0.0), (10.0, 10.0), (20.0, 20.0), (30.0, 30.0)]),
+            ),
+            (
+                "crossed (bow tie)",
+                quad([(0.0, 0.0), (10.0, 0.0), (0.0, 10.0), (10.0, 10.0)]),
+            ),
+            (
+                "NaN corner",
+                quad([(f32::NAN, 0.0), (10.0, 0.0), (10.0, 10.0), (0.0, 10.0)]),
+            ),
+            (
+                "infinite corner",
+                quad([(0.0, 0.0), (f32::INFINITY, 0.0), (10.0, 10.0), (0.0, 10.0)]),
+            ),
         ];
         for (name, crop) in backends() {
             for (what, q) in &degenerate {
                 assert!(crop(&img.view(), q, true).is_none(), "{name}: {what}");
             }
-            assert!(crop(&img.view(), &BoxF::new(5.0, 5.0, 6.0, 6.0).to_quad(), true).is_some(), "{name}: 1x1 is a crop");
+            assert!(
+                crop(&img.view(), &BoxF::new(5.0, 5.0, 6.0, 6.0).to_quad(), true).is_some(),
+                "{name}: 1x1 is a crop"
+            );
         }
     }
 
@@ -479,8 +588,19 @@ mod tests {
     #[cfg(feature = "opencv")]
     fn diff(a: &RgbImage, b: &RgbImage) -> (u8, f32) {
         assert_eq!((a.width, a.height), (b.width, b.height));
-        let max = a.data.iter().zip(&b.data).map(|(x, y)| x.abs_diff(*y)).max().unwrap();
-        let sum: u64 = a.data.iter().zip(&b.data).map(|(x, y)| x.abs_diff(*y) as u64).sum();
+        let max = a
+            .data
+            .iter()
+            .zip(&b.data)
+            .map(|(x, y)| x.abs_diff(*y))
+            .max()
+            .unwrap();
+        let sum: u64 = a
+            .data
+            .iter()
+            .zip(&b.data)
+            .map(|(x, y)| x.abs_diff(*y) as u64)
+            .sum();
         (max, sum as f32 / a.data.len() as f32)
     }
 
@@ -490,12 +610,35 @@ mod tests {
         let (img, padded, stride) = textured(160, 120, 7);
         let padded_view = ImageView::new(&padded, 160, 120, stride).unwrap();
         let quads = [
-            ("axis-aligned, fractional", BoxF::new(20.3, 15.7, 100.9, 40.2).to_quad()),
-            ("rotated 12°", quad([(20.0, 50.0), (118.0, 29.0), (123.0, 52.5), (25.0, 73.5)])),
-            ("perspective", quad([(30.0, 40.0), (140.0, 22.0), (136.0, 78.0), (34.0, 97.0)])),
-            ("past the frame's edges", quad([(-15.0, -8.0), (60.0, -12.0), (64.0, 20.0), (-11.0, 24.0)])),
-            ("small", quad([(100.2, 100.1), (117.8, 101.0), (117.5, 106.9), (100.0, 106.0)])),
-            ("tall", quad([(70.0, 10.0), (84.0, 11.0), (83.0, 95.0), (69.0, 94.0)])),
+            (
+                "axis-aligned, fractional",
+                BoxF::new(20.3, 15.7, 100.9, 40.2).to_quad(),
+            ),
+            (
+                "rotated 12°",
+                quad([(20.0, 50.0), (118.0, 29.0), (123.0, 52.5), (25.0, 73.5)]),
+            ),
+            (
+                "perspective",
+                quad([(30.0, 40.0), (140.0, 22.0), (136.0, 78.0), (34.0, 97.0)]),
+            ),
+            (
+                "past the frame's edges",
+                quad([(-15.0, -8.0), (60.0, -12.0), (64.0, 20.0), (-11.0, 24.0)]),
+            ),
+            (
+                "small",
+                quad([
+                    (100.2, 100.1),
+                    (117.8, 101.0),
+                    (117.5, 106.9),
+                    (100.0, 106.0),
+                ]),
+            ),
+            (
+                "tall",
+                quad([(70.0, 10.0), (84.0, 11.0), (83.0, 95.0), (69.0, 94.0)]),
+            ),
         ];
         for (what, q) in &quads {
             let rust = crop_quad_rust(&img.view(), q, true).unwrap();
@@ -503,19 +646,39 @@ mod tests {
             let (max, mean) = diff(&rust, &cv);
             // OpenCV rounds its bilinear weights to 1/32 pixel: a few levels on sharp
             // edges (measured: max 1-5, mean 0.03-0.07).
-            assert!(max <= 6 && mean <= 0.2, "{what}: OpenCV (linear) vs Rust differ by max {max}, mean {mean:.2}");
+            assert!(
+                max <= 6 && mean <= 0.2,
+                "{what}: OpenCV (linear) vs Rust differ by max {max}, mean {mean:.2}"
+            );
             let cubic = crop_quad_opencv(&img.view(), q, true, Interpolation::Cubic).unwrap();
             let (_, mean) = diff(&rust, &cubic);
             // Bicubic sharpens edges (measured: max up to 27, mean 0.18-0.45).
-            assert!(mean <= 1.0, "{what}: OpenCV (cubic) vs Rust differ by mean {mean:.2}");
+            assert!(
+                mean <= 1.0,
+                "{what}: OpenCV (cubic) vs Rust differ by mean {mean:.2}"
+            );
             // The frame read in place through a padded stride gives the same crop.
-            assert_eq!(crop_quad_opencv(&padded_view, q, true, Interpolation::Linear).unwrap(), cv, "{what}: padded stride");
-            assert_eq!(crop_quad_rust(&padded_view, q, true).unwrap(), rust, "{what}: padded stride (Rust)");
+            assert_eq!(
+                crop_quad_opencv(&padded_view, q, true, Interpolation::Linear).unwrap(),
+                cv,
+                "{what}: padded stride"
+            );
+            assert_eq!(
+                crop_quad_rust(&padded_view, q, true).unwrap(),
+                rust,
+                "{what}: padded stride (Rust)"
+            );
         }
         // The tolerance can fail: the same quad moved by one pixel is out of it.
         let q = quads[2].1;
         let moved = q.map(|p| Point::new(p.x + 1.0, p.y));
-        let (max, mean) = diff(&crop_quad_rust(&img.view(), &moved, true).unwrap(), &crop_quad_opencv(&img.view(), &q, true, Interpolation::Linear).unwrap());
-        assert!(max > 6 && mean > 0.2, "a one-pixel shift must exceed the tolerance: max {max}, mean {mean:.2}");
+        let (max, mean) = diff(
+            &crop_quad_rust(&img.view(), &moved, true).unwrap(),
+            &crop_quad_opencv(&img.view(), &q, true, Interpolation::Linear).unwrap(),
+        );
+        assert!(
+            max > 6 && mean > 0.2,
+            "a one-pixel shift must exceed the tolerance: max {max}, mean {mean:.2}"
+        );
     }
 }

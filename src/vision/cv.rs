@@ -34,19 +34,41 @@ fn dim(n: usize, what: &str) -> opencv::Result<i32> {
 /// The view's fields are public, so they are checked again here before OpenCV is given
 /// a raw pointer: an error, never a read past the buffer.
 pub fn mat_view<'a>(img: &ImageView<'a>) -> opencv::Result<BoxedRef<'a, Mat>> {
-    let row = img.width.checked_mul(3).ok_or_else(|| bad("image width overflows".into()))?;
+    let row = img
+        .width
+        .checked_mul(3)
+        .ok_or_else(|| bad("image width overflows".into()))?;
     if img.width == 0 || img.height == 0 || img.stride < row {
-        return Err(bad(format!("image {}x{} with stride {} is not a valid RGB view", img.width, img.height, img.stride)));
+        return Err(bad(format!(
+            "image {}x{} with stride {} is not a valid RGB view",
+            img.width, img.height, img.stride
+        )));
     }
-    let need = (img.height - 1).checked_mul(img.stride).and_then(|n| n.checked_add(row));
+    let need = (img.height - 1)
+        .checked_mul(img.stride)
+        .and_then(|n| n.checked_add(row));
     if need.is_none_or(|n| img.data.len() < n) {
-        return Err(bad(format!("RGB buffer of {} bytes is too small for {}x{} with stride {}", img.data.len(), img.width, img.height, img.stride)));
+        return Err(bad(format!(
+            "RGB buffer of {} bytes is too small for {}x{} with stride {}",
+            img.data.len(),
+            img.width,
+            img.height,
+            img.stride
+        )));
     }
     let (rows, cols) = (dim(img.height, "height")?, dim(img.width, "width")?);
     // SAFETY: the buffer holds `rows` rows of `cols * 3` bytes `stride` apart (checked
     // above) and outlives the returned header (`'a`). OpenCV only reads through it: the
     // header is handed out as a `BoxedRef`, which gives no mutable access to the Mat.
-    let m = unsafe { Mat::new_rows_cols_with_data_unsafe(rows, cols, CV_8UC3, img.data.as_ptr().cast::<c_void>().cast_mut(), img.stride) }?;
+    let m = unsafe {
+        Mat::new_rows_cols_with_data_unsafe(
+            rows,
+            cols,
+            CV_8UC3,
+            img.data.as_ptr().cast::<c_void>().cast_mut(),
+            img.stride,
+        )
+    }?;
     Ok(BoxedRef::from(m))
 }
 
@@ -59,7 +81,10 @@ pub fn mat_view_mut(img: &mut RgbImage) -> opencv::Result<BoxedRefMut<'_, Mat>> 
 /// Runs `f` with `out` lent as its output `Mat`, so an OpenCV function that is given an
 /// output of the right size and type (OpenCV then keeps it) writes straight into `out`.
 /// Should OpenCV allocate a new matrix instead, its pixels are copied back.
-pub fn write_into(out: &mut RgbImage, f: impl FnOnce(&mut BoxedRefMut<'_, Mat>) -> opencv::Result<()>) -> opencv::Result<()> {
+pub fn write_into(
+    out: &mut RgbImage,
+    f: impl FnOnce(&mut BoxedRefMut<'_, Mat>) -> opencv::Result<()>,
+) -> opencv::Result<()> {
     let (w, h) = (out.width, out.height);
     let ptr = out.data.as_ptr();
     let mut dst = mat_view_mut(out)?;
@@ -68,7 +93,12 @@ pub fn write_into(out: &mut RgbImage, f: impl FnOnce(&mut BoxedRefMut<'_, Mat>) 
         return Ok(());
     }
     if dst.typ() != CV_8UC3 || dst.cols() as usize != w || dst.rows() as usize != h {
-        return Err(bad(format!("OpenCV returned a {}x{} matrix of type {}, expected {w}x{h} CV_8UC3", dst.cols(), dst.rows(), dst.typ())));
+        return Err(bad(format!(
+            "OpenCV returned a {}x{} matrix of type {}, expected {w}x{h} CV_8UC3",
+            dst.cols(),
+            dst.rows(),
+            dst.typ()
+        )));
     }
     let mut packed = Vec::with_capacity(w * h * 3);
     for y in 0..h as i32 {
@@ -119,13 +149,33 @@ mod tests {
     fn mat_view_refuses_inconsistent_views() {
         let data = [0u8; 20];
         // Fields are public: a view can claim more than its buffer holds.
-        let short = ImageView { data: &data, width: 3, height: 3, stride: 9 };
+        let short = ImageView {
+            data: &data,
+            width: 3,
+            height: 3,
+            stride: 9,
+        };
         assert!(mat_view(&short).is_err());
-        let narrow = ImageView { data: &data, width: 3, height: 1, stride: 8 };
+        let narrow = ImageView {
+            data: &data,
+            width: 3,
+            height: 1,
+            stride: 8,
+        };
         assert!(mat_view(&narrow).is_err());
-        let empty = ImageView { data: &data, width: 0, height: 1, stride: 0 };
+        let empty = ImageView {
+            data: &data,
+            width: 0,
+            height: 1,
+            stride: 0,
+        };
         assert!(mat_view(&empty).is_err());
-        let ok = ImageView { data: &data, width: 3, height: 2, stride: 10 };
+        let ok = ImageView {
+            data: &data,
+            width: 3,
+            height: 2,
+            stride: 10,
+        };
         assert!(mat_view(&ok).is_ok());
     }
 

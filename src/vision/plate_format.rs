@@ -704,7 +704,10 @@ mod tests {
         assert_eq!(m.text, "IB2579O");
         let f = fmt(&["hr", "cz"]);
         let m = f.apply(&read("1B25790")).unwrap();
-        assert_eq!((m.text.as_str(), m.pattern.as_deref(), m.cost), ("1B25790", Some("#@#####"), 0.0));
+        assert_eq!(
+            (m.text.as_str(), m.pattern.as_deref(), m.cost),
+            ("1B25790", Some("#@#####"), 0.0)
+        );
         // Croatian plates are unaffected.
         assert_eq!(f.apply(&read("ZG123AB")).unwrap().text, "ZG123AB");
     }

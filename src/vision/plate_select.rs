@@ -264,7 +264,10 @@ fn reject_reason(
 /// `:` (`12:34:56`, `2014-05-01 12:34`). Plates read with a `:` for a coat of
 /// arms or a separator (`RK:855AP`, `1T4:3213`) have letters and pass.
 pub fn looks_like_time(raw: &str) -> bool {
-    raw.contains(':') && raw.chars().all(|c| c.is_ascii_digit() || ":/-. ".contains(c))
+    raw.contains(':')
+        && raw
+            .chars()
+            .all(|c| c.is_ascii_digit() || ":/-. ".contains(c))
 }
 
 #[cfg(test)]

@@ -196,7 +196,13 @@ pub fn yolo_input(img: &ImageView, size: usize) -> Result<(Vec<f32>, Letterbox)>
 /// Dynamic-size detector input `[1, 3, H, W]` (longer side limited by `max_side` per `limit`, sides multiples
 /// of `multiple`, e.g. PP-OCR's DB detector: 32) and its mapping; a DB probability map
 /// has the same `H x W`.
-pub fn det_input(img: &ImageView, max_side: usize, limit: LimitType, multiple: usize, spec: &TensorSpec) -> Result<(Vec<f32>, Letterbox)> {
+pub fn det_input(
+    img: &ImageView,
+    max_side: usize,
+    limit: LimitType,
+    multiple: usize,
+    spec: &TensorSpec,
+) -> Result<(Vec<f32>, Letterbox)> {
     let lb = Letterbox::limit_side(img.width, img.height, max_side, limit, multiple);
     Ok((to_chw(img, &lb, spec)?, lb))
 }
@@ -204,10 +210,23 @@ pub fn det_input(img: &ImageView, max_side: usize, limit: LimitType, multiple: u
 /// Aspect-keeping input `[1, 3, H, W]`: the frame scaled so its longer side is
 /// `max_side`, placed top-left, padded right/bottom up to multiples of `multiple`
 /// (our plate proposal network), and its mapping.
-pub fn padded_input(img: &ImageView, max_side: usize, multiple: usize, spec: &TensorSpec) -> Result<(Vec<f32>, Letterbox)> {
+pub fn padded_input(
+    img: &ImageView,
+    max_side: usize,
+    multiple: usize,
+    spec: &TensorSpec,
+) -> Result<(Vec<f32>, Letterbox)> {
     let s = max_side as f32 / img.width.max(img.height).max(1) as f32;
-    let up = |v: usize| ((v as f32 * s).round().max(1.0) as usize).div_ceil(multiple.max(1)) * multiple.max(1);
-    let lb = Letterbox::fit(img.width, img.height, up(img.width), up(img.height), PadAlign::TopLeft);
+    let up = |v: usize| {
+        ((v as f32 * s).round().max(1.0) as usize).div_ceil(multiple.max(1)) * multiple.max(1)
+    };
+    let lb = Letterbox::fit(
+        img.width,
+        img.height,
+        up(img.width),
+        up(img.height),
+        PadAlign::TopLeft,
+    );
     Ok((to_chw(img, &lb, spec)?, lb))
 }
 
@@ -237,8 +256,8 @@ pub fn rec_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vision::image::RgbImage;
     use crate::vision::geometry::BoxF;
+    use crate::vision::image::RgbImage;
 
     #[test]
     fn identity_resize_and_order() {
@@ -282,7 +301,8 @@ mod tests {
         assert!(t.iter().all(|v| (v - 1.0).abs() < 1e-6));
         let a = RgbImage::filled(96, 24, [0, 0, 0]);
         let b = RgbImage::filled(30, 30, [255, 255, 255]);
-        let (t, w, lbs) = rec_batch(&[a.view(), b.view()], 48, 320, 1600, &TensorSpec::PP_OCR).unwrap();
+        let (t, w, lbs) =
+            rec_batch(&[a.view(), b.view()], 48, 320, 1600, &TensorSpec::PP_OCR).unwrap();
         assert_eq!(w, 320);
         assert_eq!(t.len(), 2 * 3 * 48 * 320);
         assert_eq!(lbs[0].new_w, 192);
@@ -295,10 +315,23 @@ mod tests {
     fn padded_input_keeps_aspect_and_pads_to_the_multiple() {
         let img = RgbImage::filled(1920, 1080, [10, 20, 30]);
         let (t, lb) = padded_input(&img.view(), 640, 32, &TensorSpec::PP_OCR).unwrap();
-        assert_eq!((lb.dst_w, lb.dst_h, lb.new_w, lb.new_h, lb.pad_left, lb.pad_top), (640, 384, 640, 360, 0, 0));
+        assert_eq!(
+            (
+                lb.dst_w,
+                lb.dst_h,
+                lb.new_w,
+                lb.new_h,
+                lb.pad_left,
+                lb.pad_top
+            ),
+            (640, 384, 640, 360, 0, 0)
+        );
         assert_eq!(t.len(), 3 * 640 * 384);
         let b = lb.undo_box(&BoxF::new(320.0, 180.0, 330.0, 190.0));
-        assert!((b.x1 - 960.0).abs() < 0.5 && (b.y1 - 540.0).abs() < 0.5 && (b.x2 - 990.0).abs() < 0.5, "{b:?}");
+        assert!(
+            (b.x1 - 960.0).abs() < 0.5 && (b.y1 - 540.0).abs() < 0.5 && (b.x2 - 990.0).abs() < 0.5,
+            "{b:?}"
+        );
     }
 
     #[test]

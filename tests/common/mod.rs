@@ -8,7 +8,9 @@ pub const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 pub const MOSQUITTO: (&str, u16) = ("127.0.0.1", 1883);
 
 pub fn in_ci() -> bool {
-    std::env::var("CI").map(|v| v == "true" || v == "1").unwrap_or(false)
+    std::env::var("CI")
+        .map(|v| v == "true" || v == "1")
+        .unwrap_or(false)
 }
 
 /// Reports a missing service: a panic under CI, a loud message otherwise.
@@ -37,19 +39,25 @@ impl PgDb {
     pub async fn create() -> Option<PgDb> {
         use sqlx::Connection;
         let admin = pg_admin_url();
-        let mut conn = match tokio::time::timeout(Duration::from_secs(5), sqlx::PgConnection::connect(&admin)).await {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) => {
-                service_missing("PostgreSQL at 127.0.0.1:5432", &e.to_string());
-                return None;
-            }
-            Err(_) => {
-                service_missing("PostgreSQL at 127.0.0.1:5432", "connect timed out");
-                return None;
-            }
-        };
+        let mut conn =
+            match tokio::time::timeout(Duration::from_secs(5), sqlx::PgConnection::connect(&admin))
+                .await
+            {
+                Ok(Ok(c)) => c,
+                Ok(Err(e)) => {
+                    service_missing("PostgreSQL at 127.0.0.1:5432", &e.to_string());
+                    return None;
+                }
+                Err(_) => {
+                    service_missing("PostgreSQL at 127.0.0.1:5432", "connect timed out");
+                    return None;
+                }
+            };
         let name = format!("lotsense_t_{}", uuid::Uuid::new_v4().simple());
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.expect("create test database");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
         let url = match admin.rfind('/') {
             Some(i) => format!("{}/{name}", &admin[..i]),
             None => unreachable!(),
@@ -60,19 +68,31 @@ impl PgDb {
     pub async fn drop_db(self) {
         use sqlx::Connection;
         if let Ok(mut conn) = sqlx::PgConnection::connect(&pg_admin_url()).await {
-            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))).execute(&mut conn).await;
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            )))
+            .execute(&mut conn)
+            .await;
         }
     }
 }
 
 /// True when Mosquitto answers on 127.0.0.1:1883 (loud message otherwise).
 pub fn mosquitto_available() -> bool {
-    match std::net::TcpStream::connect_timeout(&"127.0.0.1:1883".parse().unwrap(), Duration::from_secs(2)) {
+    match std::net::TcpStream::connect_timeout(
+        &"127.0.0.1:1883".parse().unwrap(),
+        Duration::from_secs(2),
+    ) {
         Ok(_) => true,
         Err(e) => service_missing("Mosquitto at 127.0.0.1:1883", &e.to_string()),
     }
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

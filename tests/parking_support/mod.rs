@@ -96,7 +96,11 @@ windows = [{ days = ["mon", "tue", "wed", "thu", "fri"], from = "07:00", to = "1
     for i in 1..=compact {
         t.push_str(&format!("\n[[spaces]]\nid = \"C{i:02}\"\ntype = \"compact\"\nlevel = \"L0\"\nzone = \"A\"\nrank = {i}\n"));
     }
-    for (id, ty, rank) in [("L01", "large", 100), ("E01", "ev", 101), ("H01", "handicapped", 102)] {
+    for (id, ty, rank) in [
+        ("L01", "large", 100),
+        ("E01", "ev", 101),
+        ("H01", "handicapped", 102),
+    ] {
         t.push_str(&format!("\n[[spaces]]\nid = \"{id}\"\ntype = \"{ty}\"\nlevel = \"L1\"\nzone = \"B\"\nrank = {rank}\n"));
     }
     t.push_str(extra);
@@ -121,27 +125,71 @@ impl Site {
         let metrics = Arc::new(Metrics::new());
         let topics = Topics::new("lotsense", &config.site.name);
         let mqtt = mqtt::connect(
-            ClientSettings { host: "127.0.0.1".into(), port: broker.addr.port(), client_id: format!("t-{}", uuid::Uuid::new_v4().simple()), keep_alive: Duration::from_secs(10), topics },
+            ClientSettings {
+                host: "127.0.0.1".into(),
+                port: broker.addr.port(),
+                client_id: format!("t-{}", uuid::Uuid::new_v4().simple()),
+                keep_alive: Duration::from_secs(10),
+                topics,
+            },
             metrics.clone(),
         );
-        assert!(mqtt.wait_connected(Duration::from_secs(5)).await, "mqtt connects");
-        let service = ParkingService::new(store.clone(), Settings::from_config(&config), Some(mqtt.clone())).await.unwrap();
+        assert!(
+            mqtt.wait_connected(Duration::from_secs(5)).await,
+            "mqtt connects"
+        );
+        let service = ParkingService::new(
+            store.clone(),
+            Settings::from_config(&config),
+            Some(mqtt.clone()),
+        )
+        .await
+        .unwrap();
         service.seed(&config).await.unwrap();
-        lotsense::service::gates::simulate_gate(mqtt.clone(), "main").await.unwrap();
+        lotsense::service::gates::simulate_gate(mqtt.clone(), "main")
+            .await
+            .unwrap();
         let mut keys = HashMap::new();
         for role in ApiRole::ALL {
             let key = generate_key();
-            store_key(&store, &format!("test-{}", role.as_str()), role, &hash_key(&key), Some(100_000), "test").await.unwrap();
+            store_key(
+                &store,
+                &format!("test-{}", role.as_str()),
+                role,
+                &hash_key(&key),
+                Some(100_000),
+                "test",
+            )
+            .await
+            .unwrap();
             keys.insert(role, key);
         }
         let (shutdown, mut rx) = tokio::sync::watch::channel(false);
-        let state = lotsense::http::AppState { metrics, store: store.clone(), site: config.site.name.clone(), occupancy: None, parking: Some(service.clone()) };
-        let (addr, _task) = lotsense::http::serve("127.0.0.1:0", lotsense::http::router(state), async move {
-            let _ = rx.wait_for(|v| *v).await;
+        let state = lotsense::http::AppState {
+            metrics,
+            store: store.clone(),
+            site: config.site.name.clone(),
+            occupancy: None,
+            parking: Some(service.clone()),
+        };
+        let (addr, _task) =
+            lotsense::http::serve("127.0.0.1:0", lotsense::http::router(state), async move {
+                let _ = rx.wait_for(|v| *v).await;
+            })
+            .await
+            .unwrap();
+        Some(Site {
+            service,
+            store,
+            addr,
+            keys,
+            mqtt,
+            config,
+            shutdown,
+            _dir: dir,
+            pg,
+            _broker: broker,
         })
-        .await
-        .unwrap();
-        Some(Site { service, store, addr, keys, mqtt, config, shutdown, _dir: dir, pg, _broker: broker })
     }
 
     pub fn client(&self, role: ApiRole) -> Client {
@@ -157,7 +205,13 @@ impl Site {
     }
 
     pub async fn count(&self, sql: &str) -> i64 {
-        sqlx::Row::get(&sqlx::query(sqlx::AssertSqlSafe(sql.to_string())).fetch_one(self.store.pool()).await.unwrap(), 0)
+        sqlx::Row::get(
+            &sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+                .fetch_one(self.store.pool())
+                .await
+                .unwrap(),
+            0,
+        )
     }
 }
 
@@ -172,11 +226,19 @@ pub fn iso(t: chrono::DateTime<chrono::Utc>) -> String {
 }
 
 /// A camera read as the vision pipeline hands it over.
-pub fn read(role: lotsense::events::Role, plate: &str, at: chrono::DateTime<chrono::Utc>) -> lotsense::events::PlateRead {
+pub fn read(
+    role: lotsense::events::Role,
+    plate: &str,
+    at: chrono::DateTime<chrono::Utc>,
+) -> lotsense::events::PlateRead {
     lotsense::events::PlateRead {
         schema: lotsense::events::PLATE_READ_SCHEMA,
         id: uuid::Uuid::new_v4().to_string(),
-        camera: if role == lotsense::events::Role::Entry { "main-in".into() } else { "main-out".into() },
+        camera: if role == lotsense::events::Role::Entry {
+            "main-in".into()
+        } else {
+            "main-out".into()
+        },
         role,
         gate: Some("main".into()),
         lane: None,
@@ -192,7 +254,10 @@ pub fn read(role: lotsense::events::Role, plate: &str, at: chrono::DateTime<chro
         known_as: None,
         plate_box: [0.0, 0.0, 10.0, 5.0],
         reads_fused: 3,
-        evidence: lotsense::events::Evidence { crop: Some(format!("evidence/{plate}.jpg")), frame: None },
+        evidence: lotsense::events::Evidence {
+            crop: Some(format!("evidence/{plate}.jpg")),
+            frame: None,
+        },
         models: Default::default(),
     }
 }
@@ -205,13 +270,18 @@ macro_rules! on_both {
             use super::*;
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                let site = Site::start(Db::Sqlite, &site_toml($compact, $extra)).await.unwrap();
+                let site = Site::start(Db::Sqlite, &site_toml($compact, $extra))
+                    .await
+                    .unwrap();
                 super::$name(&site).await;
                 site.stop().await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                let Some(site) = Site::start(Db::Postgres, &site_toml($compact, $extra)).await else { return };
+                let Some(site) = Site::start(Db::Postgres, &site_toml($compact, $extra)).await
+                else {
+                    return;
+                };
                 super::$name(&site).await;
                 site.stop().await;
             }

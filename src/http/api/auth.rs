@@ -27,10 +27,26 @@ pub fn generate_key() -> String {
 }
 
 /// Writes a key (by name) into the database.
-pub async fn store_key(store: &Store, name: &str, role: ApiRole, hash: &str, rate: Option<u32>, source: &str) -> Result<(), sqlx::Error> {
+pub async fn store_key(
+    store: &Store,
+    name: &str,
+    role: ApiRole,
+    hash: &str,
+    rate: Option<u32>,
+    source: &str,
+) -> Result<(), sqlx::Error> {
     let mut c = store.pool().acquire().await?;
     let rate = rate.unwrap_or_else(|| role.default_rate_per_minute());
-    st::upsert_api_key(&mut c, name, role.as_str(), hash, i64::from(rate), source, chrono::Utc::now()).await
+    st::upsert_api_key(
+        &mut c,
+        name,
+        role.as_str(),
+        hash,
+        i64::from(rate),
+        source,
+        chrono::Utc::now(),
+    )
+    .await
 }
 
 /// The authenticated caller, put in the request's extensions.
@@ -49,14 +65,27 @@ impl Caller {
             Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "forbidden",
-                format!("role `{}` may not call {} {} (allowed: {})", self.role.as_str(), ep.method.to_uppercase(), ep.path, ep.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")),
+                format!(
+                    "role `{}` may not call {} {} (allowed: {})",
+                    self.role.as_str(),
+                    ep.method.to_uppercase(),
+                    ep.path,
+                    ep.roles
+                        .iter()
+                        .map(|r| r.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             ))
         }
     }
 
     /// Roles trusted to report when a car actually passed (`timestamp`).
     pub fn may_set_timestamp(&self) -> bool {
-        matches!(self.role, ApiRole::Kiosk | ApiRole::Operator | ApiRole::Admin)
+        matches!(
+            self.role,
+            ApiRole::Kiosk | ApiRole::Operator | ApiRole::Admin
+        )
     }
 }
 
@@ -81,7 +110,11 @@ pub struct Auth {
 
 impl Auth {
     pub fn new(store: Store) -> Auth {
-        Auth { store, keys: Arc::default(), buckets: Arc::default() }
+        Auth {
+            store,
+            keys: Arc::default(),
+            buckets: Arc::default(),
+        }
     }
 
     async fn lookup(&self, key: &str) -> Result<Option<KeyInfo>, ApiError> {
@@ -91,13 +124,32 @@ impl Auth {
                 return Ok(hit.clone());
             }
         }
-        let mut c = self.store.pool().acquire().await.map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database_unavailable", e.to_string()))?;
-        let row = st::api_key_by_hash(&mut c, &hash).await.map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database_unavailable", e.to_string()))?;
+        let mut c = self.store.pool().acquire().await.map_err(|e| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database_unavailable",
+                e.to_string(),
+            )
+        })?;
+        let row = st::api_key_by_hash(&mut c, &hash).await.map_err(|e| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database_unavailable",
+                e.to_string(),
+            )
+        })?;
         let info = row.filter(|r| !r.revoked).and_then(|r| {
-            Some(KeyInfo { name: r.name, role: ApiRole::parse(&r.role)?, rate_per_minute: r.rate_per_minute.clamp(1, i64::from(u32::MAX)) as u32 })
+            Some(KeyInfo {
+                name: r.name,
+                role: ApiRole::parse(&r.role)?,
+                rate_per_minute: r.rate_per_minute.clamp(1, i64::from(u32::MAX)) as u32,
+            })
         });
         if info.is_some() {
-            self.keys.lock().expect("key cache").insert(hash, info.clone());
+            self.keys
+                .lock()
+                .expect("key cache")
+                .insert(hash, info.clone());
         }
         Ok(info)
     }
@@ -108,7 +160,10 @@ impl Auth {
         let capacity = (f64::from(rate_per_minute) / 6.0).max(10.0);
         let now = Instant::now();
         let mut buckets = self.buckets.lock().expect("rate buckets");
-        let b = buckets.entry(name.to_string()).or_insert(Bucket { tokens: capacity, at: now });
+        let b = buckets.entry(name.to_string()).or_insert(Bucket {
+            tokens: capacity,
+            at: now,
+        });
         b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * rate).min(capacity);
         b.at = now;
         if b.tokens >= 1.0 {
@@ -125,7 +180,13 @@ fn presented_key(req: &Request) -> Option<String> {
     if let Some(v) = h.get("x-api-key").and_then(|v| v.to_str().ok()) {
         return Some(v.trim().to_string());
     }
-    h.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer "))).map(|v| v.trim().to_string())
+    h.get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(|v| v.trim().to_string())
 }
 
 /// Authenticates `/api/*` (except the OpenAPI document) and applies the key's rate limit.
@@ -134,27 +195,57 @@ pub async fn authenticate(State(auth): State<Auth>, mut req: Request, next: Next
         return next.run(req).await;
     }
     let Some(key) = presented_key(&req) else {
-        return ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "send an API key as `Authorization: Bearer <key>` or `X-API-Key: <key>`").into_response();
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "send an API key as `Authorization: Bearer <key>` or `X-API-Key: <key>`",
+        )
+        .into_response();
     };
     let info = match auth.lookup(&key).await {
         Ok(Some(i)) => i,
-        Ok(None) => return ApiError::new(StatusCode::UNAUTHORIZED, "invalid_key", "unknown or revoked API key").into_response(),
+        Ok(None) => {
+            return ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_key",
+                "unknown or revoked API key",
+            )
+            .into_response()
+        }
         Err(e) => return e.into_response(),
     };
     if let Err(retry) = auth.take(&info.name, info.rate_per_minute) {
-        let mut r = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", format!("key `{}` is limited to {} requests per minute", info.name, info.rate_per_minute)).into_response();
-        r.headers_mut().insert("retry-after", HeaderValue::from(retry));
+        let mut r = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!(
+                "key `{}` is limited to {} requests per minute",
+                info.name, info.rate_per_minute
+            ),
+        )
+        .into_response();
+        r.headers_mut()
+            .insert("retry-after", HeaderValue::from(retry));
         return r;
     }
     tracing::Span::current().record("key", info.name.as_str());
-    req.extensions_mut().insert(Caller { name: info.name, role: info.role });
+    req.extensions_mut().insert(Caller {
+        name: info.name,
+        role: info.role,
+    });
     next.run(req).await
 }
 
 /// Gives every request an id (the client's `x-request-id` or a new one),
 /// logs it with method, path, status and latency, and returns it.
 pub async fn request_id(req: Request, next: Next) -> Response {
-    let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty() && v.len() <= 128).map(String::from).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .map(String::from)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let span = tracing::info_span!("http", request_id = %id, method = %req.method(), path = %req.uri().path(), key = tracing::field::Empty);
     let started = Instant::now();
     let mut resp = next.run(req).instrument(span.clone()).await;

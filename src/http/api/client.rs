@@ -26,13 +26,20 @@ impl Reply {
         String::from_utf8_lossy(&self.body).into_owned()
     }
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
 impl Client {
     pub fn new(addr: std::net::SocketAddr, key: Option<&str>) -> Client {
-        Client { addr, key: key.map(String::from), conn: None }
+        Client {
+            addr,
+            key: key.map(String::from),
+            conn: None,
+        }
     }
 
     pub async fn get(&mut self, path: &str) -> std::io::Result<Reply> {
@@ -52,7 +59,13 @@ impl Client {
     }
 
     /// Sends a request (retrying once on a fresh connection if a kept-alive one was closed).
-    pub async fn send(&mut self, method: &str, path: &str, body: Option<&serde_json::Value>, headers: &[(&str, &str)]) -> std::io::Result<Reply> {
+    pub async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        headers: &[(&str, &str)],
+    ) -> std::io::Result<Reply> {
         let fresh = self.conn.is_none();
         match self.try_send(method, path, body, headers).await {
             Ok(r) => Ok(r),
@@ -67,7 +80,13 @@ impl Client {
         }
     }
 
-    async fn try_send(&mut self, method: &str, path: &str, body: Option<&serde_json::Value>, headers: &[(&str, &str)]) -> std::io::Result<Reply> {
+    async fn try_send(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        headers: &[(&str, &str)],
+    ) -> std::io::Result<Reply> {
         if self.conn.is_none() {
             let s = TcpStream::connect(self.addr).await?;
             s.set_nodelay(true)?;
@@ -75,7 +94,11 @@ impl Client {
         }
         let conn = self.conn.as_mut().expect("connected");
         let payload = body.map(|b| b.to_string()).unwrap_or_default();
-        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n", self.addr, payload.len());
+        let mut req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n",
+            self.addr,
+            payload.len()
+        );
         if body.is_some() {
             req.push_str("Content-Type: application/json\r\n");
         }
@@ -90,9 +113,16 @@ impl Client {
         conn.get_mut().write_all(req.as_bytes()).await?;
         let mut line = String::new();
         if conn.read_line(&mut line).await? == 0 {
-            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "connection closed",
+            ));
         }
-        let status: u16 = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| std::io::Error::other(format!("bad status line {line:?}")))?;
+        let status: u16 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| std::io::Error::other(format!("bad status line {line:?}")))?;
         let mut headers = Vec::new();
         let mut len = 0usize;
         let mut close = false;
@@ -119,6 +149,10 @@ impl Client {
         if close {
             self.conn = None;
         }
-        Ok(Reply { status, headers, body })
+        Ok(Reply {
+            status,
+            headers,
+            body,
+        })
     }
 }

@@ -16,7 +16,12 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
-        ApiError { status, code: code.into(), message: message.into(), field: None }
+        ApiError {
+            status,
+            code: code.into(),
+            message: message.into(),
+            field: None,
+        }
     }
 
     pub fn field(mut self, field: &str) -> Self {
@@ -44,20 +49,39 @@ impl From<ServiceError> for ApiError {
         use ServiceError::*;
         let msg = e.to_string();
         match e {
-            NotFound { what, .. } => ApiError::new(StatusCode::NOT_FOUND, &format!("{what}_not_found"), msg),
-            Invalid { code, field, .. } => ApiError { status: StatusCode::UNPROCESSABLE_ENTITY, code: code.into(), message: msg, field: field.map(String::from) },
+            NotFound { what, .. } => {
+                ApiError::new(StatusCode::NOT_FOUND, &format!("{what}_not_found"), msg)
+            }
+            Invalid { code, field, .. } => ApiError {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                code: code.into(),
+                message: msg,
+                field: field.map(String::from),
+            },
             Conflict { code, .. } => ApiError::new(StatusCode::CONFLICT, code, msg),
-            GatewayUnavailable(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "gateway_unavailable", msg),
+            GatewayUnavailable(_) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "gateway_unavailable", msg)
+            }
             Declined(_) => ApiError::new(StatusCode::PAYMENT_REQUIRED, "payment_declined", msg),
-            Unavailable(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database_unavailable", msg),
+            Unavailable(_) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database_unavailable", msg)
+            }
             Busy => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", msg),
             Core(core) => {
                 tracing::warn!(error = %core, "core rejected input");
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_input", core.to_string())
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_input",
+                    core.to_string(),
+                )
             }
             Db(db) => {
                 tracing::error!(error = %db, "database error");
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error (logged with the request id)")
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error (logged with the request id)",
+                )
             }
         }
     }
@@ -65,11 +89,28 @@ impl From<ServiceError> for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
-        let status = if r.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE { StatusCode::UNSUPPORTED_MEDIA_TYPE } else { StatusCode::BAD_REQUEST };
+        let status = if r.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE {
+            StatusCode::UNSUPPORTED_MEDIA_TYPE
+        } else {
+            StatusCode::BAD_REQUEST
+        };
         let text = r.body_text();
         // serde_path_to_error style messages start with the field path.
-        let field = text.split(": ").nth(1).and_then(|s| s.split(' ').next()).filter(|f| f.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '.')).map(String::from);
-        ApiError { status, code: "invalid_body".into(), message: text, field }
+        let field = text
+            .split(": ")
+            .nth(1)
+            .and_then(|s| s.split(' ').next())
+            .filter(|f| {
+                f.chars()
+                    .all(|c| c.is_alphanumeric() || c == '_' || c == '.')
+            })
+            .map(String::from);
+        ApiError {
+            status,
+            code: "invalid_body".into(),
+            message: text,
+            field,
+        }
     }
 }
 

@@ -11,7 +11,10 @@ mod receipt;
 
 use crate::config::ApiRole;
 use crate::core::{FlagStatus, PaymentMethod, Plate, SpaceType, VehicleType};
-use crate::service::{EntryRequest, ExitRequest, ParkingService, PaymentRequest, PaymentTarget, ReservationRequest, Source};
+use crate::service::{
+    EntryRequest, ExitRequest, ParkingService, PaymentRequest, PaymentTarget, ReservationRequest,
+    Source,
+};
 use auth::{Auth, Caller};
 use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -49,44 +52,366 @@ const STAFF: &[ApiRole] = &[Operator, Security, Admin];
 
 macro_rules! ep {
     ($name:ident, $m:literal, $p:literal, $roles:expr, $tag:literal, $summary:literal, query = $q:expr, req = $req:expr, resp = $resp:literal, status = $st:literal) => {
-        pub const $name: Endpoint = Endpoint { method: $m, path: $p, roles: $roles, summary: $summary, tag: $tag, query: $q, request: $req, response: $resp, status: $st };
+        pub const $name: Endpoint = Endpoint {
+            method: $m,
+            path: $p,
+            roles: $roles,
+            summary: $summary,
+            tag: $tag,
+            query: $q,
+            request: $req,
+            response: $resp,
+            status: $st,
+        };
     };
 }
 
-ep!(AVAILABILITY, "get", "/api/availability", EVERYONE, "spaces", "Free, occupied, reserved and out-of-service bays per space type", query = &[("type", "only this space type (compact, large, handicapped, motorcycle, ev)")], req = None, resp = "AvailabilityList", status = 200);
-ep!(PARKINGS, "get", "/api/parkings", EVERYONE, "spaces", "All bays with their status", query = &[], req = None, resp = "SpaceList", status = 200);
-ep!(SPACE_STATUS, "put", "/api/spaces/{space_id}/status", &[Sensor, Operator, Admin], "spaces", "Report a bay's status: sensors send occupied/available; staff set out_of_service/available", query = &[], req = Some("SpaceStatusRequest"), resp = "Space", status = 200);
-ep!(ENTRY, "post", "/api/entry", GATE_ROLES, "gates", "Decide an entry: admit (session + assigned bay), duplicate, or deny; commands the gate", query = &[], req = Some("EntryRequest"), resp = "EntryDecision", status = 200);
-ep!(EXIT, "post", "/api/exit", GATE_ROLES, "gates", "Decide an exit: open (session closed), payment_required with the amount, or hold for staff", query = &[], req = Some("ExitRequest"), resp = "ExitDecision", status = 200);
+ep!(
+    AVAILABILITY,
+    "get",
+    "/api/availability",
+    EVERYONE,
+    "spaces",
+    "Free, occupied, reserved and out-of-service bays per space type",
+    query = &[(
+        "type",
+        "only this space type (compact, large, handicapped, motorcycle, ev)"
+    )],
+    req = None,
+    resp = "AvailabilityList",
+    status = 200
+);
+ep!(
+    PARKINGS,
+    "get",
+    "/api/parkings",
+    EVERYONE,
+    "spaces",
+    "All bays with their status",
+    query = &[],
+    req = None,
+    resp = "SpaceList",
+    status = 200
+);
+ep!(
+    SPACE_STATUS,
+    "put",
+    "/api/spaces/{space_id}/status",
+    &[Sensor, Operator, Admin],
+    "spaces",
+    "Report a bay's status: sensors send occupied/available; staff set out_of_service/available",
+    query = &[],
+    req = Some("SpaceStatusRequest"),
+    resp = "Space",
+    status = 200
+);
+ep!(
+    ENTRY,
+    "post",
+    "/api/entry",
+    GATE_ROLES,
+    "gates",
+    "Decide an entry: admit (session + assigned bay), duplicate, or deny; commands the gate",
+    query = &[],
+    req = Some("EntryRequest"),
+    resp = "EntryDecision",
+    status = 200
+);
+ep!(
+    EXIT,
+    "post",
+    "/api/exit",
+    GATE_ROLES,
+    "gates",
+    "Decide an exit: open (session closed), payment_required with the amount, or hold for staff",
+    query = &[],
+    req = Some("ExitRequest"),
+    resp = "ExitDecision",
+    status = 200
+);
 ep!(RESERVE, "post", "/api/reservations", SELLERS, "reservations", "Reserve a bay (space_id) or a bay of a type (space_type / vehicle_type) for [start_time, end_time)", query = &[], req = Some("ReservationRequest"), resp = "Reservation", status = 201);
-ep!(RESERVATION, "get", "/api/reservations/{reservation_id}", READERS, "reservations", "A reservation with its payments", query = &[], req = None, resp = "Reservation", status = 200);
-ep!(CANCEL, "post", "/api/reservations/{reservation_id}/cancel", SELLERS, "reservations", "Cancel a booked reservation; refunds what the cancellation rule allows", query = &[], req = None, resp = "CancelOutcome", status = 200);
-ep!(SWEEP, "post", "/api/reservations/no-shows", &[Operator, Admin], "reservations", "Run the no-show sweep now (it also runs in the background)", query = &[], req = Some("SweepRequest"), resp = "SweepOutcome", status = 200);
+ep!(
+    RESERVATION,
+    "get",
+    "/api/reservations/{reservation_id}",
+    READERS,
+    "reservations",
+    "A reservation with its payments",
+    query = &[],
+    req = None,
+    resp = "Reservation",
+    status = 200
+);
+ep!(
+    CANCEL,
+    "post",
+    "/api/reservations/{reservation_id}/cancel",
+    SELLERS,
+    "reservations",
+    "Cancel a booked reservation; refunds what the cancellation rule allows",
+    query = &[],
+    req = None,
+    resp = "CancelOutcome",
+    status = 200
+);
+ep!(
+    SWEEP,
+    "post",
+    "/api/reservations/no-shows",
+    &[Operator, Admin],
+    "reservations",
+    "Run the no-show sweep now (it also runs in the background)",
+    query = &[],
+    req = Some("SweepRequest"),
+    resp = "SweepOutcome",
+    status = 200
+);
 ep!(PAY, "post", "/api/payments", SELLERS, "payments", "Pay for a session, a reservation or a lost ticket; a retry with the same idempotency key never charges twice", query = &[], req = Some("PaymentRequest"), resp = "PaymentOutcome", status = 201);
-ep!(PAYMENTS, "get", "/api/payments", READERS, "payments", "Recent payments and refunds", query = &[("session_id", "only this session's"), ("limit", "at most this many (default 100)")], req = None, resp = "PaymentList", status = 200);
-ep!(PAYMENT, "get", "/api/payments/{payment_id}", READERS, "payments", "One payment or refund", query = &[], req = None, resp = "Payment", status = 200);
-ep!(REFUND, "post", "/api/payments/{payment_id}/refund", &[Operator, Admin], "payments", "Refund (part of) a charge, with a reason", query = &[], req = Some("RefundRequest"), resp = "Payment", status = 201);
-ep!(GATEWAY, "put", "/api/payments/gateway", &[Admin], "payments", "Switch the built-in payment gateway up or down (tests and demos)", query = &[], req = Some("GatewaySwitch"), resp = "GatewaySwitch", status = 200);
-ep!(RECEIPT, "get", "/api/receipts/{payment_id}", SELLERS, "payments", "The receipt of a payment (JSON)", query = &[], req = None, resp = "Receipt", status = 200);
-ep!(RECEIPT_PAGE, "get", "/api/receipts/{payment_id}/print", SELLERS, "payments", "The receipt as a printable HTML page", query = &[], req = None, resp = "html", status = 200);
+ep!(
+    PAYMENTS,
+    "get",
+    "/api/payments",
+    READERS,
+    "payments",
+    "Recent payments and refunds",
+    query = &[
+        ("session_id", "only this session's"),
+        ("limit", "at most this many (default 100)")
+    ],
+    req = None,
+    resp = "PaymentList",
+    status = 200
+);
+ep!(
+    PAYMENT,
+    "get",
+    "/api/payments/{payment_id}",
+    READERS,
+    "payments",
+    "One payment or refund",
+    query = &[],
+    req = None,
+    resp = "Payment",
+    status = 200
+);
+ep!(
+    REFUND,
+    "post",
+    "/api/payments/{payment_id}/refund",
+    &[Operator, Admin],
+    "payments",
+    "Refund (part of) a charge, with a reason",
+    query = &[],
+    req = Some("RefundRequest"),
+    resp = "Payment",
+    status = 201
+);
+ep!(
+    GATEWAY,
+    "put",
+    "/api/payments/gateway",
+    &[Admin],
+    "payments",
+    "Switch the built-in payment gateway up or down (tests and demos)",
+    query = &[],
+    req = Some("GatewaySwitch"),
+    resp = "GatewaySwitch",
+    status = 200
+);
+ep!(
+    RECEIPT,
+    "get",
+    "/api/receipts/{payment_id}",
+    SELLERS,
+    "payments",
+    "The receipt of a payment (JSON)",
+    query = &[],
+    req = None,
+    resp = "Receipt",
+    status = 200
+);
+ep!(
+    RECEIPT_PAGE,
+    "get",
+    "/api/receipts/{payment_id}/print",
+    SELLERS,
+    "payments",
+    "The receipt as a printable HTML page",
+    query = &[],
+    req = None,
+    resp = "html",
+    status = 200
+);
 ep!(VEHICLE, "get", "/api/vehicles/{license_plate}", READERS, "vehicles", "A vehicle with its lists, permits, open session, parking history, payments, reservations and debts", query = &[], req = None, resp = "Vehicle", status = 200);
-ep!(SESSIONS, "get", "/api/sessions", READERS, "sessions", "Sessions, newest first", query = &[("status", "open, closed or superseded"), ("license_plate", "only this plate"), ("limit", "at most this many (default 100)")], req = None, resp = "SessionList", status = 200);
-ep!(SESSION, "get", "/api/sessions/{session_id}", READERS, "sessions", "A session with payments, gate decisions, debt and what leaving now would cost", query = &[], req = None, resp = "SessionDetail", status = 200);
-ep!(FLAGS, "get", "/api/flags", STAFF, "flags", "Flags for staff, newest first", query = &[("status", "open, acknowledged or resolved"), ("kind", "flag kind"), ("license_plate", "only this plate"), ("limit", "at most this many (default 100)")], req = None, resp = "FlagList", status = 200);
-ep!(FLAG_UPDATE, "patch", "/api/flags/{flag_id}", STAFF, "flags", "Acknowledge or resolve a flag, with a note", query = &[], req = Some("FlagUpdate"), resp = "Flag", status = 200);
-ep!(LISTS, "get", "/api/lists", STAFF, "lists", "Block-, watch- and allow-list entries (from the site file and added at run time)", query = &[("list", "blocked, watched or allowed"), ("license_plate", "only this plate")], req = None, resp = "ListEntryList", status = 200);
+ep!(
+    SESSIONS,
+    "get",
+    "/api/sessions",
+    READERS,
+    "sessions",
+    "Sessions, newest first",
+    query = &[
+        ("status", "open, closed or superseded"),
+        ("license_plate", "only this plate"),
+        ("limit", "at most this many (default 100)")
+    ],
+    req = None,
+    resp = "SessionList",
+    status = 200
+);
+ep!(
+    SESSION,
+    "get",
+    "/api/sessions/{session_id}",
+    READERS,
+    "sessions",
+    "A session with payments, gate decisions, debt and what leaving now would cost",
+    query = &[],
+    req = None,
+    resp = "SessionDetail",
+    status = 200
+);
+ep!(
+    FLAGS,
+    "get",
+    "/api/flags",
+    STAFF,
+    "flags",
+    "Flags for staff, newest first",
+    query = &[
+        ("status", "open, acknowledged or resolved"),
+        ("kind", "flag kind"),
+        ("license_plate", "only this plate"),
+        ("limit", "at most this many (default 100)")
+    ],
+    req = None,
+    resp = "FlagList",
+    status = 200
+);
+ep!(
+    FLAG_UPDATE,
+    "patch",
+    "/api/flags/{flag_id}",
+    STAFF,
+    "flags",
+    "Acknowledge or resolve a flag, with a note",
+    query = &[],
+    req = Some("FlagUpdate"),
+    resp = "Flag",
+    status = 200
+);
+ep!(
+    LISTS,
+    "get",
+    "/api/lists",
+    STAFF,
+    "lists",
+    "Block-, watch- and allow-list entries (from the site file and added at run time)",
+    query = &[
+        ("list", "blocked, watched or allowed"),
+        ("license_plate", "only this plate")
+    ],
+    req = None,
+    resp = "ListEntryList",
+    status = 200
+);
 ep!(LIST_PUT, "put", "/api/lists/{list}/{license_plate}", STAFF, "lists", "Put a plate on a list (blocked: never admitted; watched: admitted, flagged for security; allowed: admitted to a restricted site); takes effect at once, audited", query = &[], req = Some("ListEntryRequest"), resp = "ListEntry", status = 200);
-ep!(LIST_DELETE, "delete", "/api/lists/{list}/{license_plate}", STAFF, "lists", "Take a plate off a list (entries from the site file are changed there: 409)", query = &[], req = None, resp = "ListEntry", status = 200);
-ep!(PERMITS, "get", "/api/permits", STAFF, "permits", "Permits (from the site file and issued at run time)", query = &[("license_plate", "only this plate")], req = None, resp = "PermitList", status = 200);
+ep!(
+    LIST_DELETE,
+    "delete",
+    "/api/lists/{list}/{license_plate}",
+    STAFF,
+    "lists",
+    "Take a plate off a list (entries from the site file are changed there: 409)",
+    query = &[],
+    req = None,
+    resp = "ListEntry",
+    status = 200
+);
+ep!(
+    PERMITS,
+    "get",
+    "/api/permits",
+    STAFF,
+    "permits",
+    "Permits (from the site file and issued at run time)",
+    query = &[("license_plate", "only this plate")],
+    req = None,
+    resp = "PermitList",
+    status = 200
+);
 ep!(PERMIT_ISSUE, "post", "/api/permits", &[Operator, Admin], "permits", "Issue a permit: access to restricted lots, restricted bay types and/or free parking, within dates and weekly windows; audited", query = &[], req = Some("PermitRequest"), resp = "Permit", status = 201);
-ep!(PERMIT_REVOKE, "delete", "/api/permits/{permit_id}", &[Operator, Admin], "permits", "Revoke a permit issued at run time (permits from the site file are changed there: 409)", query = &[("reason", "why, for the audit log")], req = None, resp = "Permit", status = 200);
-ep!(AUDIT, "get", "/api/audit", &[Security, Admin], "audit", "The append-only audit log, newest first", query = &[("subject", "only records about this id or plate"), ("limit", "at most this many (default 100)")], req = None, resp = "AuditList", status = 200);
-ep!(OPENAPI, "get", "/api/openapi.json", EVERYONE, "meta", "This document (no key needed)", query = &[], req = None, resp = "OpenApi", status = 200);
+ep!(
+    PERMIT_REVOKE,
+    "delete",
+    "/api/permits/{permit_id}",
+    &[Operator, Admin],
+    "permits",
+    "Revoke a permit issued at run time (permits from the site file are changed there: 409)",
+    query = &[("reason", "why, for the audit log")],
+    req = None,
+    resp = "Permit",
+    status = 200
+);
+ep!(
+    AUDIT,
+    "get",
+    "/api/audit",
+    &[Security, Admin],
+    "audit",
+    "The append-only audit log, newest first",
+    query = &[
+        ("subject", "only records about this id or plate"),
+        ("limit", "at most this many (default 100)")
+    ],
+    req = None,
+    resp = "AuditList",
+    status = 200
+);
+ep!(
+    OPENAPI,
+    "get",
+    "/api/openapi.json",
+    EVERYONE,
+    "meta",
+    "This document (no key needed)",
+    query = &[],
+    req = None,
+    resp = "OpenApi",
+    status = 200
+);
 
 /// Every endpoint, in documentation order.
 pub const ENDPOINTS: &[&Endpoint] = &[
-    &AVAILABILITY, &PARKINGS, &SPACE_STATUS, &ENTRY, &EXIT, &RESERVE, &RESERVATION, &CANCEL, &SWEEP, &PAY, &PAYMENTS, &PAYMENT, &REFUND, &GATEWAY, &RECEIPT,
-    &RECEIPT_PAGE, &VEHICLE, &SESSIONS, &SESSION, &FLAGS, &FLAG_UPDATE, &LISTS, &LIST_PUT, &LIST_DELETE, &PERMITS, &PERMIT_ISSUE, &PERMIT_REVOKE, &AUDIT, &OPENAPI,
+    &AVAILABILITY,
+    &PARKINGS,
+    &SPACE_STATUS,
+    &ENTRY,
+    &EXIT,
+    &RESERVE,
+    &RESERVATION,
+    &CANCEL,
+    &SWEEP,
+    &PAY,
+    &PAYMENTS,
+    &PAYMENT,
+    &REFUND,
+    &GATEWAY,
+    &RECEIPT,
+    &RECEIPT_PAGE,
+    &VEHICLE,
+    &SESSIONS,
+    &SESSION,
+    &FLAGS,
+    &FLAG_UPDATE,
+    &LISTS,
+    &LIST_PUT,
+    &LIST_DELETE,
+    &PERMITS,
+    &PERMIT_ISSUE,
+    &PERMIT_REVOKE,
+    &AUDIT,
+    &OPENAPI,
 ];
 
 #[derive(Clone)]
@@ -110,7 +435,11 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for ApiJson<
 type ApiResult = Result<Response, ApiError>;
 
 fn ok<T: serde::Serialize>(status: u16, v: T) -> ApiResult {
-    Ok((StatusCode::from_u16(status).unwrap_or(StatusCode::OK), Json(v)).into_response())
+    Ok((
+        StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+        Json(v),
+    )
+        .into_response())
 }
 
 fn plate(raw: &str, field: &str) -> Result<Plate, ApiError> {
@@ -122,22 +451,43 @@ fn when(caller: &Caller, ts: Option<DateTime<Utc>>) -> Result<DateTime<Utc>, Api
     let now = Utc::now();
     let Some(ts) = ts else { return Ok(now) };
     if !caller.may_set_timestamp() {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "timestamp_not_allowed", format!("role `{}` may not set `timestamp`; only kiosk, operator and admin keys may", caller.role.as_str())).field("timestamp"));
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "timestamp_not_allowed",
+            format!(
+                "role `{}` may not set `timestamp`; only kiosk, operator and admin keys may",
+                caller.role.as_str()
+            ),
+        )
+        .field("timestamp"));
     }
     if ts > now + chrono::Duration::minutes(5) || ts < now - chrono::Duration::days(7) {
-        return Err(ApiError::unprocessable("timestamp_out_of_range", "timestamp", "timestamp must be within the last 7 days and not in the future"));
+        return Err(ApiError::unprocessable(
+            "timestamp_out_of_range",
+            "timestamp",
+            "timestamp must be within the last 7 days and not in the future",
+        ));
     }
     Ok(ts)
 }
 
 fn gate(st: &ApiState, g: Option<String>) -> Result<Option<String>, ApiError> {
     match g {
-        Some(g) if !st.service.settings().gates.iter().any(|(id, _)| *id == g) => Err(ApiError::unprocessable("unknown_gate", "gate", format!("gate `{g}` is not configured"))),
+        Some(g) if !st.service.settings().gates.iter().any(|(id, _)| *id == g) => {
+            Err(ApiError::unprocessable(
+                "unknown_gate",
+                "gate",
+                format!("gate `{g}` is not configured"),
+            ))
+        }
         other => Ok(other),
     }
 }
 
-pub fn router(service: ParkingService, occupancy: Option<crate::occupancy::OccupancyHandle>) -> Router {
+pub fn router(
+    service: ParkingService,
+    occupancy: Option<crate::occupancy::OccupancyHandle>,
+) -> Router {
     let auth_state = Auth::new(service.store().clone());
     let st = ApiState { service, occupancy };
     Router::new()
@@ -167,8 +517,17 @@ pub fn router(service: ParkingService, occupancy: Option<crate::occupancy::Occup
         .route(PERMIT_REVOKE.path, delete(permit_revoke))
         .route(AUDIT.path, get(audit))
         .route(OPENAPI.path, get(openapi_doc))
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint (see /api/openapi.json)") })
-        .layer(axum::middleware::from_fn_with_state(auth_state, auth::authenticate))
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such endpoint (see /api/openapi.json)",
+            )
+        })
+        .layer(axum::middleware::from_fn_with_state(
+            auth_state,
+            auth::authenticate,
+        ))
         .layer(axum::middleware::from_fn(auth::request_id))
         .with_state(st)
 }
@@ -185,20 +544,30 @@ struct AvailabilityQuery {
     space_type: Option<SpaceType>,
 }
 
-async fn availability(State(st): State<ApiState>, Extension(c): Extension<Caller>, q: Result<Query<AvailabilityQuery>, axum::extract::rejection::QueryRejection>) -> ApiResult {
+async fn availability(
+    State(st): State<ApiState>,
+    Extension(c): Extension<Caller>,
+    q: Result<Query<AvailabilityQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult {
     c.allow(&AVAILABILITY)?;
     let Query(q) = q.map_err(|e| ApiError::from(e).field("type"))?;
     let by_type = st.service.availability(q.space_type).await?;
     let sum = |f: fn(&crate::service::TypeAvailability) -> i64| by_type.iter().map(f).sum::<i64>();
-    ok(200, serde_json::json!({
-        "total": sum(|a| a.total), "available": sum(|a| a.available), "occupied": sum(|a| a.occupied),
-        "reserved": sum(|a| a.reserved), "out_of_service": sum(|a| a.out_of_service), "by_type": by_type,
-    }))
+    ok(
+        200,
+        serde_json::json!({
+            "total": sum(|a| a.total), "available": sum(|a| a.available), "occupied": sum(|a| a.occupied),
+            "reserved": sum(|a| a.reserved), "out_of_service": sum(|a| a.out_of_service), "by_type": by_type,
+        }),
+    )
 }
 
 async fn parkings(State(st): State<ApiState>, Extension(c): Extension<Caller>) -> ApiResult {
     c.allow(&PARKINGS)?;
-    ok(200, serde_json::json!({ "spaces": st.service.parkings().await? }))
+    ok(
+        200,
+        serde_json::json!({ "spaces": st.service.parkings().await? }),
+    )
 }
 
 #[derive(Deserialize)]
@@ -212,12 +581,24 @@ struct SpaceStatusBody {
     manual: bool,
 }
 
-async fn space_status(State(st): State<ApiState>, Extension(c): Extension<Caller>, Path(id): Path<String>, ApiJson(b): ApiJson<SpaceStatusBody>) -> ApiResult {
+async fn space_status(
+    State(st): State<ApiState>,
+    Extension(c): Extension<Caller>,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<SpaceStatusBody>,
+) -> ApiResult {
     use crate::core::BayState;
     use crate::service::SpaceStatusChange as Change;
     c.allow(&SPACE_STATUS)?;
     let staff = matches!(c.role, Operator | Admin);
-    let staff_only = |what: &str| ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("only staff may {what}")).field("status");
+    let staff_only = |what: &str| {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("only staff may {what}"),
+        )
+        .field("status")
+    };
     let sensed = match b.status.as_str() {
         "occupied" => Some(BayState::Occupied),
         "available" => Some(BayState::Free),
@@ -232,15 +613,32 @@ async fn space_status(State(st): State<ApiState>, Extension(c): Extension<Caller
         (_, Some(s)) if b.manual => Change::Override(Some(s)),
         ("available", _) if staff => Change::BackInService,
         (_, Some(s)) => Change::Sensor(s),
-        _ => return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_status", "status must be `available`, `occupied`, (staff) `out_of_service` or `auto`").field("status")),
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_status",
+                "status must be `available`, `occupied`, (staff) `out_of_service` or `auto`",
+            )
+            .field("status"))
+        }
     };
-    let v = st.service.set_space_status(&id, change, &format!("api:{}", c.name), b.reason.as_deref()).await?;
+    let v = st
+        .service
+        .set_space_status(&id, change, &format!("api:{}", c.name), b.reason.as_deref())
+        .await?;
     // The boards follow the same state the core keeps: what a sensor reports
     // (an override, when set, still wins there) and staff overrides.
     if let Some(o) = &st.occupancy {
         match change {
             Change::Sensor(s) => {
-                o.submit(crate::events::BayUpdate { space_id: id.clone(), camera: format!("sensor:{}", c.name), state: s.as_str().into(), probability: None, at: chrono::Utc::now() }).await;
+                o.submit(crate::events::BayUpdate {
+                    space_id: id.clone(),
+                    camera: format!("sensor:{}", c.name),
+                    state: s.as_str().into(),
+                    probability: None,
+                    at: chrono::Utc::now(),
+                })
+                .await;
             }
             Change::Override(s) => o.set_override(&id, s).await,
             _ => {}
@@ -265,7 +663,11 @@ struct EntryBody {
     timestamp: Option<DateTime<Utc>>,
 }
 
-async fn entry(State(st): State<ApiState>, Extension(c): Extension<Caller>, ApiJson(b): ApiJson<EntryBody>) -> ApiResult {
+async fn entry(
+    State(st): State<ApiState>,
+    Extension(c): Extension<Caller>,
+    ApiJson(b): ApiJson<EntryBody>,
+) -> ApiResult {
     c.allow(&ENTRY)?;
     let req = EntryRequest {
         plate: plate(&b.license_plate, "license_plate")?,
@@ -275,7 +677,9 @@ async fn entry(State(st): State<ApiState>, Extension(c): Extension<Caller>, ApiJ
         at: when(&c, b.timestamp)?,
         confidence: 1.0,
         evidence: None,
-        source: Source::Api { key: c.name.clone() },
+        source: Source::Api {
+            key: c.name.clone(),
+        },
     };
     ok(200, st.service.entry(req).await?)
 }
@@ -290,7 +694,11 @@ struct ExitBody {
     timestamp: Option<DateTime<Utc>>,
 }
 
-async fn exit(State(st): State<ApiState>, Extension(c): Extension<Caller>, ApiJson(b): ApiJson<ExitBody>) -> ApiResult {
+async fn exit(
+    State(st): State<ApiState>,
+    Extension(c): Extension<Caller>,
+    ApiJson(b): ApiJson<ExitBody>,
+) -> ApiResult {
     c.allow(&EXIT)?;
     let req = ExitRequest {
         plate: plate(&b.license_plate, "license_plate")?,
@@ -298,7 +706,9 @@ async fn exit(State(st): State<ApiState>, Extension(c): Extension<Caller>, ApiJs
         at: when(&c, b.timestamp)?,
         confidence: 1.0,
         evidence: None,
-        source: Source::Api { key: c.name.clone() },
+        source: Source::Api {
+            key: c.name.clone(),
+        },
     };
     ok(200, st.service.exit(req).await?)
 }
@@ -322,7 +732,11 @@ struct ReservationBody {
     timestamp: Option<DateTime<Utc>>,
 }
 
-async fn reserve(State(st): State<ApiState>, Extension(c): Extension<Caller>, ApiJson(b): ApiJson<ReservationBody>) -> ApiResult {
+async fn reserve(
+    State(st): State<ApiState>,
+    Extension(c): Extension<Caller>,
+    ApiJson(b): ApiJson<ReservationBody>,
+) -> ApiResult {
     c.allow(&RESERVE)?;
     let req = ReservationRequest {
         plate: plate(&b.license_plate, "license_plate")?,
@@ -337,7 +751,11 @@ async fn reserve(State(st): State<ApiState>, Extension(c): Extension<Caller>, Ap
     ok(201, st.service.reserve(req).await?)
 }
 
-async fn reservation(State(st): State<ApiState>, Extension(c): Extension<Caller>, Path(id): Path<String>) -> ApiResult {
+async fn reservation(
+    State(st): State<ApiState>,
+    Extension(c): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult {
     c.allow(&RESERVATION)?;
     let (r, payments) = st.service.reservation(&id).await?;
     let mut v = serde_json::to_value(r).unwrap_or_default();
@@ -357,23 +775,41 @@ fn optional_body<T: serde::de::DeserializeOwned + Default>(bytes: &[u8]) -> Resu
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         return Ok(T::default());
     }
-    serde_json::from_slice(bytes).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.to_string()))
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.to_string()))
 }
 
-async fn cancel(State(st): State<ApiState>, Extension(c): Extension<Caller>, Path(id): Path<String>, body: axum::body::Bytes) -> ApiResult {
+async fn cancel(
+    State(st): State<ApiState>,
+    Extension(c): Extension<Caller>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult {
     c.allow(&CANCEL)?;
     let b: TimestampBody = optional_body(&body)?;
-    ok(200, st.service.cancel_reservation(&id, &format!("api:{}", c.name), when(&c, b.timestamp)?).await?)
+    ok(
+        200,
+        st.service
+            .cancel_reservation(&id, &format!("api:{}", c.name), when(&c, b.timestamp)?)
+            .await?,
+    )
 }
 
-async fn sweep(State(st): State<ApiState>, Extension(c): Extension<Caller>, body: axum::body::Bytes) -> ApiResult {
+async fn sweep(
+    State(st): State<ApiState>,
+    Extension(c): Extension<Caller>,
+    body: axum::body::Bytes,
+) -> ApiResult {
     c.allow(&SWEEP)?;
     let b: TimestampBody = optional_body(&body)?;
     let now = match b.timestamp {
         Some(ts) if c.may_set_timestamp() => ts,
         _ => Utc::now(),
     };
-    ok(200, serde_json::json!({ "no_shows": st.service.sweep_no_shows(now).await? }))
+    ok(
+        200,
+        serde_json::json!({ "no_shows": st.service.sweep_no_shows(now).await? }),
+    )
 }
 
 // ---------------------------------------------------------------- payments
@@ -396,9 +832,17 @@ struct PaymentBody {
     timestamp: Option<DateTime<Utc>>,
 }
 
-async fn pay(State(st): State<ApiState>, Extension(c): Extension<Caller>, headers: HeaderMap, ApiJson(b): ApiJson<PaymentBody>) -> ApiResult {
+async fn pay(
+    State(st): State<ApiState>,
+    Extension(c): Extension<Caller>,
+    headers: HeaderMap,
+    ApiJson(b): ApiJson<PaymentBody>,
+) -> ApiResult {
     c.allow(&PAY)?;
-    let header_key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(String::from);
+    let header_key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
     let key = match (b.idempotency_key, header_key) {
         (Some(a), Some(h)) if a != h => return Err(ApiError::unprocessable("idempotency_key_mismatch", "idempotency_key", "the body and the Idempotency-Key header disagree")),
         (Some(a), _) => a,
@@ -409,9 +853,20 @@ async fn pay(State(st): State<ApiState>, Extension(c): Extension<Caller>, header
         (Some(s), None, None) => PaymentTarget::Session(s),
         (None, Some(r), None) => PaymentTarget::Reservation(r),
         (None, None, Some(p)) => PaymentTarget::LostTicket(plate(&p, "license_plate")?),
-        _ => return Err(ApiError::unprocessable("target_required", "session_id", "give exactly one of `session_id`, `reservation_id` or `license_plate` (lost ticket)")),
+        _ => return Err(ApiError::unprocessable(
+            "target_required",
+            "session_id",
+            "give exactly one of `session_id`, `reservation_id` or `license_plate` (lost ticket)",
+        )),
     };
-    let req = PaymentRequest { target, method: b.payment_method, amount: b.amount, idempotency_key: key, actor: format!("api:{}", c.name), at: when(&c, b.timestamp)? };
+    let req = PaymentRequest {
+        target,
+        method: b.payment_method,
+        amount: b.amount,
+        idempotency_key: key,
+        actor: format!("api:{}", c.name),
+        at: when(&c, b.timestamp)?,
+    };
     let out = st.service.pay(req).await?;
     ok(if out.replayed { 200 } else { 201 }, out)
 }
@@ -432,12 +887,23 @@ impl ListQuery {
     }
 }
 
-async fn payments(State(st): State<ApiState>, Extension(c): Extension<Caller>, Query(q): Query<ListQuery>) -> ApiResult {
+async fn payments(
+    State(st): State<ApiState>,
+    Extension(c): Extension<Caller>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult {
     c.allow(&PAYMENTS)?;
-    ok(200, serde_json::json!({ "payments": st.service.payments(q.session_id.as_deref(), q.limit()).await? }))
+    ok(
+        200,
+        serde_json::json!({ "payments": st.service.payments(q.session_id.as_deref(), q.limit()).await? }),
+    )
 }
 
-async fn payment(State(st): State<ApiState>, Extension(c): Extension<Caller>, Path(id): Path<String>) -> ApiResult {
+async fn payment(
+    State(st): State<ApiState>,
+    Extension(c): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult {
     c.allow(&PAYMENT)?;
     ok(200, st.service.payment(&id).await?)
 }
@@ -452,9 +918,25 @@ struct RefundBody {
     idempotency_key: Option<String>,
 }
 
-async fn refund(State(st): State<ApiState>, Extension(c): Extension<Caller>, Path(id): Path<String>, ApiJson(b): ApiJson<RefundBody>) -> ApiResult {
+async fn refund(
+    State(st): State<ApiState>,
+    Extension(c): Extension<Caller>,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<RefundBody>,
+) -> ApiResult {
     c.allow(&REFUND)?;
-    ok(201, st.service.refund(&id, b.amount, &b.reason, b.idempotency_key, &format!("api:{}", c.name)).await?)
+    ok(
+        201,
+        st.service
+            .refund(
+                &id,
+                b.amount,
+                &b.reason,
+                b.idempotency_key,
+                &format!("api:{}", c.name),
+            )
+            .await?,
+    )
 }
 
 #[derive(Deserialize)]
@@ -463,46 +945,95 @@ struct GatewayBody {
     available: bool,
 }
 
-async fn gateway_switch(State(st): State<ApiState>, Extension(c): Extension<Caller>, ApiJson(b): ApiJson<GatewayBody>) -> ApiResult {
+async fn gateway_switch(
+    State(st): State<ApiState>,
+    Extension(c): Extension<Caller>,
+    ApiJson(b): ApiJson<GatewayBody>,
+) -> ApiResult {
     c.allow(&GATEWAY)?;
     st.service.gateway().set_available(b.available);
     tracing::info!(available = b.available, by = %c.name, "payment gateway switched");
-    ok(200, serde_json::json!({ "available": st.service.gateway().is_available() }))
+    ok(
+        200,
+        serde_json::json!({ "available": st.service.gateway().is_available() }),
+    )
 }
 
-async fn receipt_json(State(st): State<ApiState>, Extension(c): Extension<Caller>, Path(id): Path<String>) -> ApiResult {
+async fn receipt_json(
+    State(st): State<ApiState>,
+    Extension(c): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult {
     c.allow(&RECEIPT)?;
     ok(200, st.service.receipt(&id).await?)
 }
 
-async fn receipt_page(State(st): State<ApiState>, Extension(c): Extension<Caller>, Path(id): Path<String>) -> ApiResult {
+async fn receipt_page(
+    State(st): State<ApiState>,
+    Extension(c): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult {
     c.allow(&RECEIPT_PAGE)?;
     let r = st.service.receipt(&id).await?;
-    Ok(([(header::CONTENT_TYPE, "text/html; charset=utf-8")], receipt::html(&r)).into_response())
+    Ok((
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        receipt::html(&r),
+    )
+        .into_response())
 }
 
 // ---------------------------------------------------------------- reads
 
-async fn vehicle(State(st): State<ApiState>, Extension(c): Extension<Caller>, Path(p): Path<String>) -> ApiResult {
+async fn vehicle(
+    State(st): State<ApiState>,
+    Extension(c): Extension<Caller>,
+    Path(p): Path<String>,
+) -> ApiResult {
     c.allow(&VEHICLE)?;
     ok(200, st.service.vehicle(&plate(&p, "license_plate")?).await?)
 }
 
-async fn sessions(State(st): State<ApiState>, Extension(c): Extension<Caller>, Query(q): Query<ListQuery>) -> ApiResult {
+async fn sessions(
+    State(st): State<ApiState>,
+    Extension(c): Extension<Caller>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult {
     c.allow(&SESSIONS)?;
-    let p = q.license_plate.as_deref().map(|p| plate(p, "license_plate")).transpose()?;
-    ok(200, serde_json::json!({ "sessions": st.service.sessions(q.status.as_deref(), p.as_ref().map(|p| p.as_str()), q.limit()).await? }))
+    let p = q
+        .license_plate
+        .as_deref()
+        .map(|p| plate(p, "license_plate"))
+        .transpose()?;
+    ok(
+        200,
+        serde_json::json!({ "sessions": st.service.sessions(q.status.as_deref(), p.as_ref().map(|p| p.as_str()), q.limit()).await? }),
+    )
 }
 
-async fn session(State(st): State<ApiState>, Extension(c): Extension<Caller>, Path(id): Path<String>) -> ApiResult {
+async fn session(
+    State(st): State<ApiState>,
+    Extension(c): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult {
     c.allow(&SESSION)?;
     ok(200, st.service.session(&id).await?)
 }
 
-async fn flags(State(st): State<ApiState>, Extension(c): Extension<Caller>, Query(q): Query<ListQuery>) -> ApiResult {
+async fn flags(
+    State(st): State<ApiState>,
+    Extension(c): Extension<Caller>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult {
     c.allow(&FLAGS)?;
-    let p = q.license_plate.as_deref().map(|p| plate(p, "license_plate")).transpose()?;
-    ok(200, serde_json::json!({ "flags": st.service.flags(q.status.as_deref(), q.kind.as_deref(), p.as_ref().map(|p| p.as_str()), q.limit()).await? }))
+    let p = q
+        .license_plate
+        .as_deref()
+        .map(|p| plate(p, "license_plate"))
+        .transpose()?;
+    ok(
+        200,
+        serde_json::json!({ "flags": st.service.flags(q.status.as_deref(), q.kind.as_deref(), p.as_ref().map(|p| p.as_str()), q.limit()).await? }),
+    )
 }
 
 #[derive(Deserialize)]
@@ -513,9 +1044,19 @@ struct FlagBody {
     note: Option<String>,
 }
 
-async fn flag_update(State(st): State<ApiState>, Extension(c): Extension<Caller>, Path(id): Path<String>, ApiJson(b): ApiJson<FlagBody>) -> ApiResult {
+async fn flag_update(
+    State(st): State<ApiState>,
+    Extension(c): Extension<Caller>,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<FlagBody>,
+) -> ApiResult {
     c.allow(&FLAG_UPDATE)?;
-    ok(200, st.service.update_flag(&id, b.status, b.note.as_deref(), &format!("api:{}", c.name)).await?)
+    ok(
+        200,
+        st.service
+            .update_flag(&id, b.status, b.note.as_deref(), &format!("api:{}", c.name))
+            .await?,
+    )
 }
 
 // ---------------------------------------------------------------- lists and permits
@@ -527,11 +1068,22 @@ struct ListsQuery {
     license_plate: Option<String>,
 }
 
-async fn lists(State(st): State<ApiState>, Extension(c): Extension<Caller>, q: Result<Query<ListsQuery>, axum::extract::rejection::QueryRejection>) -> ApiResult {
+async fn lists(
+    State(st): State<ApiState>,
+    Extension(c): Extension<Caller>,
+    q: Result<Query<ListsQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult {
     c.allow(&LISTS)?;
     let Query(q) = q?;
-    let p = q.license_plate.as_deref().map(|p| plate(p, "license_plate")).transpose()?;
-    ok(200, serde_json::json!({ "entries": st.service.list_entries(q.list.as_deref(), p.as_ref()).await? }))
+    let p = q
+        .license_plate
+        .as_deref()
+        .map(|p| plate(p, "license_plate"))
+        .transpose()?;
+    ok(
+        200,
+        serde_json::json!({ "entries": st.service.list_entries(q.list.as_deref(), p.as_ref()).await? }),
+    )
 }
 
 #[derive(Deserialize, Default)]
@@ -542,25 +1094,67 @@ struct ListEntryBody {
 }
 
 /// The body is optional (`{}` or nothing: no reason).
-async fn list_put(State(st): State<ApiState>, Extension(c): Extension<Caller>, Path((list, p)): Path<(String, String)>, body: axum::body::Bytes) -> ApiResult {
+async fn list_put(
+    State(st): State<ApiState>,
+    Extension(c): Extension<Caller>,
+    Path((list, p)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> ApiResult {
     c.allow(&LIST_PUT)?;
     let b: ListEntryBody = if body.iter().all(u8::is_ascii_whitespace) {
         ListEntryBody::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.to_string()))?
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.to_string()))?
     };
-    ok(200, st.service.add_to_list(&list, &plate(&p, "license_plate")?, b.reason.as_deref(), &format!("api:{}", c.name), Utc::now()).await?)
+    ok(
+        200,
+        st.service
+            .add_to_list(
+                &list,
+                &plate(&p, "license_plate")?,
+                b.reason.as_deref(),
+                &format!("api:{}", c.name),
+                Utc::now(),
+            )
+            .await?,
+    )
 }
 
-async fn list_delete(State(st): State<ApiState>, Extension(c): Extension<Caller>, Path((list, p)): Path<(String, String)>) -> ApiResult {
+async fn list_delete(
+    State(st): State<ApiState>,
+    Extension(c): Extension<Caller>,
+    Path((list, p)): Path<(String, String)>,
+) -> ApiResult {
     c.allow(&LIST_DELETE)?;
-    ok(200, st.service.remove_from_list(&list, &plate(&p, "license_plate")?, &format!("api:{}", c.name), Utc::now()).await?)
+    ok(
+        200,
+        st.service
+            .remove_from_list(
+                &list,
+                &plate(&p, "license_plate")?,
+                &format!("api:{}", c.name),
+                Utc::now(),
+            )
+            .await?,
+    )
 }
 
-async fn permits(State(st): State<ApiState>, Extension(c): Extension<Caller>, Query(q): Query<ListQuery>) -> ApiResult {
+async fn permits(
+    State(st): State<ApiState>,
+    Extension(c): Extension<Caller>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult {
     c.allow(&PERMITS)?;
-    let p = q.license_plate.as_deref().map(|p| plate(p, "license_plate")).transpose()?;
-    ok(200, serde_json::json!({ "permits": st.service.permit_list(p.as_ref()).await? }))
+    let p = q
+        .license_plate
+        .as_deref()
+        .map(|p| plate(p, "license_plate"))
+        .transpose()?;
+    ok(
+        200,
+        serde_json::json!({ "permits": st.service.permit_list(p.as_ref()).await? }),
+    )
 }
 
 /// `POST /api/permits`: the site file's `[[permits]]` fields, with the API's
@@ -583,7 +1177,11 @@ struct PermitBody {
     covers_fees: Option<bool>,
 }
 
-async fn permit_issue(State(st): State<ApiState>, Extension(c): Extension<Caller>, ApiJson(b): ApiJson<PermitBody>) -> ApiResult {
+async fn permit_issue(
+    State(st): State<ApiState>,
+    Extension(c): Extension<Caller>,
+    ApiJson(b): ApiJson<PermitBody>,
+) -> ApiResult {
     c.allow(&PERMIT_ISSUE)?;
     let req = crate::config::PermitConfig {
         id: b.permit_id.unwrap_or_default(),
@@ -595,7 +1193,12 @@ async fn permit_issue(State(st): State<ApiState>, Extension(c): Extension<Caller
         space_types: b.space_types,
         covers_fees: b.covers_fees,
     };
-    ok(201, st.service.issue_permit(req, &format!("api:{}", c.name), Utc::now()).await?)
+    ok(
+        201,
+        st.service
+            .issue_permit(req, &format!("api:{}", c.name), Utc::now())
+            .await?,
+    )
 }
 
 #[derive(Deserialize)]
@@ -604,13 +1207,35 @@ struct RevokeQuery {
     reason: Option<String>,
 }
 
-async fn permit_revoke(State(st): State<ApiState>, Extension(c): Extension<Caller>, Path(id): Path<String>, q: Result<Query<RevokeQuery>, axum::extract::rejection::QueryRejection>) -> ApiResult {
+async fn permit_revoke(
+    State(st): State<ApiState>,
+    Extension(c): Extension<Caller>,
+    Path(id): Path<String>,
+    q: Result<Query<RevokeQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult {
     c.allow(&PERMIT_REVOKE)?;
     let Query(q) = q?;
-    ok(200, st.service.revoke_permit(&id, q.reason.as_deref(), &format!("api:{}", c.name), Utc::now()).await?)
+    ok(
+        200,
+        st.service
+            .revoke_permit(
+                &id,
+                q.reason.as_deref(),
+                &format!("api:{}", c.name),
+                Utc::now(),
+            )
+            .await?,
+    )
 }
 
-async fn audit(State(st): State<ApiState>, Extension(c): Extension<Caller>, Query(q): Query<ListQuery>) -> ApiResult {
+async fn audit(
+    State(st): State<ApiState>,
+    Extension(c): Extension<Caller>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult {
     c.allow(&AUDIT)?;
-    ok(200, serde_json::json!({ "records": st.service.audit_log(q.subject.as_deref(), q.limit()).await? }))
+    ok(
+        200,
+        serde_json::json!({ "records": st.service.audit_log(q.subject.as_deref(), q.limit()).await? }),
+    )
 }

@@ -17,15 +17,20 @@ fn obj(required: &[&str], props: Value) -> Value {
     json!({ "type": "object", "required": required, "properties": props })
 }
 fn list(key: &str, item: &str) -> Value {
-    obj(&[key], json!({ key: { "type": "array", "items": r(item) } }))
+    obj(
+        &[key],
+        json!({ key: { "type": "array", "items": r(item) } }),
+    )
 }
 
 fn schemas() -> Value {
     let ts = json!({ "type": "string", "format": "date-time" });
     let plate = json!({ "type": "string", "description": "normalised on input: upper case, A-Z 0-9, separators dropped", "example": "B123ABC" });
     let space_type = json!({ "type": "string", "enum": ["compact", "large", "handicapped", "motorcycle", "ev"] });
-    let vehicle_type = json!({ "type": "string", "enum": ["car", "motorcycle", "van", "ev", "truck", "unknown"] });
-    let money = json!({ "type": "integer", "description": "integer minor units of the site currency" });
+    let vehicle_type =
+        json!({ "type": "string", "enum": ["car", "motorcycle", "van", "ev", "truck", "unknown"] });
+    let money =
+        json!({ "type": "integer", "description": "integer minor units of the site currency" });
     json!({
         "Error": obj(&["error"], json!({ "error": obj(&["code", "message"], json!({ "code": s("string"), "message": s("string"), "field": s("string") })) })),
         "EntryRequest": obj(&["license_plate"], json!({
@@ -145,9 +150,16 @@ pub fn document() -> Value {
             params.push(json!({ "name": "Idempotency-Key", "in": "header", "required": false, "schema": s("string"), "description": "alternative to the body's idempotency_key" }));
         }
         let roles: Vec<&str> = ep.roles.iter().map(|r| r.as_str()).collect();
-        let ok_content = if ep.response == "html" { json!({ "text/html": { "schema": s("string") } }) } else { json!({ "application/json": { "schema": r(ep.response) } }) };
+        let ok_content = if ep.response == "html" {
+            json!({ "text/html": { "schema": s("string") } })
+        } else {
+            json!({ "application/json": { "schema": r(ep.response) } })
+        };
         let mut responses = serde_json::Map::new();
-        responses.insert(ep.status.to_string(), json!({ "description": "success", "content": ok_content }));
+        responses.insert(
+            ep.status.to_string(),
+            json!({ "description": "success", "content": ok_content }),
+        );
         if ep.path == "/api/payments" && ep.method == "post" {
             responses.insert("200".into(), json!({ "description": "a retry with a known idempotency key: the first result, nothing charged again", "content": { "application/json": { "schema": r("PaymentOutcome") } } }));
             responses.insert("402".into(), json!({ "description": "payment declined", "content": { "application/json": { "schema": r("Error") } } }));
@@ -156,7 +168,10 @@ pub fn document() -> Value {
         if ep.path != "/api/openapi.json" {
             responses.insert("400".into(), err("malformed request"));
             responses.insert("401".into(), err("missing or unknown API key"));
-            responses.insert("403".into(), err("the key's role may not call this endpoint"));
+            responses.insert(
+                "403".into(),
+                err("the key's role may not call this endpoint"),
+            );
             responses.insert("404".into(), err("not found"));
             responses.insert("409".into(), err("conflict with the current state (space taken, nothing due, idempotency key reused, …)"));
             responses.insert("422".into(), err("invalid field (see `field`)"));
@@ -177,7 +192,9 @@ pub fn document() -> Value {
         if ep.path == "/api/openapi.json" {
             op["security"] = json!([]);
         }
-        let path = paths.entry(ep.path.to_string()).or_insert_with(|| json!({}));
+        let path = paths
+            .entry(ep.path.to_string())
+            .or_insert_with(|| json!({}));
         path[ep.method] = op;
     }
     json!({
@@ -207,12 +224,23 @@ mod tests {
     fn every_endpoint_and_reference_is_documented() {
         let doc = super::document();
         for ep in super::ENDPOINTS {
-            assert!(doc["paths"][ep.path][ep.method].is_object(), "{} {}", ep.method, ep.path);
+            assert!(
+                doc["paths"][ep.path][ep.method].is_object(),
+                "{} {}",
+                ep.method,
+                ep.path
+            );
         }
         let text = doc.to_string();
         for (i, _) in text.match_indices("#/components/schemas/") {
-            let name: String = text[i + 21..].chars().take_while(|c| c.is_alphanumeric()).collect();
-            assert!(doc["components"]["schemas"][&name].is_object(), "schema {name} is referenced but not defined");
+            let name: String = text[i + 21..]
+                .chars()
+                .take_while(|c| c.is_alphanumeric())
+                .collect();
+            assert!(
+                doc["components"]["schemas"][&name].is_object(),
+                "schema {name} is referenced but not defined"
+            );
         }
     }
 }

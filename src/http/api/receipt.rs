@@ -3,17 +3,27 @@
 use crate::store::parking::ReceiptRow;
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 fn money(minor: i64, currency: &str) -> String {
-    let digits = crate::core::Currency::new(currency).map(|c| c.minor_digits()).unwrap_or(2);
+    let digits = crate::core::Currency::new(currency)
+        .map(|c| c.minor_digits())
+        .unwrap_or(2);
     let div = 10i64.pow(digits);
     let sign = if minor < 0 { "-" } else { "" };
     if digits == 0 {
         format!("{sign}{} {currency}", minor.abs())
     } else {
-        format!("{sign}{}.{:0width$} {currency}", minor.abs() / div, minor.abs() % div, width = digits as usize)
+        format!(
+            "{sign}{}.{:0width$} {currency}",
+            minor.abs() / div,
+            minor.abs() % div,
+            width = digits as usize
+        )
     }
 }
 
@@ -31,17 +41,45 @@ pub fn html(r: &ReceiptRow) -> String {
         ("Reference", s("gateway_ref")),
     ];
     if let Some(sess) = b.get("session").filter(|v| !v.is_null()) {
-        rows.push(("Entry", sess.get("entry_time").and_then(|v| v.as_str()).unwrap_or("").to_string()));
-        rows.push(("Exit", sess.get("exit_time").and_then(|v| v.as_str()).unwrap_or("—").to_string()));
+        rows.push((
+            "Entry",
+            sess.get("entry_time")
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .to_string(),
+        ));
+        rows.push((
+            "Exit",
+            sess.get("exit_time")
+                .and_then(|v| v.as_str())
+                .unwrap_or("—")
+                .to_string(),
+        ));
     }
     if let Some(res) = b.get("reservation").filter(|v| !v.is_null()) {
-        rows.push(("Reservation", res.get("reservation_id").and_then(|v| v.as_str()).unwrap_or("").to_string()));
-        rows.push(("Space", res.get("space_id").and_then(|v| v.as_str()).unwrap_or("").to_string()));
+        rows.push((
+            "Reservation",
+            res.get("reservation_id")
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .to_string(),
+        ));
+        rows.push((
+            "Space",
+            res.get("space_id")
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .to_string(),
+        ));
     }
     if b.get("kind").and_then(|v| v.as_str()) == Some("refund") {
         rows.push(("Refund reason", s("reason")));
     }
-    let table: String = rows.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| format!("<tr><th>{}</th><td>{}</td></tr>", esc(k), esc(v))).collect();
+    let table: String = rows
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| format!("<tr><th>{}</th><td>{}</td></tr>", esc(k), esc(v)))
+        .collect();
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Receipt {num}</title>\
 <style>body{{font-family:sans-serif;max-width:28em;margin:2em auto}}th{{text-align:left;padding-right:1em}}\
