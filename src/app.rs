@@ -11,9 +11,9 @@
 
 use crate::anpr::evidence::EvidenceStore;
 use crate::anpr::live::{GateCamera, LivePipeline, MotionGate};
+use crate::anpr::track::TrackerConfig;
 use crate::anpr::{EngineSettings, PlateEngine};
 use crate::config::{CameraRole, Config};
-use crate::core::fusion::TrackerConfig;
 use crate::core::BayState;
 use crate::events::{PlateRead, Role};
 use crate::ingest::{self, CameraEvent, CameraSource, FrameSlot};

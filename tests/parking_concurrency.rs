@@ -166,7 +166,7 @@ async fn database_enforces_invariants(site: &Site) {
         .execute(pool)
         .await
         .unwrap_err();
-    assert!(lotsense::store::parking::is_overlap_violation(&e), "{e}");
+    assert!(lotsense::store::is_overlap_violation(&e), "{e}");
     // Back to back is fine (half-open windows); a cancelled booking does not count.
     sqlx::query(sqlx::AssertSqlSafe(ins("c", 2000, 3000)))
         .execute(pool)
@@ -184,7 +184,7 @@ async fn database_enforces_invariants(site: &Site) {
         .execute(pool)
         .await
         .unwrap_err();
-    assert!(lotsense::store::parking::is_overlap_violation(&e), "{e}");
+    assert!(lotsense::store::is_overlap_violation(&e), "{e}");
     // One open session per plate.
     let s = |id: &str| {
         format!("INSERT INTO sessions (id, plate, vehicle_type, status, started_ms, entry_reason, currency) VALUES ('{id}', 'DUP1', 'car', 'open', 0, 'admitted', 'RON')")
@@ -197,7 +197,7 @@ async fn database_enforces_invariants(site: &Site) {
         .execute(pool)
         .await
         .unwrap_err();
-    assert!(lotsense::store::parking::is_unique_violation(&e), "{e}");
+    assert!(lotsense::store::is_unique_violation(&e), "{e}");
     // One payment per idempotency key.
     let p = |id: &str| {
         format!("INSERT INTO payments (id, idempotency_key, kind, purpose, method, status, amount_minor, currency, actor, created_ms) VALUES ('{id}', 'same', 'charge', 'parking', 'card', 'succeeded', 5, 'RON', 't', 0)")

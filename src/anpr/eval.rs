@@ -120,22 +120,6 @@ fn o0(s: &str) -> String {
     s.replace('O', "0")
 }
 
-/// Levenshtein distance over chars.
-pub fn edit_distance(a: &str, b: &str) -> usize {
-    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.iter().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != cb))
-                .min(prev[j + 1] + 1)
-                .min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
 /// Per-sample outcome.
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
@@ -217,7 +201,7 @@ fn scores(items: &[(&Outcome, Option<(bool, bool)>)]) -> Scores {
     let cer: f64 = items
         .iter()
         .map(|(o, _)| {
-            edit_distance(o.predicted.as_deref().unwrap_or(""), &o.truth) as f64
+            crate::core::edit_count(o.predicted.as_deref().unwrap_or(""), &o.truth) as f64
                 / o.truth.len().max(1) as f64
         })
         .sum::<f64>()

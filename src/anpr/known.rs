@@ -3,7 +3,7 @@
 //! known plate takes that plate's spelling (OCR slips on a known car are
 //! corrected) and its name.
 
-use super::eval::edit_distance;
+use crate::core::edit_count;
 use std::collections::BTreeMap;
 
 pub struct KnownPlates {
@@ -50,7 +50,7 @@ impl KnownPlates {
                 }
                 Entry::Plate(p) if p == plate => return Some((plate.to_string(), name.clone())),
                 Entry::Plate(p) => {
-                    let d = edit_distance(p, plate);
+                    let d = edit_count(p, plate);
                     if d <= self.match_distance {
                         close.push((name, p, d));
                     }

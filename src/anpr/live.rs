@@ -13,8 +13,8 @@
 
 use super::engine::{PlateEngine, StageTimes};
 use super::evidence::EvidenceStore;
+use crate::anpr::track::{FusedRead, Motion, PlateObservation, Tracker, TrackerConfig};
 use crate::config::TravelDirection;
-use crate::core::fusion::{FusedRead, Motion, PlateObservation, Tracker, TrackerConfig};
 use crate::events::{Candidate, Evidence, Models, PlateRead, Role, PLATE_READ_SCHEMA};
 use crate::ingest::{Frame, FrameSlot};
 use crate::metrics::{CameraLabel, Metrics};

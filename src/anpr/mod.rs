@@ -9,6 +9,7 @@ pub mod evidence;
 pub mod known;
 pub mod live;
 pub mod proposals;
+pub mod track;
 
 pub use engine::{
     AnprError, EngineSettings, FrameResult, PlateEngine, PlateHit, StageTimes,

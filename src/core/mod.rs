@@ -25,7 +25,6 @@ pub mod entry;
 pub mod error;
 pub mod exit;
 pub mod flags;
-pub mod fusion;
 pub mod hysteresis;
 pub mod matching;
 pub mod money;
@@ -55,7 +54,10 @@ pub use payment::{
     PaymentMethod, PaymentRejection, PaymentStatus,
 };
 pub use permit::{active_permits, Permit, PermitKind};
-pub use plate::{plate_distance, ListMembership, Plate, PlateLists};
+pub use plate::{
+    confusion_cost, edit_count, plate_distance, text_distance, ListMembership, Plate, PlateLists,
+    CONFUSIONS,
+};
 pub use policy::{DuplicateSessionPolicy, SitePolicy, UnmatchedExitPolicy, UnpaidExitPolicy};
 pub use reservation::{
     check_booking, conflicting_reservations, BookingRejection, CancellationRule, CheckInStatus,

@@ -120,58 +120,107 @@ pub struct ListMembership {
     pub allowed: bool,
 }
 
-/// Cost of inserting or deleting a character, in hundredths.
+/// Cost of inserting or deleting a character, in hundredths of an edit.
 const INDEL_COST: u32 = 100;
-/// Cost of substituting two unrelated characters, in hundredths.
+/// Cost of substituting two unrelated characters, in hundredths of an edit.
 const SUBST_COST: u32 = 100;
 
-/// Substitution cost in hundredths of an edit.
+/// The one table of look-alike characters: `(read, on the plate, cost in
+/// hundredths of an edit)`. Plate fonts and OCR confuse these glyphs, so such
+/// a swap is far more likely a misread than a different plate.
 ///
-/// OCR engines confuse glyphs that look alike; such a swap is far more likely
-/// to be a misread than a different car, so it costs 0.2 (near-identical
-/// shapes) or 0.3 (similar shapes). The table is symmetric by construction,
-/// which keeps the distance symmetric.
-fn substitution_cost(a: u8, b: u8) -> u32 {
+/// Directional, because some confusions happen one way only: the squarish
+/// plate `0` is often read as `D`, but a clear `D` is rarely read as `0`
+/// (`D→0`, `Q→0`, `U→0`, `T→1`, `L→1`, `J→1`). The plate reader's format
+/// matching ([`crate::vision::plate_format`]) reads it in that direction;
+/// the distance between two plates ([`plate_distance`]) takes the cheaper of
+/// the two directions, which keeps it symmetric. The costs of the ANPR pairs
+/// were chosen on the development frames of the OpenALPR benchmark (see
+/// `docs/anpr.md`); the letter/letter and digit/digit pairs only the exit
+/// matcher uses cost 0.3.
+pub const CONFUSIONS: &[(char, char, u32)] = &[
+    ('O', '0', 20),
+    ('0', 'O', 20),
+    ('I', '1', 20),
+    ('1', 'I', 20),
+    ('B', '8', 30),
+    ('8', 'B', 30),
+    ('S', '5', 30),
+    ('5', 'S', 30),
+    ('Z', '2', 30),
+    ('2', 'Z', 30),
+    ('G', '6', 40),
+    ('6', 'G', 40),
+    ('A', '4', 50),
+    ('4', 'A', 50),
+    ('T', '7', 60),
+    ('7', 'T', 60),
+    ('D', '0', 40),
+    ('Q', '0', 40),
+    ('U', '0', 70),
+    ('T', '1', 60),
+    ('L', '1', 60),
+    ('J', '1', 70),
+    ('O', 'D', 40),
+    ('D', 'O', 40),
+    ('O', 'Q', 40),
+    ('Q', 'O', 40),
+    // Pairs that never turn a letter into a digit or back, so they cannot
+    // help a read fit a plate format; the exit matcher uses them.
+    ('D', 'Q', 30),
+    ('Q', 'D', 30),
+    ('I', 'L', 30),
+    ('L', 'I', 30),
+    ('E', 'F', 30),
+    ('F', 'E', 30),
+    ('U', 'V', 30),
+    ('V', 'U', 30),
+    ('C', 'G', 30),
+    ('G', 'C', 30),
+    ('M', 'N', 30),
+    ('N', 'M', 30),
+    ('P', 'R', 30),
+    ('R', 'P', 30),
+    ('K', 'X', 30),
+    ('X', 'K', 30),
+    ('H', 'M', 30),
+    ('M', 'H', 30),
+    ('1', '7', 30),
+    ('7', '1', 30),
+    ('3', '8', 30),
+    ('8', '3', 30),
+];
+
+/// Look-alike cost (in edits) of reading `read` where the plate has `truth`,
+/// if the pair is in [`CONFUSIONS`].
+pub fn confusion_cost(read: char, truth: char) -> Option<f32> {
+    confusion_hundredths(read, truth).map(|h| h as f32 / 100.0)
+}
+
+fn confusion_hundredths(read: char, truth: char) -> Option<u32> {
+    CONFUSIONS
+        .iter()
+        .find(|&&(r, t, _)| r == read && t == truth)
+        .map(|&(_, _, c)| c)
+}
+
+/// Substitution cost in hundredths of an edit: the cheaper direction of a
+/// look-alike pair, else a full edit. Symmetric by construction.
+fn substitution_cost(a: char, b: char) -> u32 {
     if a == b {
         return 0;
     }
-    let (x, y) = if a < b { (a, b) } else { (b, a) };
-    match (x, y) {
-        // Near-identical glyphs.
-        (b'0', b'O')
-        | (b'0', b'D')
-        | (b'0', b'Q')
-        | (b'D', b'O')
-        | (b'O', b'Q')
-        | (b'1', b'I')
-        | (b'8', b'B')
-        | (b'5', b'S')
-        | (b'2', b'Z')
-        | (b'6', b'G') => 20,
-        // Similar glyphs.
-        (b'D', b'Q')
-        | (b'1', b'L')
-        | (b'I', b'L')
-        | (b'1', b'7')
-        | (b'1', b'T')
-        | (b'E', b'F')
-        | (b'4', b'A')
-        | (b'U', b'V')
-        | (b'C', b'G')
-        | (b'M', b'N')
-        | (b'P', b'R')
-        | (b'K', b'X')
-        | (b'3', b'B')
-        | (b'3', b'8')
-        | (b'H', b'M') => 30,
-        _ => SUBST_COST,
+    match (confusion_hundredths(a, b), confusion_hundredths(b, a)) {
+        (Some(x), Some(y)) => x.min(y),
+        (Some(x), None) | (None, Some(x)) => x,
+        (None, None) => SUBST_COST,
     }
 }
 
 /// Weighted edit distance in hundredths of an edit (exact integer arithmetic,
 /// so symmetry and "zero iff equal" hold exactly).
-pub(crate) fn distance_hundredths(a: &Plate, b: &Plate) -> u32 {
-    let (a, b) = (a.as_str().as_bytes(), b.as_str().as_bytes());
+fn text_hundredths(a: &str, b: &str) -> u32 {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
     let mut prev: Vec<u32> = (0..=b.len() as u32).map(|j| j * INDEL_COST).collect();
     let mut cur = vec![0u32; b.len() + 1];
     for (i, &ca) in a.iter().enumerate() {
@@ -186,13 +235,43 @@ pub(crate) fn distance_hundredths(a: &Plate, b: &Plate) -> u32 {
     prev[b.len()]
 }
 
+/// The one weighted distance between two plate texts, in edits: insertions,
+/// deletions and unrelated substitutions cost 1, look-alike substitutions
+/// their [`CONFUSIONS`] cost (the cheaper direction). Symmetric, and 0 iff
+/// the texts are equal. [`plate_distance`] is the same on parsed plates; the
+/// plate tracker clusters raw reads with it.
+pub fn text_distance(a: &str, b: &str) -> f64 {
+    f64::from(text_hundredths(a, b)) / 100.0
+}
+
+/// [`plate_distance`] in hundredths of an edit, for exact comparisons.
+pub(crate) fn distance_hundredths(a: &Plate, b: &Plate) -> u32 {
+    text_hundredths(a.as_str(), b.as_str())
+}
+
+/// Unweighted Levenshtein distance (every edit costs 1): the number of
+/// character errors, as evaluation reports count them and as
+/// `[lpr] known_plates` bounds a correction.
+pub fn edit_count(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
 /// Confusion-aware weighted edit distance between two plates.
 ///
-/// Insertions and deletions cost 1.0, substitutions of unrelated characters
-/// 1.0, and substitutions between OCR-confusable characters (O/0/D/Q, I/1/L,
-/// B/8, S/5, Z/2, G/6, ...) 0.2–0.3. Symmetric, and 0 iff the plates are equal.
+/// [`text_distance`] of the two plates' normalised texts.
 pub fn plate_distance(a: &Plate, b: &Plate) -> f64 {
-    f64::from(distance_hundredths(a, b)) / 100.0
+    text_distance(a.as_str(), b.as_str())
 }
 
 #[cfg(test)]

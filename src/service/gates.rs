@@ -15,7 +15,7 @@
 use crate::core::FlagKind;
 use crate::mqtt::{discovery, MqttHandle};
 use crate::service::db::Db;
-use crate::store::parking as st;
+use crate::store as st;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -5,7 +5,7 @@
 
 use crate::core::{Money, PaymentMethod};
 use crate::service::db::Db;
-use crate::store::parking as st;
+use crate::store as st;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -11,7 +11,7 @@
 use super::{invalid, not_found, setup, ParkingService, ServiceError};
 use crate::config::PermitConfig;
 use crate::core::Plate;
-use crate::store::parking::{self as st, ListEntryRow, PermitRow};
+use crate::store::{self as st, ListEntryRow, PermitRow};
 use chrono::{DateTime, Utc};
 
 /// The lists a plate can be put on.

@@ -18,7 +18,7 @@ use crate::core::{
     decide_offline_entry, decide_offline_exit, ListMembership, Permit, Plate, RaisedFlag,
     VehicleType,
 };
-use crate::store::parking as st;
+use crate::store as st;
 use std::collections::HashMap;
 use std::sync::Mutex;
 

@@ -8,7 +8,7 @@ use crate::core::{
     CancellationRule, CompatibilityTable, Currency, EarlyDepartureRule, LotId, MatchConfig, Permit,
     PermitId, Plate, ReservationPolicy, SitePolicy, SpaceType, Tariff, TariffBand, TariffTable,
 };
-use crate::store::parking::SpaceSeed;
+use crate::store::SpaceSeed;
 use chrono::NaiveDate;
 use std::collections::BTreeMap;
 

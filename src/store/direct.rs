@@ -456,7 +456,7 @@ mod tests {
             .into_iter()
             .find_map(|s| s.err())
             .expect("the duplicate key fails");
-        assert!(crate::store::parking::is_unique_violation(&err), "{err}");
+        assert!(crate::store::is_unique_violation(&err), "{err}");
         let n: i64 = rows(c.run("SELECT count(*) FROM u", Vec::new(), None).unwrap())[0]
             .try_get(0)
             .unwrap();

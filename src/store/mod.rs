@@ -9,10 +9,43 @@
 //! booleans as integers, because the `Any` driver cannot decode SQLite's
 //! BOOLEAN or PostgreSQL's TIMESTAMPTZ uniformly.
 
+mod audit;
+mod classify;
+mod codec;
+mod decisions;
 mod direct;
 mod exec;
-pub mod parking;
+mod flags;
+mod payments;
+mod registry;
+mod reservations;
+mod sessions;
+mod spaces;
+mod vehicles;
 mod writer;
+
+// The parking statements, one module per aggregate. Functions take a
+// `&mut Conn` (any [`StoreConn`]: a pooled connection, a transaction,
+// SQLite's direct writer) so the services can compose them in one
+// transaction. Nothing here decides anything: the services gather snapshots
+// with these functions, ask the core, and write back what it decided. The
+// invariants that must hold under concurrency are in the schema
+// (`0002_parking.sql`), not here: one open session per plate (partial unique
+// index), no overlapping active reservations of a bay (exclusion constraint /
+// trigger), one payment per idempotency key (unique), one session per bay
+// (conditional update + unique index). Instants are epoch milliseconds in the
+// database and `DateTime<Utc>` in Rust.
+pub use audit::*;
+pub use classify::*;
+pub use codec::*;
+pub use decisions::*;
+pub use flags::*;
+pub use payments::*;
+pub use registry::*;
+pub use reservations::*;
+pub use sessions::*;
+pub use spaces::*;
+pub use vehicles::*;
 
 pub use direct::DirectConn;
 pub use exec::{Conn, Ex, StoreConn};

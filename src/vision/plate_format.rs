@@ -226,46 +226,7 @@ impl Default for MatchCosts {
     }
 }
 
-/// Look-alike pairs `(read, wanted, cost)`: character pairs plate fonts and OCR confuse.
-/// Symmetric pairs are listed both ways; one-way entries (D→0, Q→0, T→1, L→1) are
-/// confusions in one direction only (a clear `0` is not read as `D` by the reader, but the
-/// squarish plate `0` often is read as `D`).
-pub const CONFUSIONS: &[(char, char, f32)] = &[
-    ('O', '0', 0.2),
-    ('0', 'O', 0.2),
-    ('I', '1', 0.2),
-    ('1', 'I', 0.2),
-    ('B', '8', 0.3),
-    ('8', 'B', 0.3),
-    ('S', '5', 0.3),
-    ('5', 'S', 0.3),
-    ('Z', '2', 0.3),
-    ('2', 'Z', 0.3),
-    ('G', '6', 0.4),
-    ('6', 'G', 0.4),
-    ('A', '4', 0.5),
-    ('4', 'A', 0.5),
-    ('T', '7', 0.6),
-    ('7', 'T', 0.6),
-    ('D', '0', 0.4),
-    ('Q', '0', 0.4),
-    ('U', '0', 0.7),
-    ('T', '1', 0.6),
-    ('L', '1', 0.6),
-    ('J', '1', 0.7),
-    ('O', 'D', 0.4),
-    ('D', 'O', 0.4),
-    ('O', 'Q', 0.4),
-    ('Q', 'O', 0.4),
-];
-
-/// Look-alike cost of reading `from` where the plate has `to`, if the pair is listed.
-pub fn confusion_cost(from: char, to: char) -> Option<f32> {
-    CONFUSIONS
-        .iter()
-        .find(|&&(a, b, _)| a == from && b == to)
-        .map(|&(_, _, c)| c)
-}
+pub use crate::core::{confusion_cost, CONFUSIONS};
 
 /// Matcher configuration (serde-friendly, e.g. from the site config file).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -464,7 +425,8 @@ impl PlateFormatter {
                 });
             }
         }
-        for &(from, to, pair) in CONFUSIONS {
+        for &(from, to, hundredths) in CONFUSIONS {
+            let pair = hundredths as f32 / 100.0;
             if from == pc.ch && slot.accepts(to) {
                 let cost = pair * (c.confusion_floor + (1.0 - c.confusion_floor) * pc.conf);
                 // If the reader also proposed it, take that probability as the confidence.

@@ -4,7 +4,7 @@
 
 use super::error::ApiError;
 use crate::config::ApiRole;
-use crate::store::parking as st;
+use crate::store as st;
 use crate::store::Store;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode};

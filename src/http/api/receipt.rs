@@ -1,6 +1,6 @@
 //! The printable receipt page: plain HTML with one print button (hidden when printed).
 
-use crate::store::parking::ReceiptRow;
+use crate::store::ReceiptRow;
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")

@@ -1,0 +1,95 @@
+//! Flags for staff: raised by the use cases, listed and updated through
+//! the API.
+
+use super::*;
+
+impl ParkingService {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn raise_flags(
+        &self,
+        tx: &mut st::Conn,
+        audit: &mut st::AuditBatch,
+        flags: &[RaisedFlag],
+        plate: &Plate,
+        session: Option<&str>,
+        gate: Option<&str>,
+        evidence: Option<&serde_json::Value>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<String>, sqlx::Error> {
+        let mut ids = Vec::new();
+        for f in flags {
+            let kind = st::enum_str(&f.kind);
+            let id = st::insert_flag(
+                tx,
+                &kind,
+                Some(plate.as_str()),
+                session,
+                gate,
+                &f.detail,
+                evidence,
+                now,
+            )
+            .await?;
+            audit.push(
+                now,
+                "system",
+                "flag_raised",
+                Some(&id),
+                Some(&kind),
+                Some(&serde_json::json!({ "plate": plate, "detail": f.detail })),
+            );
+            ids.push(id);
+        }
+        Ok(ids)
+    }
+
+    pub async fn flags(
+        &self,
+        status: Option<&str>,
+        kind: Option<&str>,
+        plate: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<st::FlagRow>, ServiceError> {
+        let mut c = self.db().read().await?;
+        Ok(st::flags(&mut c, status, kind, plate, limit).await?)
+    }
+
+    /// Moves a flag along its workflow (the core says which moves are allowed).
+    pub async fn update_flag(
+        &self,
+        id: &str,
+        to: FlagStatus,
+        note: Option<&str>,
+        by: &str,
+    ) -> Result<st::FlagRow, ServiceError> {
+        let now = Utc::now();
+        let mut tx = self.db().write().await?;
+        let flag = st::flag(&mut tx, id)
+            .await?
+            .ok_or_else(|| not_found("flag", id))?;
+        let from: FlagStatus =
+            serde_json::from_value(serde_json::Value::String(flag.status.clone()))
+                .map_err(|_| ServiceError::Busy)?;
+        from.transition(to).map_err(|e| ServiceError::Conflict {
+            code: "invalid_transition",
+            message: e.to_string(),
+        })?;
+        if !st::update_flag(&mut tx, id, &flag.status, &st::enum_str(&to), by, note, now).await? {
+            return Err(ServiceError::Conflict {
+                code: "concurrent_update",
+                message: "the flag changed meanwhile; reload it".into(),
+            });
+        }
+        let action = if to == FlagStatus::Resolved {
+            "flag_resolved"
+        } else {
+            "flag_acknowledged"
+        };
+        st::audit(&mut tx, now, by, action, Some(id), note, None).await?;
+        let out = st::flag(&mut tx, id)
+            .await?
+            .ok_or_else(|| not_found("flag", id))?;
+        tx.commit().await?;
+        Ok(out)
+    }
+}

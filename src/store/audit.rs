@@ -1,0 +1,145 @@
+//! The audit log: appended inside the caller's transaction, read by subject.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::Row;
+
+use super::exec::Conn;
+
+type R<T> = Result<T, sqlx::Error>;
+
+// ---------------------------------------------------------------- audit
+
+/// Appends an audit record inside the caller's transaction.
+pub async fn audit(
+    conn: &mut Conn,
+    at: DateTime<Utc>,
+    actor: &str,
+    action: &str,
+    subject: Option<&str>,
+    reason: Option<&str>,
+    detail: Option<&serde_json::Value>,
+) -> R<()> {
+    sqlx::query("INSERT INTO audit_log (at, actor, action, subject, reason, detail_json) VALUES ($1, $2, $3, $4, $5, $6)")
+        .bind(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .bind(actor)
+        .bind(action)
+        .bind(subject)
+        .bind(reason)
+        .bind(detail.map(|d| d.to_string()))
+        .execute(conn.ex())
+        .await?;
+    Ok(())
+}
+
+/// Audit records gathered while a decision is written, appended by
+/// [`AuditBatch::write`] in one statement inside the same transaction (one
+/// round trip instead of one per record; order and content as if written
+/// one by one).
+#[derive(Debug, Default)]
+pub struct AuditBatch {
+    records: Vec<(
+        String,
+        String,
+        &'static str,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    )>,
+}
+
+impl AuditBatch {
+    pub fn push(
+        &mut self,
+        at: DateTime<Utc>,
+        actor: &str,
+        action: &'static str,
+        subject: Option<&str>,
+        reason: Option<&str>,
+        detail: Option<&serde_json::Value>,
+    ) {
+        self.records.push((
+            at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            actor.to_string(),
+            action,
+            subject.map(String::from),
+            reason.map(String::from),
+            detail.map(|d| d.to_string()),
+        ));
+    }
+
+    /// Appends the gathered records (nothing when there are none).
+    pub async fn write(self, conn: &mut Conn) -> R<()> {
+        if self.records.is_empty() {
+            return Ok(());
+        }
+        let values = (0..self.records.len())
+            .map(|i| {
+                format!(
+                    "(${}, ${}, ${}, ${}, ${}, ${})",
+                    6 * i + 1,
+                    6 * i + 2,
+                    6 * i + 3,
+                    6 * i + 4,
+                    6 * i + 5,
+                    6 * i + 6
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(format!("INSERT INTO audit_log (at, actor, action, subject, reason, detail_json) VALUES {values}")));
+        for (at, actor, action, subject, reason, detail) in self.records {
+            q = q
+                .bind(at)
+                .bind(actor)
+                .bind(action)
+                .bind(subject)
+                .bind(reason)
+                .bind(detail);
+        }
+        q.execute(conn.ex()).await?;
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditRow {
+    pub id: i64,
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub subject: Option<String>,
+    pub reason: Option<String>,
+    pub detail: Option<serde_json::Value>,
+}
+
+pub async fn audit_log(conn: &mut Conn, subject: Option<&str>, limit: i64) -> R<Vec<AuditRow>> {
+    let rows = match subject {
+        Some(s) => {
+            sqlx::query(sqlx::AssertSqlSafe(format!("SELECT id, at, actor, action, subject, reason, detail_json FROM audit_log WHERE subject = $1 ORDER BY id DESC LIMIT {limit}")))
+                .bind(s)
+                .fetch_all(conn.ex())
+                .await?
+        }
+        None => {
+            sqlx::query(sqlx::AssertSqlSafe(format!("SELECT id, at, actor, action, subject, reason, detail_json FROM audit_log ORDER BY id DESC LIMIT {limit}")))
+                .fetch_all(conn.ex())
+                .await?
+        }
+    };
+    rows.iter()
+        .map(|r| {
+            Ok(AuditRow {
+                id: r.try_get("id")?,
+                at: r.try_get("at")?,
+                actor: r.try_get("actor")?,
+                action: r.try_get("action")?,
+                subject: r.try_get("subject")?,
+                reason: r.try_get("reason")?,
+                detail: r
+                    .try_get::<Option<String>, _>("detail_json")?
+                    .and_then(|s| serde_json::from_str(&s).ok()),
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,320 @@
+//! Registries an operator keeps: permits, block/watch/allow lists and API keys.
+
+use crate::core::{ListMembership, Permit, Plate};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::codec::*;
+use super::exec::Conn;
+
+type R<T> = Result<T, sqlx::Error>;
+
+pub async fn sync_permits(conn: &mut Conn, permits: &[Permit], now: DateTime<Utc>) -> R<()> {
+    sqlx::query("DELETE FROM permits WHERE source = 'config'")
+        .execute(conn.ex())
+        .await?;
+    for p in permits {
+        upsert_permit(conn, p, "config", now).await?;
+    }
+    Ok(())
+}
+
+/// Writes a permit (by id) with where it came from (`config` or `api`).
+pub async fn upsert_permit(conn: &mut Conn, p: &Permit, source: &str, now: DateTime<Utc>) -> R<()> {
+    sqlx::query(
+        "INSERT INTO permits (id, plate, kind, valid_from, valid_until, permit_json, source, updated_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+         ON CONFLICT (id) DO UPDATE SET plate = excluded.plate, kind = excluded.kind, valid_from = excluded.valid_from, \
+         valid_until = excluded.valid_until, permit_json = excluded.permit_json, source = excluded.source, updated_ms = excluded.updated_ms",
+    )
+    .bind(p.id.as_str())
+    .bind(p.plate.as_str())
+    .bind(enum_str(&p.kind))
+    .bind(p.valid_from.to_string())
+    .bind(p.valid_until.map(|d| d.to_string()))
+    .bind(serde_json::to_string(p).unwrap_or_default())
+    .bind(source)
+    .bind(ms(now))
+    .execute(conn.ex())
+    .await?;
+    Ok(())
+}
+
+/// A stored permit with its provenance, as the API lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PermitRow {
+    #[serde(flatten)]
+    pub permit: Permit,
+    /// `config` (seeded from the site file) or `api` (issued at run time).
+    pub source: String,
+    pub updated_at: DateTime<Utc>,
+}
+
+fn permit_row(r: &AnyRow) -> R<Option<PermitRow>> {
+    Ok(permit_of(r)?.map(|permit| PermitRow {
+        permit,
+        source: r.try_get("source").unwrap_or_default(),
+        updated_at: at_ms(r.try_get("updated_ms").unwrap_or_default()),
+    }))
+}
+
+/// Stored permits, of one plate or all, by plate then id.
+pub async fn permit_rows(conn: &mut Conn, plate: Option<&str>) -> R<Vec<PermitRow>> {
+    let rows = sqlx::query("SELECT permit_json, source, updated_ms FROM permits WHERE ($1 IS NULL OR plate = $1) ORDER BY plate, id")
+        .bind(plate)
+        .fetch_all(conn.ex())
+        .await?;
+    let mut out = Vec::new();
+    for r in &rows {
+        out.extend(permit_row(r)?);
+    }
+    Ok(out)
+}
+
+/// One stored permit.
+pub async fn permit_by_id(conn: &mut Conn, id: &str) -> R<Option<PermitRow>> {
+    let row = sqlx::query("SELECT permit_json, source, updated_ms FROM permits WHERE id = $1")
+        .bind(id)
+        .fetch_optional(conn.ex())
+        .await?;
+    Ok(match row {
+        Some(r) => permit_row(&r)?,
+        None => None,
+    })
+}
+
+/// Deletes a permit; whether it existed.
+pub async fn delete_permit(conn: &mut Conn, id: &str) -> R<bool> {
+    Ok(sqlx::query("DELETE FROM permits WHERE id = $1")
+        .bind(id)
+        .execute(conn.ex())
+        .await?
+        .rows_affected()
+        > 0)
+}
+
+/// Replaces the config-sourced list entries.
+pub async fn sync_lists(
+    conn: &mut Conn,
+    entries: &[(Plate, &'static str)],
+    now: DateTime<Utc>,
+) -> R<()> {
+    sqlx::query("DELETE FROM plate_lists WHERE source = 'config'")
+        .execute(conn.ex())
+        .await?;
+    for (plate, list) in entries {
+        sqlx::query(
+            "INSERT INTO plate_lists (plate, list, reason, source, added_ms) VALUES ($1, $2, NULL, 'config', $3) \
+             ON CONFLICT (plate, list) DO NOTHING",
+        )
+        .bind(plate.as_str())
+        .bind(*list)
+        .bind(ms(now))
+        .execute(conn.ex())
+        .await?;
+    }
+    Ok(())
+}
+
+/// A block-, watch- or allow-list entry, as the API lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ListEntryRow {
+    pub license_plate: String,
+    /// `blocked`, `watched` or `allowed`.
+    pub list: String,
+    pub reason: Option<String>,
+    /// `config` (seeded from the site file) or `api` (added at run time).
+    pub source: String,
+    pub added_at: DateTime<Utc>,
+}
+
+fn list_entry_row(r: &AnyRow) -> R<ListEntryRow> {
+    Ok(ListEntryRow {
+        license_plate: r.try_get(0)?,
+        list: r.try_get(1)?,
+        reason: r.try_get(2)?,
+        source: r.try_get(3)?,
+        added_at: at_ms(r.try_get(4)?),
+    })
+}
+
+/// List entries, optionally of one list and/or one plate, by list then plate.
+pub async fn list_entry_rows(
+    conn: &mut Conn,
+    list: Option<&str>,
+    plate: Option<&str>,
+) -> R<Vec<ListEntryRow>> {
+    let rows = sqlx::query(
+        "SELECT plate, list, reason, source, added_ms FROM plate_lists \
+         WHERE ($1 IS NULL OR list = $1) AND ($2 IS NULL OR plate = $2) ORDER BY list, plate",
+    )
+    .bind(list)
+    .bind(plate)
+    .fetch_all(conn.ex())
+    .await?;
+    rows.iter().map(list_entry_row).collect()
+}
+
+/// One list entry.
+pub async fn list_entry(conn: &mut Conn, list: &str, plate: &str) -> R<Option<ListEntryRow>> {
+    let row = sqlx::query("SELECT plate, list, reason, source, added_ms FROM plate_lists WHERE list = $1 AND plate = $2")
+        .bind(list)
+        .bind(plate)
+        .fetch_optional(conn.ex())
+        .await?;
+    row.as_ref().map(list_entry_row).transpose()
+}
+
+/// Adds a plate to a list at run time, or updates the reason of an entry
+/// added so before (an entry from the config is left as it is).
+pub async fn put_list_entry(
+    conn: &mut Conn,
+    list: &str,
+    plate: &str,
+    reason: Option<&str>,
+    now: DateTime<Utc>,
+) -> R<()> {
+    sqlx::query(
+        "INSERT INTO plate_lists (plate, list, reason, source, added_ms) VALUES ($1, $2, $3, 'api', $4) \
+         ON CONFLICT (plate, list) DO UPDATE SET reason = excluded.reason WHERE plate_lists.source = 'api'",
+    )
+    .bind(plate)
+    .bind(list)
+    .bind(reason)
+    .bind(ms(now))
+    .execute(conn.ex())
+    .await?;
+    Ok(())
+}
+
+/// Removes a list entry; whether it existed.
+pub async fn delete_list_entry(conn: &mut Conn, list: &str, plate: &str) -> R<bool> {
+    Ok(
+        sqlx::query("DELETE FROM plate_lists WHERE list = $1 AND plate = $2")
+            .bind(list)
+            .bind(plate)
+            .execute(conn.ex())
+            .await?
+            .rows_affected()
+            > 0,
+    )
+}
+
+pub async fn list_membership(conn: &mut Conn, plate: &Plate) -> R<ListMembership> {
+    let rows = sqlx::query("SELECT list FROM plate_lists WHERE plate = $1")
+        .bind(plate.as_str())
+        .fetch_all(conn.ex())
+        .await?;
+    let mut m = ListMembership::default();
+    for r in rows {
+        match r.try_get::<String, _>(0)?.as_str() {
+            "blocked" => m.blocked = true,
+            "watched" => m.watched = true,
+            "allowed" => m.allowed = true,
+            _ => {}
+        }
+    }
+    Ok(m)
+}
+
+/// Every list entry (for the offline cache).
+pub async fn all_list_entries(conn: &mut Conn) -> R<Vec<(String, String)>> {
+    let rows = sqlx::query("SELECT plate, list FROM plate_lists")
+        .fetch_all(conn.ex())
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect()
+}
+
+fn permit_of(r: &AnyRow) -> R<Option<Permit>> {
+    let json: String = r.try_get("permit_json")?;
+    Ok(serde_json::from_str(&json).ok())
+}
+
+pub async fn permits_for(conn: &mut Conn, plates: &[&Plate]) -> R<Vec<Permit>> {
+    let mut out = Vec::new();
+    for (i, plate) in plates.iter().enumerate() {
+        if plates[..i].contains(plate) {
+            continue;
+        }
+        let rows = sqlx::query("SELECT permit_json FROM permits WHERE plate = $1")
+            .bind(plate.as_str())
+            .fetch_all(conn.ex())
+            .await?;
+        for r in &rows {
+            out.extend(permit_of(r)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Every stored permit (for the offline cache).
+pub async fn all_permits(conn: &mut Conn) -> R<Vec<Permit>> {
+    Ok(permit_rows(conn, None)
+        .await?
+        .into_iter()
+        .map(|r| r.permit)
+        .collect())
+}
+
+// ---------------------------------------------------------------- api keys
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiKeyRow {
+    pub key_id: String,
+    pub name: String,
+    pub role: String,
+    pub rate_per_minute: i64,
+    pub source: String,
+    pub revoked: bool,
+}
+
+pub async fn api_key_by_hash(conn: &mut Conn, hash: &str) -> R<Option<ApiKeyRow>> {
+    let row = sqlx::query(
+        "SELECT id, name, role, rate_per_min, source, revoked FROM api_keys WHERE key_hash = $1",
+    )
+    .bind(hash)
+    .fetch_optional(conn.ex())
+    .await?;
+    row.map(|r| {
+        Ok(ApiKeyRow {
+            key_id: r.try_get(0)?,
+            name: r.try_get(1)?,
+            role: r.try_get(2)?,
+            rate_per_minute: r.try_get(3)?,
+            source: r.try_get(4)?,
+            revoked: r.try_get::<i64, _>(5)? != 0,
+        })
+    })
+    .transpose()
+}
+
+/// Inserts (or, by name, replaces) a key's hash and role.
+pub async fn upsert_api_key(
+    conn: &mut Conn,
+    name: &str,
+    role: &str,
+    hash: &str,
+    rate: i64,
+    source: &str,
+    now: DateTime<Utc>,
+) -> R<()> {
+    sqlx::query(
+        "INSERT INTO api_keys (id, name, role, key_hash, rate_per_min, source, created_ms, revoked) VALUES ($1, $2, $3, $4, $5, $6, $7, 0) \
+         ON CONFLICT (name) DO UPDATE SET role = excluded.role, key_hash = excluded.key_hash, rate_per_min = excluded.rate_per_min, \
+         source = excluded.source, revoked = 0",
+    )
+    .bind(new_id())
+    .bind(name)
+    .bind(role)
+    .bind(hash)
+    .bind(rate)
+    .bind(source)
+    .bind(ms(now))
+    .execute(conn.ex())
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,120 @@
+//! Vehicles seen, what is known about a plate, and the camera reads stored once.
+
+use crate::core::{ListMembership, Permit, Plate, VehicleType};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::Row;
+
+use super::codec::*;
+use super::exec::Conn;
+
+type R<T> = Result<T, sqlx::Error>;
+
+// ---------------------------------------------------------------- vehicles
+
+pub async fn upsert_vehicle(
+    conn: &mut Conn,
+    plate: &Plate,
+    vehicle_type: Option<VehicleType>,
+    now: DateTime<Utc>,
+) -> R<()> {
+    let t = vehicle_type.unwrap_or(VehicleType::Unknown);
+    sqlx::query(
+        "INSERT INTO vehicles (plate, vehicle_type, first_seen_ms, last_seen_ms) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (plate) DO UPDATE SET last_seen_ms = excluded.last_seen_ms, \
+         vehicle_type = CASE WHEN excluded.vehicle_type = 'unknown' THEN vehicles.vehicle_type ELSE excluded.vehicle_type END",
+    )
+    .bind(plate.as_str())
+    .bind(t.as_str())
+    .bind(ms(now))
+    .bind(ms(now))
+    .execute(conn.ex())
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VehicleRow {
+    pub license_plate: String,
+    pub vehicle_type: String,
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+}
+
+pub async fn vehicle(conn: &mut Conn, plate: &Plate) -> R<Option<VehicleRow>> {
+    let row = sqlx::query(
+        "SELECT plate, vehicle_type, first_seen_ms, last_seen_ms FROM vehicles WHERE plate = $1",
+    )
+    .bind(plate.as_str())
+    .fetch_optional(conn.ex())
+    .await?;
+    row.map(|r| {
+        Ok(VehicleRow {
+            license_plate: r.try_get(0)?,
+            vehicle_type: r.try_get(1)?,
+            first_seen: at_ms(r.try_get(2)?),
+            last_seen: at_ms(r.try_get(3)?),
+        })
+    })
+    .transpose()
+}
+
+/// What an entry decision needs to know about a plate besides its sessions:
+/// its lists, its permits and its known vehicle type.
+#[derive(Debug, Default)]
+pub struct PlateFacts {
+    pub lists: ListMembership,
+    pub permits: Vec<Permit>,
+    pub vehicle_type: Option<VehicleType>,
+}
+
+/// [`list_membership`], [`permits_for`] and the vehicle's type for one
+/// plate in one statement: this runs inside the entry's write transaction,
+/// where each statement is a round trip that every other writer waits for.
+pub async fn plate_facts(conn: &mut Conn, plate: &Plate) -> R<PlateFacts> {
+    let rows = sqlx::query(
+        "SELECT 'list', list FROM plate_lists WHERE plate = $1 \
+         UNION ALL SELECT 'permit', permit_json FROM permits WHERE plate = $1 \
+         UNION ALL SELECT 'vehicle', vehicle_type FROM vehicles WHERE plate = $1",
+    )
+    .bind(plate.as_str())
+    .fetch_all(conn.ex())
+    .await?;
+    let mut f = PlateFacts::default();
+    for r in &rows {
+        let value: String = r.try_get(1)?;
+        match (r.try_get::<String, _>(0)?.as_str(), value.as_str()) {
+            ("list", "blocked") => f.lists.blocked = true,
+            ("list", "watched") => f.lists.watched = true,
+            ("list", "allowed") => f.lists.allowed = true,
+            ("permit", json) => f.permits.extend(serde_json::from_str(json).ok()),
+            ("vehicle", t) => {
+                f.vehicle_type = Some(vehicle_type_from(t)).filter(|t| *t != VehicleType::Unknown)
+            }
+            _ => {}
+        }
+    }
+    Ok(f)
+}
+
+// ---------------------------------------------------------------- plate reads
+
+/// Stores a camera read once (re-deliveries of the same id are ignored).
+pub async fn insert_plate_read(conn: &mut Conn, read: &crate::events::PlateRead) -> R<()> {
+    sqlx::query(
+        "INSERT INTO plate_reads (id, camera, role, gate, plate, raw_text, score, read_at, event_json) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(&read.id)
+    .bind(&read.camera)
+    .bind(enum_str(&read.role))
+    .bind(&read.gate)
+    .bind(&read.plate)
+    .bind(&read.raw_text)
+    .bind(f64::from(read.score))
+    .bind(read.timestamp.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+    .bind(serde_json::to_string(read).unwrap_or_default())
+    .execute(conn.ex())
+    .await?;
+    Ok(())
+}
