@@ -94,12 +94,18 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     }
 
     // Parking core: services over the store, seeded from the config; gate commands over MQTT.
-    let parking = crate::service::ParkingService::new(
-        store.clone(),
-        crate::service::Settings::from_config(&config),
-        Some(mqtt.clone()),
-    )
-    .await?;
+    let settings = crate::service::Settings::from_config(&config);
+    let gate_port = crate::mqtt::gates::MqttGates::port(
+        mqtt.clone(),
+        settings
+            .gates
+            .iter()
+            .map(|(gate, _)| gate.clone())
+            .collect(),
+        settings.discovery.clone(),
+    );
+    let parking =
+        crate::service::ParkingService::new(store.clone(), settings, Some(gate_port)).await?;
     parking
         .seed(&config)
         .await

@@ -88,7 +88,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!("  API key  {key}   (admin; try: curl -H 'Authorization: Bearer {key}' http://{}/api/parkings)", running.http_addr);
     println!("  OpenAPI  http://{}/api/openapi.json", running.http_addr);
     for (gate, _) in &running.parking.settings().gates {
-        crate::service::gates::simulate_gate(running.mqtt.clone(), gate).await?;
+        crate::mqtt::gates::simulate_gate(running.mqtt.clone(), gate).await?;
     }
     // The printer is its own MQTT client, like a board or a gate would be: on
     // lotsense's own connection its `#` subscription would overlap the gate

@@ -29,6 +29,9 @@ pub enum OnnxError {
 
 /// The loaded runtime. The shared library can be loaded once per process, so
 /// this is a process-wide singleton.
+/// One output tensor: its shape and its values.
+pub type Output = (Vec<usize>, Vec<f32>);
+
 pub struct OnnxRuntime {
     env: ort::environment::Environment,
     pub library: PathBuf,
@@ -165,7 +168,7 @@ impl Model {
         shape: &[usize],
         data: Vec<f32>,
         outputs: &[&str],
-    ) -> Result<Vec<(Vec<usize>, Vec<f32>)>, OnnxError> {
+    ) -> Result<Vec<Output>, OnnxError> {
         let err = |e: String| OnnxError::Run {
             model: self.name.clone(),
             reason: e,

@@ -55,6 +55,9 @@ fn time_engine(
     )
 }
 
+/// A change to the engine settings for one benchmark variant (given the frame size).
+type SettingsEdit = Box<dyn Fn(&mut EngineSettings, u32, u32)>;
+
 pub fn run(models: &Path, runs: usize) -> anyhow::Result<()> {
     let rt = OnnxRuntime::load(None)?;
     let base = super::load_rgb(Path::new(FRAME)).map_err(anyhow::Error::msg)?;
@@ -66,7 +69,7 @@ pub fn run(models: &Path, runs: usize) -> anyhow::Result<()> {
         "{:<8} {:<34} {:>8} {:>8} {:>9} {:>9} {:>7} {:>8}  plate",
         "frame", "settings", "p50 ms", "p95 ms", "det pre", "det inf", "read", "other"
     );
-    let variants: Vec<(&str, Box<dyn Fn(&mut EngineSettings, u32, u32)>)> = vec![
+    let variants: Vec<(&str, SettingsEdit)> = vec![
         (
             "full frame, detector 640",
             Box::new(|s, _, _| s.det_max_side = Some(640)),

@@ -135,14 +135,6 @@ impl Default for EngineSettings {
 impl EngineSettings {
     /// Settings from the site's `[lpr]` section.
     pub fn from_lpr(lpr: &crate::config::LprConfig) -> Result<Self, VisionError> {
-        let mut s = Self::default();
-        s.detection_threshold = lpr.detection_threshold;
-        s.det_max_side = lpr.detector_max_side;
-        s.proposals = lpr.proposals;
-        s.fallback_full_frame = lpr.proposal_fallback;
-        s.read_surest_first = lpr.read_surest_first;
-        s.region_min_conf = lpr.region_min_confidence;
-        s.min_area = lpr.min_area as f32;
         let mut format = FormatConfig {
             min_plate_length: lpr.min_plate_length,
             ..FormatConfig::default()
@@ -165,8 +157,17 @@ impl EngineSettings {
             })
             .collect();
         PlateFormatter::new(&format)?;
-        s.format = format;
-        Ok(s)
+        Ok(Self {
+            detection_threshold: lpr.detection_threshold,
+            det_max_side: lpr.detector_max_side,
+            proposals: lpr.proposals,
+            fallback_full_frame: lpr.proposal_fallback,
+            read_surest_first: lpr.read_surest_first,
+            region_min_conf: lpr.region_min_confidence,
+            min_area: lpr.min_area as f32,
+            format,
+            ..Self::default()
+        })
     }
 }
 

@@ -261,10 +261,11 @@ pub(super) fn validate(c: &Config, out: &mut Vec<Problem>) {
             format!("{} is outside 0..1", c.policy.min_read_confidence),
         );
     }
-    if !(c.policy.match_max_distance >= 0.0) {
+    // NaN fails too.
+    if c.policy.match_max_distance.is_nan() || c.policy.match_max_distance < 0.0 {
         err(p.key("match_max_distance"), "must be zero or more".into());
     }
-    if !(c.policy.match_min_margin >= 0.0) {
+    if c.policy.match_min_margin.is_nan() || c.policy.match_min_margin < 0.0 {
         err(p.key("match_min_margin"), "must be zero or more".into());
     }
     for (vehicle, kinds) in &c.policy.compatibility {

@@ -170,7 +170,8 @@ mod tests {
             m("8I23A8C", &sessions),
             ExitMatch::Fuzzy {
                 session: SessionId::new("s1"),
-                distance: 0.6
+                // B/8 0.3 + I/1 0.2 + B/8 0.3 in the one confusion table.
+                distance: 0.8
             }
         );
         assert_eq!(m("ZZ99ZZZ", &sessions), ExitMatch::None);

@@ -8,6 +8,7 @@
 
 mod broker;
 pub mod discovery;
+pub mod gates;
 
 pub use broker::EmbeddedBroker;
 

@@ -1,19 +1,14 @@
-//! Gate commands over MQTT, with acknowledgement, retry and flagging.
-//!
-//! * command: `lotsense/<site>/gates/<gate>/command`, never retained:
-//!   `{"command":"open"|"deny","decision_id","plate","session_id","reason","direction","attempt","at"}`
-//! * acknowledgement from the gate controller: `…/gates/<gate>/state`:
-//!   `{"decision_id":"…","state":"opened"|"closed"|"denied"|…}`
-//! * driver display: `…/gates/<gate>/display`, never retained:
-//!   `{"plate","verdict","reason","message","space_id","level","zone"}`
+//! Gate commands with acknowledgement, retry and flagging, through the
+//! [`GatePort`] (the MQTT adapter is `crate::mqtt::gates`, which documents
+//! the topics and payloads).
 //!
 //! A command is published again when no acknowledgement arrives within the
 //! gate's `ack_timeout_secs`, up to [`ATTEMPTS`] times; an `open` that is never
 //! acknowledged raises an `unacknowledged_gate` flag (a deny is only recorded:
 //! a closed barrier is the safe state).
 
+use super::ports::{GateAck, GatePort};
 use crate::core::FlagKind;
-use crate::mqtt::{discovery, MqttHandle};
 use crate::service::db::Db;
 use crate::store as st;
 use serde::{Deserialize, Serialize};
@@ -55,67 +50,35 @@ pub struct GateDisplay {
     pub amount_due: Option<i64>,
 }
 
-#[derive(Debug, Deserialize)]
-struct Ack {
-    decision_id: String,
-    #[serde(default = "opened")]
-    state: String,
-}
-
-fn opened() -> String {
-    "acknowledged".into()
-}
-
-type Pending = Arc<Mutex<HashMap<String, oneshot::Sender<String>>>>;
+/// Commands waiting for their acknowledgement: decision id → (gate, waiter).
+type Pending = Arc<Mutex<HashMap<String, (String, oneshot::Sender<String>)>>>;
 
 #[derive(Clone)]
 pub struct GateCommander {
-    mqtt: MqttHandle,
+    port: Arc<dyn GatePort>,
     db: Db,
     pending: Pending,
     timeouts: Arc<HashMap<String, Duration>>,
 }
 
 impl GateCommander {
-    /// Subscribes to every gate's state topic and starts dispatching acks.
-    /// With `discovery` (Home Assistant prefix, site name), the gates are
-    /// announced to Home Assistant as well.
+    /// Starts listening for the gates' acknowledgements and dispatching
+    /// them to the commands that wait for them.
     pub async fn start(
-        mqtt: MqttHandle,
+        port: Arc<dyn GatePort>,
         db: Db,
         timeouts: HashMap<String, Duration>,
-        discovery: Option<(String, String)>,
-    ) -> anyhow::Result<GateCommander> {
-        if let Some((prefix, site)) = discovery {
-            let mut gates: Vec<String> = timeouts.keys().cloned().collect();
-            gates.sort();
-            tokio::spawn(announce(mqtt.clone(), gates, prefix, site));
-        }
+    ) -> Result<GateCommander, super::ports::GatePortError> {
         let pending: Pending = Arc::default();
-        let filter = mqtt.topics.sub("gates/+/state");
-        let mut rx = mqtt.subscribe(&filter).await?;
+        let mut acks = port.acks().await?;
         let p = pending.clone();
         tokio::spawn(async move {
-            loop {
-                match rx.recv().await {
-                    Ok(msg) if msg.topic.ends_with("/state") => {
-                        if let Ok(ack) = serde_json::from_slice::<Ack>(&msg.payload) {
-                            let tx = p.lock().expect("pending lock").remove(&ack.decision_id);
-                            if let Some(tx) = tx {
-                                let _ = tx.send(ack.state);
-                            }
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                        tracing::warn!(missed = n, "gate state listener lagged")
-                    }
-                    Err(_) => break,
-                }
+            while let Some(ack) = acks.recv().await {
+                deliver(&p, ack);
             }
         });
         Ok(GateCommander {
-            mqtt,
+            port,
             db,
             pending,
             timeouts: Arc::new(timeouts),
@@ -128,12 +91,7 @@ impl GateCommander {
 
     /// Shows the driver's directions on the gate's display (not retained).
     pub async fn display(&self, gate: &str, d: &GateDisplay) {
-        let topic = self.mqtt.topics.sub(&format!("gates/{gate}/display"));
-        if let Err(e) = self
-            .mqtt
-            .publish(topic, serde_json::to_vec(d).unwrap_or_default(), false)
-            .await
-        {
+        if let Err(e) = self.port.display(gate, d).await {
             tracing::warn!(%gate, error = %e, "gate display not published");
         }
     }
@@ -145,7 +103,6 @@ impl GateCommander {
     }
 
     async fn run(&self, mut cmd: GateCommand) {
-        let topic = self.mqtt.topics.sub(&format!("gates/{}/command", cmd.gate));
         let timeout = self
             .timeouts
             .get(&cmd.gate)
@@ -155,19 +112,11 @@ impl GateCommander {
         self.pending
             .lock()
             .expect("pending lock")
-            .insert(cmd.decision_id.clone(), tx);
+            .insert(cmd.decision_id.clone(), (cmd.gate.clone(), tx));
         let mut acked = None;
         for attempt in 1..=ATTEMPTS {
             cmd.attempt = attempt;
-            if let Err(e) = self
-                .mqtt
-                .publish(
-                    topic.clone(),
-                    serde_json::to_vec(&cmd).unwrap_or_default(),
-                    false,
-                )
-                .await
-            {
+            if let Err(e) = self.port.command(&cmd).await {
                 tracing::warn!(gate = %cmd.gate, error = %e, "gate command not published");
             }
             match tokio::time::timeout(timeout, &mut rx).await {
@@ -247,58 +196,18 @@ impl GateCommander {
     }
 }
 
-/// Home Assistant discovery for the gates (retained), at start and again
-/// after every reconnect, since a restarted broker may have lost it.
-async fn announce(mqtt: MqttHandle, gates: Vec<String>, prefix: String, site: String) {
-    let mut connected = mqtt.connected();
-    loop {
-        let mut all = true;
-        for gate in &gates {
-            for e in discovery::gate_entities(&mqtt.topics, gate) {
-                let (topic, payload) = discovery::config(&mqtt.topics, &prefix, &site, &e);
-                if let Err(e) = mqtt.publish(topic.clone(), payload, true).await {
-                    tracing::warn!(%topic, error = %e, "gate discovery not published");
-                    all = false;
-                }
-            }
+/// Hands an acknowledgement to the command waiting for it, if the ack comes
+/// from the gate the command went to (another gate cannot acknowledge it).
+fn deliver(pending: &Pending, ack: GateAck) {
+    let mut pending = pending.lock().expect("pending lock");
+    match pending.remove(&ack.decision_id) {
+        Some((gate, tx)) if gate == ack.gate => {
+            let _ = tx.send(ack.state);
         }
-        if !all {
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            continue;
+        Some(entry) => {
+            tracing::warn!(decision = %ack.decision_id, from = %ack.gate, expected = %entry.0, "gate acknowledgement from the wrong gate ignored");
+            pending.insert(ack.decision_id, entry);
         }
-        if connected.changed().await.is_err() {
-            break;
-        }
+        None => {}
     }
-}
-
-/// A stand-in gate controller (demo and tests): acknowledges every command
-/// on the gate's state topic with `opened` or `closed`.
-pub async fn simulate_gate(
-    mqtt: MqttHandle,
-    gate: &str,
-) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let mut rx = mqtt
-        .subscribe(&mqtt.topics.sub(&format!("gates/{gate}/command")))
-        .await?;
-    let state_topic = mqtt.topics.sub(&format!("gates/{gate}/state"));
-    let suffix = format!("gates/{gate}/command");
-    Ok(tokio::spawn(async move {
-        while let Ok(msg) = rx.recv().await {
-            if !msg.topic.ends_with(&suffix) {
-                continue;
-            }
-            if let Ok(cmd) = serde_json::from_slice::<GateCommand>(&msg.payload) {
-                let state = if cmd.command == "open" {
-                    "opened"
-                } else {
-                    "closed"
-                };
-                let ack = serde_json::json!({ "decision_id": cmd.decision_id, "state": state });
-                let _ = mqtt
-                    .publish(state_topic.clone(), ack.to_string(), false)
-                    .await;
-            }
-        }
-    }))
 }

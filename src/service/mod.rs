@@ -24,6 +24,7 @@ pub mod gateway;
 mod lists;
 pub mod offline;
 mod payments;
+pub mod ports;
 mod reservations;
 pub mod setup;
 mod views;
@@ -51,7 +52,8 @@ use crate::store::{self as st, PaymentRow};
 use chrono::{DateTime, Duration, Utc};
 use db::Db;
 use gates::{GateCommand, GateCommander, GateDisplay};
-use gateway::{BuiltinGateway, GatewayError, GatewayRequest, PaymentGateway};
+use gateway::{BuiltinGateway, GatewayError, GatewayRequest};
+use ports::{GatePort, PaymentGateway};
 use serde::Serialize;
 use std::sync::Arc;
 
@@ -244,23 +246,18 @@ fn flag_refs(ids: &[String], flags: &[RaisedFlag]) -> Vec<FlagRef> {
 
 impl ParkingService {
     /// Builds the service and seeds the database from the configuration
-    /// (spaces, permits, lists). `mqtt` enables gate commands.
+    /// (spaces, permits, lists). `gates` enables gate commands.
     pub async fn new(
         store: Store,
         settings: Settings,
-        mqtt: Option<crate::mqtt::MqttHandle>,
+        gates: Option<Arc<dyn GatePort>>,
     ) -> anyhow::Result<ParkingService> {
         let db = Db::new(store);
         let gateway: Arc<dyn PaymentGateway> = Arc::new(BuiltinGateway::new(db.clone()));
-        let gates = match mqtt {
-            Some(m) => Some(
-                GateCommander::start(
-                    m,
-                    db.clone(),
-                    settings.gates.iter().cloned().collect(),
-                    settings.discovery.clone(),
-                )
-                .await?,
+        let gates = match gates {
+            Some(port) => Some(
+                GateCommander::start(port, db.clone(), settings.gates.iter().cloned().collect())
+                    .await?,
             ),
             None => None,
         };

@@ -50,7 +50,7 @@ pub fn decode_centres(
     for y in 0..gh {
         for x in 0..gw {
             let v = at(x, y);
-            if !(v >= p.threshold) {
+            if v.is_nan() || v < p.threshold {
                 continue;
             }
             // A local maximum; on a plateau the first cell in scan order wins.

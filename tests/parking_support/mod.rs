@@ -138,15 +138,15 @@ impl Site {
             mqtt.wait_connected(Duration::from_secs(5)).await,
             "mqtt connects"
         );
-        let service = ParkingService::new(
-            store.clone(),
-            Settings::from_config(&config),
-            Some(mqtt.clone()),
-        )
-        .await
-        .unwrap();
+        let settings = Settings::from_config(&config);
+        let gates = settings.gates.iter().map(|(g, _)| g.clone()).collect();
+        let port =
+            lotsense::mqtt::gates::MqttGates::port(mqtt.clone(), gates, settings.discovery.clone());
+        let service = ParkingService::new(store.clone(), settings, Some(port))
+            .await
+            .unwrap();
         service.seed(&config).await.unwrap();
-        lotsense::service::gates::simulate_gate(mqtt.clone(), "main")
+        lotsense::mqtt::gates::simulate_gate(mqtt.clone(), "main")
             .await
             .unwrap();
         let mut keys = HashMap::new();
