@@ -30,7 +30,7 @@ pub enum Command {
     },
     /// Run a demo site from testdata/ on the embedded defaults (SQLite, in-process MQTT
     /// broker, in-process RTSP cameras) and print where to look.
-    Demo(DemoArgs),
+    Demo(crate::demo::DemoArgs),
     /// Configuration tools.
     #[command(subcommand)]
     Config(ConfigCmd),
@@ -162,16 +162,6 @@ pub struct AnprArgs {
     /// Models folder.
     #[arg(long, default_value = "models")]
     pub models: PathBuf,
-}
-
-#[derive(Args, Debug)]
-pub struct DemoArgs {
-    /// Seconds to run before stopping by itself (0 = until Ctrl-C).
-    #[arg(long, default_value_t = 0)]
-    pub duration: u64,
-    /// HTTP listen address for the demo.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    pub http: String,
 }
 
 #[derive(Subcommand, Debug)]

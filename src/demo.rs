@@ -2,10 +2,10 @@
 //! defaults. Cameras are real RTSP streams from an in-process server playing
 //! the clips in `testdata/clips/`, so everything downstream is the real path.
 
-use crate::cli::DemoArgs;
 use crate::config::Config;
 use crate::ingest::testserver::TestCameraServer;
 use anyhow::Context;
+use clap::Args;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -43,6 +43,17 @@ pub fn prepare(root: &Path) -> anyhow::Result<(Config, TestCameraServer)> {
     }
     config.mqtt.listen = free_addr()?;
     Ok((config, server))
+}
+
+/// `lotsense demo` arguments.
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Seconds to run before stopping by itself (0 = until Ctrl-C).
+    #[arg(long, default_value_t = 0)]
+    pub duration: u64,
+    /// HTTP listen address for the demo.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub http: String,
 }
 
 fn free_addr() -> anyhow::Result<String> {

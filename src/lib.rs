@@ -60,3 +60,6 @@ pub mod service;
 pub mod store;
 pub mod telemetry;
 pub mod vision;
+
+#[cfg(test)]
+mod architecture;

@@ -14,6 +14,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The ONNX Runtime version whose library the manifest pins.
+/// The manifest names of the default (Apache-2.0) plate detector and reader.
+pub const DETECTOR: &str = "ppocr_v6_det_small";
+pub const READER: &str = "ppocr_v6_rec_small";
+
 pub const ORT_VERSION: &str = "1.31.1";
 
 #[derive(Debug, thiserror::Error)]
@@ -466,7 +470,7 @@ mod tests {
                 .as_path(),
         )
         .unwrap();
-        let det = m.spec(crate::anpr::engine::DETECTOR).unwrap();
+        let det = m.spec(DETECTOR).unwrap();
         let t = det.tensor("det").unwrap();
         assert_eq!(t.order, ChannelOrder::Bgr);
         assert_eq!((det.size_multiple, det.max_side), (Some(32), Some(960)));
@@ -475,7 +479,7 @@ mod tests {
                 && det.threshold("det", "box").is_ok()
                 && det.threshold("det", "unclip_ratio").is_ok()
         );
-        let rec = m.spec(crate::anpr::engine::READER).unwrap();
+        let rec = m.spec(READER).unwrap();
         assert_eq!((rec.height, rec.min_width), (Some(48), Some(320)));
         assert_eq!(rec.alphabet.as_deref(), Some("metadata:character"));
     }

@@ -12,37 +12,23 @@
 //! The detector and reader are separate types so the live pipeline can run
 //! them on separate threads.
 
+pub use super::error::AnprError;
 use super::proposals::{proposal_regions, PlateProposer, Region, RegionParams, PROPOSER};
-use crate::models::ModelSpec;
-use crate::onnx::{Model, OnnxError, OnnxRuntime};
+use super::text::{crop_roi, TextDetector, TextReader};
+use super::timing::ms;
+pub use super::timing::StageTimes;
+use crate::onnx::OnnxRuntime;
 use crate::vision::crop::{crop_quad, expand_quad};
-use crate::vision::ctc::{CtcDecoder, CtcText};
-use crate::vision::db::{db_postprocess, DbParams, TextBox};
+use crate::vision::ctc::CtcText;
+use crate::vision::db::TextBox;
 use crate::vision::geometry::{BoxF, Quad};
 use crate::vision::image::{ImageView, RgbImage};
-use crate::vision::letterbox::LimitType;
 use crate::vision::plate_format::{FormatConfig, FormatMatch, PlateFormatter};
 use crate::vision::plate_select::{rank_plate_candidates, SelectionConfig, TextCandidate};
 use crate::vision::read::{normalize_plate, PlateRead};
-use crate::vision::tensor::{det_input, rec_batch, TensorSpec};
 use crate::vision::VisionError;
 use std::path::Path;
 use std::time::Instant;
-
-/// Errors of the plate engine.
-#[derive(Debug, thiserror::Error)]
-pub enum AnprError {
-    #[error(transparent)]
-    Onnx(#[from] OnnxError),
-    #[error(transparent)]
-    Vision(#[from] VisionError),
-    #[error("model {model}: unexpected output shape {shape:?}")]
-    Shape { model: String, shape: Vec<usize> },
-    #[error("the reader model has no `character` metadata (is it a PP-OCR reader?)")]
-    NoAlphabet,
-    #[error(transparent)]
-    Models(#[from] crate::models::ModelsError),
-}
 
 /// Engine settings; the defaults are what the evaluation chose (see README).
 /// What belongs to a model (input sizes, normalisation, decoding thresholds)
@@ -99,13 +85,9 @@ pub struct EngineSettings {
     pub region_min_conf: f32,
 }
 
-/// A region read whose least sure character is below this goes to the
-/// whole-frame search. Chosen on the even-numbered half of the OpenALPR
-/// frames (the best accuracy among thresholds that send at most 40 % of the
-/// frames to the whole frame) and checked on the odd half (README, "Plate
-/// reading"): sure region reads at or above it were right 93 % of the time,
-/// those below it 47 %.
-pub const DEFAULT_REGION_MIN_CONF: f32 = 0.5;
+/// The site file's default `[lpr] region_min_confidence` (chosen and
+/// measured as documented there).
+pub const DEFAULT_REGION_MIN_CONF: f32 = crate::config::DEFAULT_REGION_MIN_CONFIDENCE;
 
 impl Default for EngineSettings {
     fn default() -> Self {
@@ -171,186 +153,6 @@ impl EngineSettings {
     }
 }
 
-/// Time spent per stage for one frame, milliseconds.
-#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
-pub struct StageTimes {
-    pub detect_pre: f64,
-    pub detect_infer: f64,
-    pub detect_post: f64,
-    pub crop: f64,
-    pub read: f64,
-    pub select: f64,
-}
-
-impl StageTimes {
-    pub fn total(&self) -> f64 {
-        self.detect_pre + self.detect_infer + self.detect_post + self.crop + self.read + self.select
-    }
-}
-
-pub(crate) fn ms(t: Instant) -> f64 {
-    t.elapsed().as_secs_f64() * 1000.0
-}
-
-/// A DB text detector (PP-OCR) with its manifest spec.
-pub struct TextDetector {
-    model: Model,
-    pub name: String,
-    input: String,
-    tensor: TensorSpec,
-    size_multiple: usize,
-    /// The model's default input side.
-    pub max_side: usize,
-    db: DbParams,
-}
-
-impl TextDetector {
-    pub fn new(rt: &OnnxRuntime, path: &Path, spec: &ModelSpec) -> Result<Self, AnprError> {
-        let model = rt.session(path)?;
-        let n = model.name.clone();
-        let db = DbParams {
-            thresh: spec.threshold(&n, "binarize")?,
-            box_thresh: spec.threshold(&n, "box")?,
-            unclip_ratio: spec.threshold(&n, "unclip_ratio")?,
-            // RapidOCR's 2x2 dilation of the binary map joins characters split by a one-pixel gap.
-            dilate: true,
-            ..DbParams::default()
-        };
-        Ok(Self {
-            input: spec.input.clone(),
-            tensor: spec.tensor(&n)?,
-            size_multiple: ModelSpec::need(&n, "size_multiple", spec.size_multiple)?,
-            max_side: ModelSpec::need(&n, "max_side", spec.max_side)?,
-            db,
-            name: n,
-            model,
-        })
-    }
-
-    /// Text boxes in frame coordinates, inside `roi` (`[x, y, w, h]`, e.g. a
-    /// camera's), with the input's longer side at most `max_side`.
-    pub fn detect_in(
-        &self,
-        img: &ImageView,
-        roi: Option<[u32; 4]>,
-        max_side: usize,
-        t: &mut StageTimes,
-    ) -> Result<Vec<TextBox>, AnprError> {
-        self.detect_sized(img, roi, max_side, LimitType::Max, t)
-    }
-
-    /// Like [`Self::detect_in`], with the region scaled (up or down) so its longer side is `side`.
-    pub fn detect_scaled(
-        &self,
-        img: &ImageView,
-        roi: Option<[u32; 4]>,
-        side: usize,
-        t: &mut StageTimes,
-    ) -> Result<Vec<TextBox>, AnprError> {
-        self.detect_sized(img, roi, side, LimitType::Exact, t)
-    }
-
-    fn detect_sized(
-        &self,
-        img: &ImageView,
-        roi: Option<[u32; 4]>,
-        side: usize,
-        limit: LimitType,
-        t: &mut StageTimes,
-    ) -> Result<Vec<TextBox>, AnprError> {
-        let (view, [ox, oy]) = crop_roi(img, roi);
-        let off = (ox as f32, oy as f32);
-        let t0 = Instant::now();
-        let (input, lb) = det_input(&view, side, limit, self.size_multiple, &self.tensor)?;
-        t.detect_pre += ms(t0);
-        let t0 = Instant::now();
-        let (shape, prob) = self
-            .model
-            .run_f32(&self.input, &[1, 3, lb.dst_h, lb.dst_w], input)?;
-        t.detect_infer += ms(t0);
-        if shape.len() != 4 || shape[2] != lb.dst_h || shape[3] != lb.dst_w {
-            return Err(AnprError::Shape {
-                model: self.name.clone(),
-                shape,
-            });
-        }
-        let t0 = Instant::now();
-        let mut boxes = db_postprocess(&prob, lb.dst_w, lb.dst_h, &lb, &self.db)?;
-        if off != (0.0, 0.0) {
-            for b in &mut boxes {
-                b.quad = b
-                    .quad
-                    .map(|p| crate::vision::geometry::Point::new(p.x + off.0, p.y + off.1));
-            }
-        }
-        t.detect_post += ms(t0);
-        Ok(boxes)
-    }
-}
-
-/// A CTC text reader (PP-OCR) with its manifest spec.
-pub struct TextReader {
-    model: Model,
-    decoder: CtcDecoder,
-    pub name: String,
-    input: String,
-    tensor: TensorSpec,
-    height: usize,
-    min_width: usize,
-    max_width: usize,
-}
-
-impl TextReader {
-    pub fn new(rt: &OnnxRuntime, path: &Path, spec: &ModelSpec) -> Result<Self, AnprError> {
-        let model = rt.session(path)?;
-        let n = model.name.clone();
-        let key = ModelSpec::need(&n, "alphabet", spec.alphabet.as_deref())?;
-        let key =
-            key.strip_prefix("metadata:")
-                .ok_or_else(|| crate::models::ModelsError::Spec {
-                    model: n.clone(),
-                    reason: format!("`alphabet` must be `metadata:<key>`, not `{key}`"),
-                })?;
-        let meta = model.metadata(key).ok_or(AnprError::NoAlphabet)?;
-        Ok(Self {
-            decoder: CtcDecoder::from_metadata(&meta),
-            input: spec.input.clone(),
-            tensor: spec.tensor(&n)?,
-            height: ModelSpec::need(&n, "height", spec.height)?,
-            min_width: ModelSpec::need(&n, "min_width", spec.min_width)?,
-            max_width: ModelSpec::need(&n, "max_width", spec.max_width)?,
-            name: n,
-            model,
-        })
-    }
-
-    /// Reads a batch of upright crops in one call.
-    pub fn read(&self, crops: &[ImageView]) -> Result<Vec<CtcText>, AnprError> {
-        if crops.is_empty() {
-            return Ok(Vec::new());
-        }
-        let (input, w, _) = rec_batch(
-            crops,
-            self.height,
-            self.min_width,
-            self.max_width,
-            &self.tensor,
-        )?;
-        let (shape, probs) =
-            self.model
-                .run_f32(&self.input, &[crops.len(), 3, self.height, w], input)?;
-        if shape.len() != 3 || shape[0] != crops.len() || shape[2] != self.decoder.num_classes() {
-            return Err(AnprError::Shape {
-                model: self.name.clone(),
-                shape,
-            });
-        }
-        Ok(self
-            .decoder
-            .decode_batch(&probs, shape[0], shape[1], shape[2])?)
-    }
-}
-
 /// One plate found in a frame.
 #[derive(Debug, Clone)]
 pub struct PlateHit {
@@ -404,9 +206,7 @@ impl DetectPath {
     }
 }
 
-/// The manifest names of the default (Apache-2.0) detector and reader.
-pub const DETECTOR: &str = "ppocr_v6_det_small";
-pub const READER: &str = "ppocr_v6_rec_small";
+pub use crate::models::{DETECTOR, READER};
 
 /// Detector + reader + rules.
 pub struct PlateEngine {
@@ -830,24 +630,6 @@ impl PlateEngine {
         }
         times.select += ms(t0);
         Ok(hits)
-    }
-}
-
-/// The part of `img` inside `roi` (`[x, y, w, h]`, clipped to the frame) and its offset.
-fn crop_roi<'a>(img: &ImageView<'a>, roi: Option<[u32; 4]>) -> (ImageView<'a>, [u32; 2]) {
-    match roi {
-        Some([x, y, w, h]) => {
-            let (x, y) = (
-                (x as usize).min(img.width - 1),
-                (y as usize).min(img.height - 1),
-            );
-            let (w, h) = (
-                (w as usize).min(img.width - x),
-                (h as usize).min(img.height - y),
-            );
-            (img.crop(x, y, w, h).unwrap_or(*img), [x as u32, y as u32])
-        }
-        None => (*img, [0, 0]),
     }
 }
 

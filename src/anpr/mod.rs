@@ -4,11 +4,14 @@
 
 pub mod bench;
 pub mod engine;
+mod error;
 pub mod eval;
 pub mod evidence;
 pub mod known;
 pub mod live;
 pub mod proposals;
+pub mod text;
+mod timing;
 pub mod track;
 
 pub use engine::{

@@ -5,7 +5,8 @@
 //! scaled to 960. Small plates stay sharp (they are not shrunk) and the
 //! expensive detector sees a few thousand pixels instead of half a million.
 
-use super::engine::{ms, AnprError, StageTimes};
+use super::error::AnprError;
+use super::timing::{ms, StageTimes};
 use crate::models::ModelSpec;
 use crate::onnx::{Model, OnnxRuntime};
 use crate::vision::centres::{decode_centres, CentreParams};

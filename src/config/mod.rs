@@ -11,6 +11,7 @@
 
 mod locate;
 mod parking;
+pub mod pklot;
 mod validate;
 
 pub use locate::{ConfigPath, Locator, Seg};
@@ -279,7 +280,7 @@ impl Default for LprConfig {
             proposals: true,
             proposal_fallback: true,
             read_surest_first: true,
-            region_min_confidence: crate::anpr::DEFAULT_REGION_MIN_CONF,
+            region_min_confidence: DEFAULT_REGION_MIN_CONFIDENCE,
         }
     }
 }
@@ -627,7 +628,7 @@ impl Config {
         // Bays imported from PKLot-style XML files join `bays` (checked like the others).
         if typed_ok {
             let base = Path::new(file).parent().unwrap_or(Path::new("."));
-            crate::occupancy::pklot::expand_imports(&mut config, base, &mut problems);
+            pklot::expand_imports(&mut config, base, &mut problems);
         }
         // Cross-field rules need every section typed; with a type error they
         // would judge defaults, not what was written.
@@ -732,3 +733,22 @@ fn ignored_path(p: &serde_ignored::Path<'_>) -> ConfigPath {
         }
     }
 }
+
+/// Host and port of a broker URL `mqtt://host:port` (or `tcp://`; the port
+/// defaults to 1883), or `None` when it is not one.
+pub fn broker_address(u: &str) -> Option<(String, u16)> {
+    let parsed = url::Url::parse(u).ok()?;
+    if !matches!(parsed.scheme(), "mqtt" | "tcp") {
+        return None;
+    }
+    let host = parsed.host_str().filter(|h| !h.is_empty())?;
+    Some((host.to_string(), parsed.port().unwrap_or(1883)))
+}
+
+/// `[lpr] region_min_confidence` by default: a region read whose least sure
+/// character is below this goes to the whole-frame search. Chosen on the
+/// even-numbered half of the OpenALPR frames (the best accuracy among
+/// thresholds that send at most 40 % of the frames to the whole frame) and
+/// checked on the odd half (`docs/anpr.md`): sure region reads at or above
+/// it were right 93 % of the time, those below it 47 %.
+pub const DEFAULT_REGION_MIN_CONFIDENCE: f32 = 0.5;

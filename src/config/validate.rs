@@ -56,7 +56,7 @@ pub(super) fn validate(c: &Config, out: &mut Vec<Problem>) {
         );
     }
     if let Some(u) = &c.mqtt.url {
-        if crate::mqtt::parse_broker_url(u).is_err() {
+        if super::broker_address(u).is_none() {
             err(
                 root.key("mqtt").key("url"),
                 format!("broker url `{u}` must look like `mqtt://host:1883`"),

@@ -47,7 +47,7 @@ pub fn router(state: AppState) -> Router {
     let base = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_page))
-        .route("/api/displays", get(crate::occupancy::http::displays))
+        .route("/api/displays", get(displays))
         .with_state(state);
     let app = match api {
         Some(api) => base.merge(api),
@@ -124,4 +124,16 @@ pub async fn serve(
         }
     });
     Ok((local, handle))
+}
+
+/// `GET /api/displays`: the board figures for displays that poll HTTP.
+async fn displays(
+    axum::extract::State(st): axum::extract::State<AppState>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    axum::Json(crate::occupancy::displays::displays_json(
+        &st.site,
+        st.occupancy.as_ref(),
+    ))
+    .into_response()
 }

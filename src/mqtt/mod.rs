@@ -29,17 +29,10 @@ pub enum MqttError {
     Client(#[from] rumqttc::ClientError),
 }
 
-/// Host and port of a broker given as `mqtt://host:port` (port defaults to 1883).
+/// Host and port of a broker given as `mqtt://host:port` (port defaults to
+/// 1883); the syntax is the config's ([`crate::config::broker_address`]).
 pub fn parse_broker_url(u: &str) -> Result<(String, u16), MqttError> {
-    let parsed = url::Url::parse(u).map_err(|_| MqttError::BadUrl(u.to_string()))?;
-    if !matches!(parsed.scheme(), "mqtt" | "tcp") {
-        return Err(MqttError::BadUrl(u.to_string()));
-    }
-    let host = parsed
-        .host_str()
-        .filter(|h| !h.is_empty())
-        .ok_or_else(|| MqttError::BadUrl(u.to_string()))?;
-    Ok((host.to_string(), parsed.port().unwrap_or(1883)))
+    crate::config::broker_address(u).ok_or_else(|| MqttError::BadUrl(u.to_string()))
 }
 
 /// Topic names, all under `<prefix>/<site>/`.

@@ -13,8 +13,8 @@
 //! frame; one ONNX thread) divided by the bays.
 
 use super::classifier::Classifier;
-use super::pklot;
 use super::warp::{BayQuad, PatchBatch};
+use crate::config::pklot;
 use crate::vision::image::ImageView;
 use anyhow::Context;
 use serde::Serialize;

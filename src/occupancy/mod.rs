@@ -13,7 +13,7 @@
 //!                  for HTTP · broadcast of every BayUpdate for the parking core
 //! ```
 //!
-//! Modules: [`pklot`] (XML bay files), [`warp`], [`classifier`], [`sampler`],
+//! Modules: [`warp`], [`classifier`], [`sampler`],
 //! [`tracker`], [`pipeline`], [`board`], [`publisher`], [`http`] (`/api/displays`),
 //! [`preview`] (`lotsense bays preview`), [`eval`] (`lotsense eval occupancy`),
 //! [`bench`] (`lotsense bench occupancy`).
@@ -21,10 +21,9 @@
 pub mod bench;
 pub mod board;
 pub mod classifier;
+pub mod displays;
 pub mod eval;
-pub mod http;
 pub mod pipeline;
-pub mod pklot;
 pub mod preview;
 pub mod publisher;
 pub mod sampler;

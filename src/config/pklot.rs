@@ -3,7 +3,7 @@
 //! it). Used to import bays into the config and as ground truth by
 //! `lotsense eval occupancy`.
 
-use crate::config::{BayConfig, Config, ConfigPath, Problem};
+use super::{BayConfig, Config, ConfigPath, Problem};
 use std::path::Path;
 
 /// One `<space>` of a PKLot file.

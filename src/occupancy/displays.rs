@@ -6,9 +6,6 @@
 
 use super::board::{topic_level, OccupancySnapshot};
 use super::OccupancyHandle;
-use axum::extract::State;
-use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde_json::{json, Map, Value};
 
 /// The JSON body of `/api/displays`.
@@ -39,11 +36,6 @@ pub fn displays_json(site: &str, occupancy: Option<&OccupancyHandle>) -> Value {
         "classifier": match occupancy { None => "no bays configured", Some(o) if o.classifier_ok => "ok", Some(_) => "unavailable: every bay is unknown" },
         "stats": occupancy.map(|o| serde_json::to_value(o.stats.view()).unwrap_or(Value::Null)),
     })
-}
-
-/// Axum handler for `GET /api/displays`.
-pub async fn displays(State(st): State<crate::http::AppState>) -> Response {
-    Json(displays_json(&st.site, st.occupancy.as_ref())).into_response()
 }
 
 /// The current figures, or all-zero when the site has no bays.
