@@ -50,13 +50,15 @@ impl ParkingService {
             other => other?,
         };
         self.command_gate(
-            "entry",
-            &out.decision_id,
-            out.gate.as_deref(),
-            &out.license_plate,
-            out.session_id.as_deref(),
-            &out.gate_command,
-            &out.reason,
+            GateOrder {
+                direction: "entry",
+                decision_id: &out.decision_id,
+                gate: out.gate.as_deref(),
+                plate: &out.license_plate,
+                session: out.session_id.as_deref(),
+                command: &out.gate_command,
+                reason: &out.reason,
+            },
             {
                 GateDisplay {
                     plate: out.license_plate.clone(),
@@ -302,11 +304,13 @@ impl ParkingService {
                     &mut tx,
                     &mut audit,
                     &decision.flags,
-                    plate,
-                    session_id.as_deref(),
-                    gate.as_deref(),
-                    req.evidence.as_ref(),
-                    now,
+                    FlagScene {
+                        plate,
+                        session: session_id.as_deref(),
+                        gate: gate.as_deref(),
+                        evidence: req.evidence.as_ref(),
+                        now,
+                    },
                 )
                 .await?;
             let action = if decision.opens_gate() {

@@ -51,13 +51,15 @@ impl ParkingService {
             other => other?,
         };
         self.command_gate(
-            "exit",
-            &out.decision_id,
-            out.gate.as_deref(),
-            &out.license_plate,
-            out.session_id.as_deref(),
-            &out.gate_command,
-            &out.reason,
+            GateOrder {
+                direction: "exit",
+                decision_id: &out.decision_id,
+                gate: out.gate.as_deref(),
+                plate: &out.license_plate,
+                session: out.session_id.as_deref(),
+                command: &out.gate_command,
+                reason: &out.reason,
+            },
             GateDisplay {
                 plate: out.license_plate.clone(),
                 verdict: out.verdict.clone(),
@@ -250,11 +252,13 @@ impl ParkingService {
                                 .plan_refunds(
                                     &mut tx,
                                     &charges,
-                                    refund.amount_minor,
-                                    "early departure",
-                                    &req.source.actor(),
-                                    now,
-                                    &format!("early-departure:{}", r.reservation_id),
+                                    RefundPlan {
+                                        amount: refund.amount_minor,
+                                        reason: "early departure",
+                                        actor: &req.source.actor(),
+                                        now,
+                                        key_base: &format!("early-departure:{}", r.reservation_id),
+                                    },
                                 )
                                 .await?;
                         }
@@ -322,11 +326,13 @@ impl ParkingService {
                     &mut tx,
                     &mut audit,
                     &decision.flags,
-                    plate,
-                    session_id.as_deref(),
-                    gate.as_deref(),
-                    req.evidence.as_ref(),
-                    now,
+                    FlagScene {
+                        plate,
+                        session: session_id.as_deref(),
+                        gate: gate.as_deref(),
+                        evidence: req.evidence.as_ref(),
+                        now,
+                    },
                 )
                 .await?;
             let action = if decision.opens_gate() {

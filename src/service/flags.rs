@@ -3,19 +3,33 @@
 
 use super::*;
 
+/// Where and when the flags of one decision were raised.
+pub(super) struct FlagScene<'a> {
+    pub plate: &'a Plate,
+    pub session: Option<&'a str>,
+    pub gate: Option<&'a str>,
+    /// The read's evidence (crop, frame, confidences), for the reviewer.
+    pub evidence: Option<&'a serde_json::Value>,
+    pub now: DateTime<Utc>,
+}
+
 impl ParkingService {
-    #[allow(clippy::too_many_arguments)]
+    /// Writes the core's flags with their audit records, in the decision's
+    /// transaction; returns the new flags' ids.
     pub(super) async fn raise_flags(
         &self,
         tx: &mut st::Conn,
         audit: &mut st::AuditBatch,
         flags: &[RaisedFlag],
-        plate: &Plate,
-        session: Option<&str>,
-        gate: Option<&str>,
-        evidence: Option<&serde_json::Value>,
-        now: DateTime<Utc>,
+        scene: FlagScene<'_>,
     ) -> Result<Vec<String>, sqlx::Error> {
+        let FlagScene {
+            plate,
+            session,
+            gate,
+            evidence,
+            now,
+        } = scene;
         let mut ids = Vec::new();
         for f in flags {
             let kind = st::enum_str(&f.kind);

@@ -19,11 +19,13 @@ pub mod db;
 mod entry;
 mod exit;
 mod flags;
+use flags::FlagScene;
 pub mod gates;
 pub mod gateway;
 mod lists;
 pub mod offline;
 mod payments;
+use payments::RefundPlan;
 pub mod ports;
 mod reservations;
 pub mod setup;
@@ -244,6 +246,20 @@ fn flag_refs(ids: &[String], flags: &[RaisedFlag]) -> Vec<FlagRef> {
         .collect()
 }
 
+/// What a decision tells its gate (the command is sent only when the gate
+/// is known and the service has a gate port).
+pub(super) struct GateOrder<'a> {
+    /// `entry` or `exit`.
+    pub direction: &'a str,
+    pub decision_id: &'a str,
+    pub gate: Option<&'a str>,
+    pub plate: &'a str,
+    pub session: Option<&'a str>,
+    /// `open` or `deny`.
+    pub command: &'a str,
+    pub reason: &'a str,
+}
+
 impl ParkingService {
     /// Builds the service and seeds the database from the configuration
     /// (spaces, permits, lists). `gates` enables gate commands.
@@ -349,20 +365,16 @@ impl ParkingService {
         Ok(out.unwrap_or_default())
     }
 
-    // ------------------------------------------------------------ entry
-
-    #[allow(clippy::too_many_arguments)]
-    async fn command_gate(
-        &self,
-        direction: &str,
-        decision_id: &str,
-        gate: Option<&str>,
-        plate: &str,
-        session: Option<&str>,
-        command: &str,
-        reason: &str,
-        display: GateDisplay,
-    ) {
+    async fn command_gate(&self, order: GateOrder<'_>, display: GateDisplay) {
+        let GateOrder {
+            direction,
+            decision_id,
+            gate,
+            plate,
+            session,
+            command,
+            reason,
+        } = order;
         let (Some(gates), Some(gate)) = (&self.inner.gates, gate) else {
             return;
         };
@@ -382,18 +394,6 @@ impl ParkingService {
             at: Utc::now(),
         });
     }
-
-    // ------------------------------------------------------------ exit
-
-    // ------------------------------------------------------------ payments
-
-    // ------------------------------------------------------------ reservations
-
-    // ------------------------------------------------------------ flags
-
-    // ------------------------------------------------------------ spaces
-
-    // ------------------------------------------------------------ reads
 
     // ------------------------------------------------------------ background
 

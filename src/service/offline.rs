@@ -12,7 +12,8 @@
 //! remaining record.
 
 use super::{
-    flag_refs, EntryOutcome, EntryRequest, ExitOutcome, ExitRequest, ParkingService, ServiceError,
+    flag_refs, EntryOutcome, EntryRequest, ExitOutcome, ExitRequest, FlagScene, ParkingService,
+    ServiceError,
 };
 use crate::core::{
     decide_offline_entry, decide_offline_exit, ListMembership, Permit, Plate, RaisedFlag,
@@ -265,11 +266,13 @@ impl ParkingService {
                 &mut tx,
                 &mut audit,
                 &q.flags,
-                &plate,
-                row.session_id.as_deref(),
-                d.gate.as_deref(),
-                None,
-                d.decided_at,
+                FlagScene {
+                    plate: &plate,
+                    session: row.session_id.as_deref(),
+                    gate: d.gate.as_deref(),
+                    evidence: None,
+                    now: d.decided_at,
+                },
             )
             .await?;
             let action = match (d.direction.as_str(), d.command.as_str()) {

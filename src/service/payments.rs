@@ -32,6 +32,17 @@ pub struct PaymentOutcome {
     pub remaining_due: i64,
 }
 
+/// A refund to spread over a sale's succeeded charges.
+pub(super) struct RefundPlan<'a> {
+    /// Minor units to refund in all.
+    pub amount: i64,
+    pub reason: &'a str,
+    pub actor: &'a str,
+    pub now: DateTime<Utc>,
+    /// Prefix of the refunds' idempotency keys (one per charge refunded).
+    pub key_base: &'a str,
+}
+
 impl ParkingService {
     /// Takes a payment exactly once per idempotency key.
     pub async fn pay(&self, req: PaymentRequest) -> Result<PaymentOutcome, ServiceError> {
@@ -332,19 +343,21 @@ impl ParkingService {
         }))
     }
 
-    /// Writes pending refund rows totalling `amount` against the succeeded
-    /// charges in `charges`; the caller drives them after commit.
-    #[allow(clippy::too_many_arguments)]
+    /// Writes pending refund rows totalling `plan.amount` against the
+    /// succeeded charges in `charges`; the caller drives them after commit.
     pub(super) async fn plan_refunds(
         &self,
         c: &mut st::Conn,
         charges: &[PaymentRow],
-        amount: i64,
-        reason: &str,
-        actor: &str,
-        now: DateTime<Utc>,
-        key_base: &str,
+        plan: RefundPlan<'_>,
     ) -> Result<Vec<PaymentRow>, ServiceError> {
+        let RefundPlan {
+            amount,
+            reason,
+            actor,
+            now,
+            key_base,
+        } = plan;
         let mut left = amount;
         let mut out = Vec::new();
         for ch in charges
@@ -462,7 +475,17 @@ impl ParkingService {
         }
         let only = [charge.clone()];
         let mut rows = self
-            .plan_refunds(&mut tx, &only, amount, reason, actor, now, "x")
+            .plan_refunds(
+                &mut tx,
+                &only,
+                RefundPlan {
+                    amount,
+                    reason,
+                    actor,
+                    now,
+                    key_base: "x",
+                },
+            )
             .await?;
         let mut row = rows.pop().ok_or(ServiceError::Busy)?;
         // Use the caller's key (plan_refunds derives one for automatic refunds).

@@ -225,11 +225,13 @@ impl ParkingService {
             self.plan_refunds(
                 &mut tx,
                 &pays,
-                refund_now,
-                "reservation cancelled",
-                actor,
-                now,
-                &format!("cancel:{id}"),
+                RefundPlan {
+                    amount: refund_now,
+                    reason: "reservation cancelled",
+                    actor,
+                    now,
+                    key_base: &format!("cancel:{id}"),
+                },
             )
             .await?
         } else {
