@@ -283,9 +283,13 @@ fn start_anpr(
         &config.lpr.known_plates,
         config.lpr.match_distance,
     ));
-    Ok(Some(LivePipeline::start(
-        engine, cams, tracker, evidence, known, out, metrics,
-    )?))
+    let reads = crate::anpr::live::ReadSetup {
+        tracker,
+        evidence,
+        known,
+        out,
+    };
+    Ok(Some(LivePipeline::start(engine, cams, reads, metrics)?))
 }
 
 /// Camera bay states feed the parking core like a sensor report: the space's

@@ -68,6 +68,17 @@ struct DetJob {
     times: StageTimes,
 }
 
+/// What the read stage needs besides the engine and the cameras.
+pub struct ReadSetup {
+    pub tracker: TrackerConfig,
+    /// Where the crops and frames of decided reads are kept.
+    pub evidence: Arc<EvidenceStore>,
+    /// Plates a read may be corrected to (`[lpr] known_plates`).
+    pub known: Arc<super::known::KnownPlates>,
+    /// Decided reads, to the parking core.
+    pub out: tokio::sync::mpsc::Sender<PlateRead>,
+}
+
 /// Handle to the running threads.
 pub struct LivePipeline {
     stop: Arc<AtomicBool>,
@@ -75,15 +86,11 @@ pub struct LivePipeline {
 }
 
 impl LivePipeline {
-    /// Starts the detect and read threads. Decided reads go to `out`.
-    #[allow(clippy::too_many_arguments)]
+    /// Starts the detect and read threads. Decided reads go to `reads.out`.
     pub fn start(
         engine: Arc<PlateEngine>,
         cameras: Vec<GateCamera>,
-        tracker: TrackerConfig,
-        evidence: Arc<EvidenceStore>,
-        known: Arc<super::known::KnownPlates>,
-        out: tokio::sync::mpsc::Sender<PlateRead>,
+        reads: ReadSetup,
         metrics: Arc<Metrics>,
     ) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
@@ -105,8 +112,7 @@ impl LivePipeline {
             let stop = stop.clone();
             threads.push(std::thread::Builder::new().name("anpr-read".into()).spawn(
                 move || {
-                    let mut reader =
-                        ReadStage::new(engine, cams, tracker, evidence, out, metrics, known);
+                    let mut reader = ReadStage::new(engine, cams, reads, metrics);
                     reader.run(rx, &stop)
                 },
             )?);
@@ -255,16 +261,18 @@ fn epoch_ms(t: chrono::DateTime<chrono::Utc>) -> u64 {
 }
 
 impl ReadStage {
-    #[allow(clippy::too_many_arguments)]
     fn new(
         engine: Arc<PlateEngine>,
         cams: Arc<Vec<GateCamera>>,
-        cfg: TrackerConfig,
-        evidence: Arc<EvidenceStore>,
-        out: tokio::sync::mpsc::Sender<PlateRead>,
+        reads: ReadSetup,
         metrics: Arc<Metrics>,
-        known: Arc<super::known::KnownPlates>,
     ) -> Self {
+        let ReadSetup {
+            tracker: cfg,
+            evidence,
+            known,
+            out,
+        } = reads;
         let trackers = cams
             .iter()
             .map(|c| Tracker::new(c.id.clone(), cfg.clone()))

@@ -178,15 +178,17 @@ pub fn run_camera(
         let end = match build(&spec) {
             Ok((pipeline, sink)) => {
                 let end = pump(
-                    &spec,
+                    Feed {
+                        spec: &spec,
+                        slot: &slot,
+                        metrics: &metrics,
+                        label: &label,
+                        camera: &camera,
+                        stop: &stop,
+                    },
                     &pipeline,
                     &sink,
-                    &slot,
-                    &metrics,
-                    &label,
-                    &camera,
                     &mut seq,
-                    &stop,
                     &mut |first| {
                         got_frame = true;
                         if first && !online {
@@ -287,19 +289,32 @@ fn build(spec: &CameraSpec) -> Result<(gst::Pipeline, gst_app::AppSink), IngestE
     Ok((pipeline, sink))
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What stays the same for a camera across its pipeline restarts.
+#[derive(Clone, Copy)]
+struct Feed<'a> {
+    spec: &'a CameraSpec,
+    slot: &'a FrameSlot,
+    metrics: &'a Metrics,
+    label: &'a CameraLabel,
+    camera: &'a Arc<str>,
+    stop: &'a AtomicBool,
+}
+
 fn pump(
-    spec: &CameraSpec,
+    feed: Feed<'_>,
     pipeline: &gst::Pipeline,
     sink: &gst_app::AppSink,
-    slot: &FrameSlot,
-    metrics: &Metrics,
-    label: &CameraLabel,
-    camera: &Arc<str>,
     seq: &mut u64,
-    stop: &AtomicBool,
     on_frame: &mut dyn FnMut(bool),
 ) -> RunEnd {
+    let Feed {
+        spec,
+        slot,
+        metrics,
+        label,
+        camera,
+        stop,
+    } = feed;
     let bus = pipeline.bus().expect("a pipeline has a bus");
     let mut last = Instant::now();
     // The first frame of an RTSP session may take a while (DESCRIBE, SETUP,

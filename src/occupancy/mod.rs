@@ -256,12 +256,14 @@ pub fn start(
         rx,
         override_rx,
         board,
-        mqtt,
-        settings,
-        snap_tx,
-        updates_tx.clone(),
-        stats.clone(),
-        metrics,
+        publisher::Outputs {
+            mqtt,
+            settings,
+            snapshot: snap_tx,
+            updates: updates_tx.clone(),
+            stats: stats.clone(),
+            metrics,
+        },
     ));
     Ok(Some(OccupancyHandle {
         snapshot: snap_rx,

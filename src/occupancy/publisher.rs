@@ -37,28 +37,46 @@ pub struct PublishSettings {
     pub site: String,
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Where the publisher sends what the bays say.
+pub struct Outputs {
+    pub mqtt: MqttHandle,
+    pub settings: PublishSettings,
+    /// The latest figures, for the API.
+    pub snapshot: watch::Sender<OccupancySnapshot>,
+    /// Every bay update, for in-process listeners (the parking core).
+    pub updates: broadcast::Sender<BayUpdate>,
+    pub stats: Arc<OccupancyStats>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// The outputs and what has been sent on them.
+struct Outbox {
+    out: Outputs,
+    /// Retained payload last published per topic: unchanged ones are skipped.
+    sent: HashMap<String, String>,
+    discovery_due: bool,
+}
+
 pub async fn run(
     mut rx: mpsc::Receiver<Vec<BayUpdate>>,
     mut overrides: mpsc::Receiver<(String, Option<BayState>)>,
     mut board: Board,
-    mqtt: MqttHandle,
-    settings: PublishSettings,
-    snapshot_tx: watch::Sender<OccupancySnapshot>,
-    updates_tx: broadcast::Sender<BayUpdate>,
-    stats: Arc<OccupancyStats>,
-    metrics: Arc<Metrics>,
+    out: Outputs,
 ) {
-    let mut connected = mqtt.connected();
-    let mut sent: HashMap<String, String> = HashMap::new();
-    let mut discovery_due = settings.discovery_prefix.is_some();
+    let mut connected = out.mqtt.connected();
+    let interval = out.settings.interval;
+    let mut outbox = Outbox {
+        discovery_due: out.settings.discovery_prefix.is_some(),
+        sent: HashMap::new(),
+        out,
+    };
     let mut dirty = true;
     let mut last_publish: Option<Instant> = None;
     loop {
         let due = match (dirty, last_publish) {
             (false, _) => None,
             (true, None) => Some(Instant::now()),
-            (true, Some(t)) => Some(t + settings.interval),
+            (true, Some(t)) => Some(t + interval),
         };
         tokio::select! {
             u = rx.recv() => match u {
@@ -67,12 +85,12 @@ pub async fn run(
                         if board.apply(&u) {
                             dirty = true;
                         }
-                        let _ = updates_tx.send(u);
+                        let _ = outbox.out.updates.send(u);
                     }
                 }
                 None => {
                     // The pipelines are gone (shutdown): publish the last state and stop.
-                    publish(&board, &mqtt, &settings, &mut sent, &mut discovery_due, &snapshot_tx, &stats, &metrics).await;
+                    outbox.publish(&board).await;
                     break;
                 }
             },
@@ -86,13 +104,13 @@ pub async fn run(
                     break;
                 }
                 tracing::info!("mqtt (re)connected: publishing the boards again");
-                sent.clear();
-                discovery_due = settings.discovery_prefix.is_some();
+                outbox.sent.clear();
+                outbox.discovery_due = outbox.out.settings.discovery_prefix.is_some();
                 dirty = true;
                 last_publish = None;
             }
             _ = sleep_until(due), if due.is_some() => {
-                dirty = !publish(&board, &mqtt, &settings, &mut sent, &mut discovery_due, &snapshot_tx, &stats, &metrics).await;
+                dirty = !outbox.publish(&board).await;
                 last_publish = Some(Instant::now());
             }
         }
@@ -106,68 +124,69 @@ async fn sleep_until(due: Option<Instant>) {
     }
 }
 
-/// Publishes what changed; true when everything went out.
-#[allow(clippy::too_many_arguments)]
-async fn publish(
-    board: &Board,
-    mqtt: &MqttHandle,
-    settings: &PublishSettings,
-    sent: &mut HashMap<String, String>,
-    discovery_due: &mut bool,
-    snapshot_tx: &watch::Sender<OccupancySnapshot>,
-    stats: &OccupancyStats,
-    metrics: &Metrics,
-) -> bool {
-    let snap = board.snapshot();
-    for (state, n) in [
-        ("free", snap.free),
-        ("occupied", snap.occupied),
-        ("unknown", snap.unknown),
-        ("held_back", snap.held_back),
-    ] {
-        metrics
-            .bays
-            .get_or_create(&BayStateLabel {
-                state: state.into(),
-            })
-            .set(n.into());
-    }
-    let mut ok = true;
-    if *discovery_due {
-        if let Some(prefix) = &settings.discovery_prefix {
-            let mut all = true;
-            for (topic, payload) in snap.discovery(&mqtt.topics, prefix, &settings.site) {
-                all &= send(mqtt, topic, payload, stats, metrics).await;
+impl Outbox {
+    /// Publishes what changed; true when everything went out.
+    async fn publish(&mut self, board: &Board) -> bool {
+        let Outputs {
+            mqtt,
+            settings,
+            snapshot: snapshot_tx,
+            stats,
+            metrics,
+            ..
+        } = &self.out;
+        let (sent, discovery_due) = (&mut self.sent, &mut self.discovery_due);
+        let snap = board.snapshot();
+        for (state, n) in [
+            ("free", snap.free),
+            ("occupied", snap.occupied),
+            ("unknown", snap.unknown),
+            ("held_back", snap.held_back),
+        ] {
+            metrics
+                .bays
+                .get_or_create(&BayStateLabel {
+                    state: state.into(),
+                })
+                .set(n.into());
+        }
+        let mut ok = true;
+        if *discovery_due {
+            if let Some(prefix) = &settings.discovery_prefix {
+                let mut all = true;
+                for (topic, payload) in snap.discovery(&mqtt.topics, prefix, &settings.site) {
+                    all &= send(mqtt, topic, payload, stats, metrics).await;
+                }
+                *discovery_due = !all;
+                ok &= all;
             }
-            *discovery_due = !all;
-            ok &= all;
         }
-    }
-    let mut count = 0;
-    for (topic, payload) in snap.messages(&mqtt.topics) {
-        if sent.get(&topic) == Some(&payload) {
-            continue;
+        let mut count = 0;
+        for (topic, payload) in snap.messages(&mqtt.topics) {
+            if sent.get(&topic) == Some(&payload) {
+                continue;
+            }
+            if send(mqtt, topic.clone(), payload.clone(), stats, metrics).await {
+                sent.insert(topic, payload);
+                count += 1;
+            } else {
+                sent.remove(&topic);
+                ok = false;
+            }
         }
-        if send(mqtt, topic.clone(), payload.clone(), stats, metrics).await {
-            sent.insert(topic, payload);
-            count += 1;
-        } else {
-            sent.remove(&topic);
-            ok = false;
+        if count > 0 {
+            stats.publications.fetch_add(count, Ordering::Relaxed);
+            tracing::debug!(
+                messages = count,
+                free = snap.free,
+                occupied = snap.occupied,
+                unknown = snap.unknown,
+                "boards published"
+            );
         }
+        snapshot_tx.send_replace(snap);
+        ok
     }
-    if count > 0 {
-        stats.publications.fetch_add(count, Ordering::Relaxed);
-        tracing::debug!(
-            messages = count,
-            free = snap.free,
-            occupied = snap.occupied,
-            unknown = snap.unknown,
-            "boards published"
-        );
-    }
-    snapshot_tx.send_replace(snap);
-    ok
 }
 
 async fn send(
