@@ -94,6 +94,9 @@ pub enum Actor {
     Device(String),
 }
 
+/// What an audit record says happened. One variant per action the services
+/// record; the text (`as_str`, the same as serde's) is what the audit log
+/// stores and the API shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AuditAction {
@@ -103,20 +106,96 @@ pub enum AuditAction {
     ExitHeld,
     SessionOpened,
     SessionClosed,
-    GateOverride,
+    ReservationCreated,
+    ReservationCheckedIn,
+    ReservationCancelled,
+    ReservationNoShow,
+    PaymentRecorded,
+    PaymentFailed,
+    RefundIssued,
+    DebtRecorded,
+    DebtSettled,
     FlagRaised,
     FlagAcknowledged,
     FlagResolved,
-    PaymentRecorded,
-    RefundIssued,
-    DebtRecorded,
-    ReservationCreated,
-    ReservationCancelled,
-    ReservationNoShow,
-    PermitChanged,
-    ListChanged,
-    TariffChanged,
+    ListEntryAdded,
+    ListEntryUpdated,
+    ListEntryRemoved,
+    PermitIssued,
+    PermitRevoked,
     SpaceStatusChanged,
+    SpaceSensorReported,
+    SpaceOverrideSet,
+    SpaceOverrideCleared,
+}
+
+impl AuditAction {
+    pub const ALL: [AuditAction; 27] = [
+        AuditAction::EntryAdmitted,
+        AuditAction::EntryDenied,
+        AuditAction::ExitOpened,
+        AuditAction::ExitHeld,
+        AuditAction::SessionOpened,
+        AuditAction::SessionClosed,
+        AuditAction::ReservationCreated,
+        AuditAction::ReservationCheckedIn,
+        AuditAction::ReservationCancelled,
+        AuditAction::ReservationNoShow,
+        AuditAction::PaymentRecorded,
+        AuditAction::PaymentFailed,
+        AuditAction::RefundIssued,
+        AuditAction::DebtRecorded,
+        AuditAction::DebtSettled,
+        AuditAction::FlagRaised,
+        AuditAction::FlagAcknowledged,
+        AuditAction::FlagResolved,
+        AuditAction::ListEntryAdded,
+        AuditAction::ListEntryUpdated,
+        AuditAction::ListEntryRemoved,
+        AuditAction::PermitIssued,
+        AuditAction::PermitRevoked,
+        AuditAction::SpaceStatusChanged,
+        AuditAction::SpaceSensorReported,
+        AuditAction::SpaceOverrideSet,
+        AuditAction::SpaceOverrideCleared,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::EntryAdmitted => "entry_admitted",
+            AuditAction::EntryDenied => "entry_denied",
+            AuditAction::ExitOpened => "exit_opened",
+            AuditAction::ExitHeld => "exit_held",
+            AuditAction::SessionOpened => "session_opened",
+            AuditAction::SessionClosed => "session_closed",
+            AuditAction::ReservationCreated => "reservation_created",
+            AuditAction::ReservationCheckedIn => "reservation_checked_in",
+            AuditAction::ReservationCancelled => "reservation_cancelled",
+            AuditAction::ReservationNoShow => "reservation_no_show",
+            AuditAction::PaymentRecorded => "payment_recorded",
+            AuditAction::PaymentFailed => "payment_failed",
+            AuditAction::RefundIssued => "refund_issued",
+            AuditAction::DebtRecorded => "debt_recorded",
+            AuditAction::DebtSettled => "debt_settled",
+            AuditAction::FlagRaised => "flag_raised",
+            AuditAction::FlagAcknowledged => "flag_acknowledged",
+            AuditAction::FlagResolved => "flag_resolved",
+            AuditAction::ListEntryAdded => "list_entry_added",
+            AuditAction::ListEntryUpdated => "list_entry_updated",
+            AuditAction::ListEntryRemoved => "list_entry_removed",
+            AuditAction::PermitIssued => "permit_issued",
+            AuditAction::PermitRevoked => "permit_revoked",
+            AuditAction::SpaceStatusChanged => "space_status_changed",
+            AuditAction::SpaceSensorReported => "space_sensor_reported",
+            AuditAction::SpaceOverrideSet => "space_override_set",
+            AuditAction::SpaceOverrideCleared => "space_override_cleared",
+        }
+    }
+
+    /// The action named `s`, if there is one.
+    pub fn parse(s: &str) -> Option<AuditAction> {
+        Self::ALL.into_iter().find(|a| a.as_str() == s)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -201,5 +280,14 @@ mod tests {
             serde_json::to_string(&FlagKind::OccupiedWithoutSession).unwrap(),
             r#""occupied_without_session""#
         );
+    }
+
+    #[test]
+    fn audit_actions_have_one_spelling() {
+        for a in AuditAction::ALL {
+            assert_eq!(serde_json::to_value(a).unwrap(), a.as_str());
+            assert_eq!(AuditAction::parse(a.as_str()), Some(a));
+        }
+        assert_eq!(AuditAction::parse("entry_admited"), None);
     }
 }

@@ -153,7 +153,7 @@ impl ParkingService {
                     });
                 }
                 (
-                    "space_status_changed",
+                    AuditAction::SpaceStatusChanged,
                     serde_json::json!({ "status": to, "from": sp.status }),
                 )
             }
@@ -163,16 +163,16 @@ impl ParkingService {
                     self.review_bays_in(&mut tx, now).await?;
                 }
                 (
-                    "space_sensor_reported",
+                    AuditAction::SpaceSensorReported,
                     serde_json::json!({ "sensor_state": state, "from": sp.sensor_state }),
                 )
             }
             SpaceStatusChange::Override(state) => {
                 st::set_override(&mut tx, id, state.map(BayState::as_str), actor, now).await?;
                 let action = if state.is_some() {
-                    "space_override_set"
+                    AuditAction::SpaceOverrideSet
                 } else {
-                    "space_override_cleared"
+                    AuditAction::SpaceOverrideCleared
                 };
                 (
                     action,
@@ -266,7 +266,7 @@ impl ParkingService {
                 tx,
                 now,
                 "system",
-                "flag_raised",
+                AuditAction::FlagRaised,
                 Some(&fid),
                 Some(&kind),
                 Some(&serde_json::json!({ "space_id": f.space_id() })),

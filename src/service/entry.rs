@@ -176,7 +176,7 @@ impl ParkingService {
                     audit.push(
                         now,
                         &req.source.actor(),
-                        "session_closed",
+                        AuditAction::SessionClosed,
                         Some(old.as_str()),
                         Some("superseded"),
                         None,
@@ -251,7 +251,7 @@ impl ParkingService {
                         audit.push(
                             now,
                             &req.source.actor(),
-                            "reservation_checked_in",
+                            AuditAction::ReservationCheckedIn,
                             Some(rid.as_str()),
                             None,
                             Some(&serde_json::json!({ "session_id": sid })),
@@ -261,7 +261,7 @@ impl ParkingService {
                 audit.push(
                     now,
                     &req.source.actor(),
-                    "session_opened",
+                    AuditAction::SessionOpened,
                     Some(sid),
                     Some(&st::enum_str(&decision.reason)),
                     None,
@@ -314,9 +314,9 @@ impl ParkingService {
                 )
                 .await?;
             let action = if decision.opens_gate() {
-                "entry_admitted"
+                AuditAction::EntryAdmitted
             } else {
-                "entry_denied"
+                AuditAction::EntryDenied
             };
             let detail = serde_json::json!({ "decision_id": decision_id, "verdict": decision.verdict, "space": decision.assigned_space, "gate": gate });
             audit.push(

@@ -228,7 +228,7 @@ impl ParkingService {
                 audit.push(
                     now,
                     &req.source.actor(),
-                    "session_closed",
+                    AuditAction::SessionClosed,
                     Some(sid.as_str()),
                     Some(&st::enum_str(&decision.reason)),
                     Some(&serde_json::json!({ "space": released, "fee": fee_minor })),
@@ -278,7 +278,7 @@ impl ParkingService {
                     audit.push(
                         now,
                         &req.source.actor(),
-                        "debt_recorded",
+                        AuditAction::DebtRecorded,
                         Some(sid.as_str()),
                         Some("pay_later"),
                         Some(&serde_json::json!({ "debt_id": id, "amount": debt.amount })),
@@ -336,9 +336,9 @@ impl ParkingService {
                 )
                 .await?;
             let action = if decision.opens_gate() {
-                "exit_opened"
+                AuditAction::ExitOpened
             } else {
-                "exit_held"
+                AuditAction::ExitHeld
             };
             let detail = serde_json::json!({ "decision_id": decision_id, "verdict": verdict, "owed": decision.owed, "match": m, "gate": gate });
             audit.push(

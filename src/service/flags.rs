@@ -47,7 +47,7 @@ impl ParkingService {
             audit.push(
                 now,
                 "system",
-                "flag_raised",
+                AuditAction::FlagRaised,
                 Some(&id),
                 Some(&kind),
                 Some(&serde_json::json!({ "plate": plate, "detail": f.detail })),
@@ -95,9 +95,9 @@ impl ParkingService {
             });
         }
         let action = if to == FlagStatus::Resolved {
-            "flag_resolved"
+            AuditAction::FlagResolved
         } else {
-            "flag_acknowledged"
+            AuditAction::FlagAcknowledged
         };
         st::audit(&mut tx, now, by, action, Some(id), note, None).await?;
         let out = st::flag(&mut tx, id)

@@ -8,6 +8,7 @@
 //! a closed barrier is the safe state).
 
 use super::ports::{GateAck, GatePort};
+use crate::core::AuditAction;
 use crate::core::FlagKind;
 use crate::service::db::Db;
 use crate::store as st;
@@ -183,7 +184,7 @@ impl GateCommander {
                         &mut tx,
                         now,
                         "system",
-                        "flag_raised",
+                        AuditAction::FlagRaised,
                         Some(&id),
                         Some("unacknowledged_gate"),
                         None,

@@ -10,6 +10,7 @@
 
 use super::{invalid, not_found, setup, ParkingService, ServiceError};
 use crate::config::PermitConfig;
+use crate::core::AuditAction;
 use crate::core::Plate;
 use crate::store::{self as st, ListEntryRow, PermitRow};
 use chrono::{DateTime, Utc};
@@ -64,9 +65,9 @@ impl ParkingService {
         }
         st::put_list_entry(&mut tx, list, plate.as_str(), reason, now).await?;
         let action = if before.is_some() {
-            "list_entry_updated"
+            AuditAction::ListEntryUpdated
         } else {
-            "list_entry_added"
+            AuditAction::ListEntryAdded
         };
         st::audit(
             &mut tx,
@@ -107,7 +108,7 @@ impl ParkingService {
             &mut tx,
             now,
             actor,
-            "list_entry_removed",
+            AuditAction::ListEntryRemoved,
             Some(plate.as_str()),
             entry.reason.as_deref(),
             Some(&serde_json::json!({ "list": list })),
@@ -156,7 +157,7 @@ impl ParkingService {
             &mut tx,
             now,
             actor,
-            "permit_issued",
+            AuditAction::PermitIssued,
             Some(permit.plate.as_str()),
             None,
             detail.as_ref(),
@@ -190,7 +191,7 @@ impl ParkingService {
             &mut tx,
             now,
             actor,
-            "permit_revoked",
+            AuditAction::PermitRevoked,
             Some(row.permit.plate.as_str()),
             reason,
             Some(&serde_json::json!({ "permit_id": id })),

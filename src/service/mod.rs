@@ -43,10 +43,11 @@ use crate::core::baywatch::{self, AssignedBay, BayFinding, BayReport};
 use crate::core::BayState;
 use crate::core::{
     self, check_booking, check_payment_amount, decide_entry, decide_exit, match_exit, net_paid,
-    reservation_quote, BookingRejection, CoreError, Currency, EntryContext, EntryVerdict,
-    ExitContext, ExitDecision, ExitMatch, ExitVerdict, FlagStatus, Money, OpenSession,
-    PaymentMethod, PaymentRejection, Plate, RaisedFlag, ReservationStatus, ReservationTarget,
-    SessionId, SitePolicy, Space, SpaceStatus, SpaceType, TariffTable, TimeRange, VehicleType,
+    reservation_quote, AuditAction, BookingRejection, CoreError, Currency, EntryContext,
+    EntryVerdict, ExitContext, ExitDecision, ExitMatch, ExitVerdict, FlagStatus, Money,
+    OpenSession, PaymentMethod, PaymentRejection, Plate, RaisedFlag, ReservationStatus,
+    ReservationTarget, SessionId, SitePolicy, Space, SpaceStatus, SpaceType, TariffTable,
+    TimeRange, VehicleType,
 };
 use crate::events::{PlateRead, Role};
 use crate::store::Store;

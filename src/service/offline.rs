@@ -15,6 +15,7 @@ use super::{
     flag_refs, EntryOutcome, EntryRequest, ExitOutcome, ExitRequest, FlagScene, ParkingService,
     ServiceError,
 };
+use crate::core::AuditAction;
 use crate::core::{
     decide_offline_entry, decide_offline_exit, ListMembership, Permit, Plate, RaisedFlag,
     VehicleType,
@@ -252,7 +253,7 @@ impl ParkingService {
                     &mut tx,
                     d.decided_at,
                     &q.actor,
-                    "session_opened",
+                    AuditAction::SessionOpened,
                     Some(&sid),
                     Some("offline"),
                     None,
@@ -276,10 +277,10 @@ impl ParkingService {
             )
             .await?;
             let action = match (d.direction.as_str(), d.command.as_str()) {
-                ("entry", "open") => "entry_admitted",
-                ("entry", _) => "entry_denied",
-                (_, "open") => "exit_opened",
-                _ => "exit_held",
+                ("entry", "open") => AuditAction::EntryAdmitted,
+                ("entry", _) => AuditAction::EntryDenied,
+                (_, "open") => AuditAction::ExitOpened,
+                _ => AuditAction::ExitHeld,
             };
             let detail = serde_json::json!({ "decision_id": d.decision_id, "offline": true, "gate": d.gate });
             audit.push(

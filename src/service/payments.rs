@@ -222,9 +222,9 @@ impl ParkingService {
         {
             if status == "succeeded" {
                 let action = if done.kind == "refund" {
-                    "refund_issued"
+                    AuditAction::RefundIssued
                 } else {
-                    "payment_recorded"
+                    AuditAction::PaymentRecorded
                 };
                 st::audit(&mut tx, now, &done.actor, action, Some(&done.payment_id), done.reason.as_deref().or(Some(&done.purpose)), Some(&serde_json::json!({ "amount": done.amount, "currency": done.currency, "method": done.payment_method, "session_id": done.session_id, "reservation_id": done.reservation_id, "gateway_ref": done.gateway_ref }))).await?;
                 let body = self.receipt_body(&mut tx, &done).await?;
@@ -235,7 +235,7 @@ impl ParkingService {
                     &mut tx,
                     now,
                     &done.actor,
-                    "payment_failed",
+                    AuditAction::PaymentFailed,
                     Some(&done.payment_id),
                     failure,
                     None,
@@ -278,7 +278,7 @@ impl ParkingService {
                         c,
                         now,
                         &p.actor,
-                        "debt_settled",
+                        AuditAction::DebtSettled,
                         Some(&debt.debt_id),
                         None,
                         None,
@@ -301,7 +301,7 @@ impl ParkingService {
                         c,
                         now,
                         &p.actor,
-                        "debt_settled",
+                        AuditAction::DebtSettled,
                         Some(&debt.debt_id),
                         None,
                         None,

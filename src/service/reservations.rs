@@ -155,7 +155,7 @@ impl ParkingService {
                 }
                 Err(e) => return Err(e.into()),
             }
-            st::audit(&mut tx, req.now, &req.actor, "reservation_created", Some(&id), None, Some(&serde_json::json!({ "plate": req.plate, "space_id": space.id, "start": req.start, "end": req.end, "price": quote.total }))).await?;
+            st::audit(&mut tx, req.now, &req.actor, AuditAction::ReservationCreated, Some(&id), None, Some(&serde_json::json!({ "plate": req.plate, "space_id": space.id, "start": req.start, "end": req.end, "price": quote.total }))).await?;
             let row = st::reservation(&mut tx, &id)
                 .await?
                 .ok_or_else(|| not_found("reservation", &id))?;
@@ -241,7 +241,7 @@ impl ParkingService {
             &mut tx,
             now,
             actor,
-            "reservation_cancelled",
+            AuditAction::ReservationCancelled,
             Some(id),
             None,
             Some(&serde_json::json!({ "refund_due": refund.amount_minor, "refunded": refund_now })),
@@ -306,7 +306,7 @@ impl ParkingService {
                 &mut tx,
                 now,
                 "system",
-                "reservation_no_show",
+                AuditAction::ReservationNoShow,
                 Some(&row.reservation_id),
                 Some("not checked in within the grace"),
                 Some(&serde_json::json!({ "fee": ns.fee, "released_space": ns.release_space })),

@@ -1,5 +1,6 @@
 //! The audit log: appended inside the caller's transaction, read by subject.
 
+use crate::core::AuditAction;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::Row;
@@ -15,7 +16,7 @@ pub async fn audit(
     conn: &mut Conn,
     at: DateTime<Utc>,
     actor: &str,
-    action: &str,
+    action: AuditAction,
     subject: Option<&str>,
     reason: Option<&str>,
     detail: Option<&serde_json::Value>,
@@ -23,7 +24,7 @@ pub async fn audit(
     sqlx::query("INSERT INTO audit_log (at, actor, action, subject, reason, detail_json) VALUES ($1, $2, $3, $4, $5, $6)")
         .bind(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
         .bind(actor)
-        .bind(action)
+        .bind(action.as_str())
         .bind(subject)
         .bind(reason)
         .bind(detail.map(|d| d.to_string()))
@@ -53,7 +54,7 @@ impl AuditBatch {
         &mut self,
         at: DateTime<Utc>,
         actor: &str,
-        action: &'static str,
+        action: AuditAction,
         subject: Option<&str>,
         reason: Option<&str>,
         detail: Option<&serde_json::Value>,
@@ -61,7 +62,7 @@ impl AuditBatch {
         self.records.push((
             at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             actor.to_string(),
-            action,
+            action.as_str(),
             subject.map(String::from),
             reason.map(String::from),
             detail.map(|d| d.to_string()),

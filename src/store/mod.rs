@@ -250,7 +250,7 @@ impl Store {
     pub async fn audit(
         &self,
         actor: &str,
-        action: &str,
+        action: crate::core::AuditAction,
         subject: Option<&str>,
         reason: Option<&str>,
         detail: Option<&serde_json::Value>,
@@ -258,7 +258,7 @@ impl Store {
         sqlx::query("INSERT INTO audit_log (at, actor, action, subject, reason, detail_json) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(now_text())
             .bind(actor)
-            .bind(action)
+            .bind(action.as_str())
             .bind(subject)
             .bind(reason)
             .bind(detail.map(|d| d.to_string()))
