@@ -14,7 +14,13 @@ async fn check_store(store: &Store) {
         );
     }
     store
-        .audit("test", "gate_open", Some("B68SPK"), Some("paid"), None)
+        .audit(
+            "test",
+            lotsense::core::AuditAction::GateOverride,
+            Some("B68SPK"),
+            Some("paid"),
+            None,
+        )
         .await
         .unwrap();
     // The audit log is append-only, enforced by the database itself.

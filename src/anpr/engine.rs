@@ -20,12 +20,12 @@ pub use super::timing::StageTimes;
 use crate::onnx::OnnxRuntime;
 use crate::vision::crop::{crop_quad, expand_quad};
 use crate::vision::ctc::CtcText;
-use crate::vision::db::TextBox;
+use crate::vision::dbnet::TextBox;
 use crate::vision::geometry::{BoxF, Quad};
 use crate::vision::image::{ImageView, RgbImage};
 use crate::vision::plate_format::{FormatConfig, FormatMatch, PlateFormatter};
 use crate::vision::plate_select::{rank_plate_candidates, SelectionConfig, TextCandidate};
-use crate::vision::read::{normalize_plate, PlateRead};
+use crate::vision::read::{normalize_plate, LineRead};
 use crate::vision::VisionError;
 use std::path::Path;
 use std::time::Instant;
@@ -161,7 +161,7 @@ pub struct PlateHit {
     /// Reader output before normalisation.
     pub raw_text: String,
     /// Characters aligned with `plate` (confidences, alternatives).
-    pub read: PlateRead,
+    pub read: LineRead,
     pub format: Option<FormatMatch>,
     pub format_matched: bool,
     /// Selection score (higher is more plate-like).
@@ -520,7 +520,7 @@ impl PlateEngine {
 
     /// A sure plate: letters and digits, matching the site's formats when it
     /// has any. (Timestamps, dates and sign words are not.)
-    fn is_sure(&self, format_matched: bool, read: &PlateRead) -> bool {
+    fn is_sure(&self, format_matched: bool, read: &LineRead) -> bool {
         (format_matched || self.formatter.patterns().is_empty())
             && read.has_letter()
             && read.has_digit()

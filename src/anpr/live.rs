@@ -18,7 +18,7 @@ use crate::config::TravelDirection;
 use crate::events::{Candidate, Evidence, Models, PlateRead, Role, PLATE_READ_SCHEMA};
 use crate::ingest::{Frame, FrameSlot};
 use crate::metrics::{CameraLabel, Metrics};
-use crate::vision::db::TextBox;
+use crate::vision::dbnet::TextBox;
 use crate::vision::image::{ImageView, RgbImage};
 use crate::vision::motion::{downscale_grey, frame_motion, GreyFrame, ZoneMask};
 use std::collections::VecDeque;

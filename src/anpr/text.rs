@@ -7,7 +7,7 @@ use super::timing::{ms, StageTimes};
 use crate::models::ModelSpec;
 use crate::onnx::{Model, OnnxRuntime};
 use crate::vision::ctc::{CtcDecoder, CtcText};
-use crate::vision::db::{db_postprocess, DbParams, TextBox};
+use crate::vision::dbnet::{db_postprocess, DbParams, TextBox};
 use crate::vision::image::ImageView;
 use crate::vision::letterbox::LimitType;
 use crate::vision::tensor::{det_input, rec_batch, TensorSpec};

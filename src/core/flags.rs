@@ -95,7 +95,7 @@ pub enum Actor {
 }
 
 /// What an audit record says happened. One variant per action the services
-/// record; the text (`as_str`, the same as serde's) is what the audit log
+/// record (and the staff console's gate override); the text (`as_str`, the same as serde's) is what the audit log
 /// stores and the API shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -127,10 +127,12 @@ pub enum AuditAction {
     SpaceSensorReported,
     SpaceOverrideSet,
     SpaceOverrideCleared,
+    /// A gate opened or closed by hand by staff (the console's action).
+    GateOverride,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 27] = [
+    pub const ALL: [AuditAction; 28] = [
         AuditAction::EntryAdmitted,
         AuditAction::EntryDenied,
         AuditAction::ExitOpened,
@@ -158,6 +160,7 @@ impl AuditAction {
         AuditAction::SpaceSensorReported,
         AuditAction::SpaceOverrideSet,
         AuditAction::SpaceOverrideCleared,
+        AuditAction::GateOverride,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -189,6 +192,7 @@ impl AuditAction {
             AuditAction::SpaceSensorReported => "space_sensor_reported",
             AuditAction::SpaceOverrideSet => "space_override_set",
             AuditAction::SpaceOverrideCleared => "space_override_cleared",
+            AuditAction::GateOverride => "gate_override",
         }
     }
 

@@ -2,8 +2,8 @@
 //!
 //! Data flows through typed values between stages:
 //! frame ([`image::ImageView`]) → [`letterbox::Letterbox`] + [`tensor`] (model input) →
-//! detector output → [`db`] / [`nms`] / [`centres`] (boxes in frame coordinates) → [`crop`] + [`tensor`]
-//! (reader input) → [`ctc`] ([`ctc::CtcText`]) → [`read::PlateRead`] (A–Z0–9 with
+//! detector output → [`dbnet`] / [`nms`] / [`centres`] (boxes in frame coordinates) → [`crop`] + [`tensor`]
+//! (reader input) → [`ctc`] ([`ctc::CtcText`]) → [`read::LineRead`] (A–Z0–9 with
 //! confidences) → [`plate_format`] / [`plate_select`] → `core::fusion` (tracks, decisions).
 //! [`motion`] decides whether a frame is worth running the models on at all.
 //! `cv` (cargo feature `opencv`) lends frames to OpenCV without copying, for the
@@ -17,7 +17,7 @@ pub mod crop;
 pub mod ctc;
 #[cfg(feature = "opencv")]
 pub mod cv;
-pub mod db;
+pub mod dbnet;
 pub mod error;
 pub mod geometry;
 pub mod hull;

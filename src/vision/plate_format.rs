@@ -20,7 +20,7 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use super::error::{Result, VisionError};
-use super::read::{fold_plate_char, PlateChar, PlateRead};
+use super::read::{fold_plate_char, LineRead, PlateChar};
 
 /// One position of a pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -288,7 +288,7 @@ pub struct FormatMatch {
     /// Characters aligned with `text`. A substituted position carries the new character,
     /// a confidence lowered per the substitution, and the originally read character first
     /// among its alternatives.
-    pub read: PlateRead,
+    pub read: LineRead,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -383,7 +383,7 @@ impl PlateFormatter {
     }
 
     /// Apply replace rules, keeping per-character data aligned (see [`realign`]).
-    pub fn apply_replace_rules(&self, read: &PlateRead) -> PlateRead {
+    pub fn apply_replace_rules(&self, read: &LineRead) -> LineRead {
         if self.rules.is_empty() {
             return read.clone();
         }
@@ -442,7 +442,7 @@ impl PlateFormatter {
         self.costs.drop_base + self.costs.drop_conf * pc.conf
     }
 
-    fn evaluate(&self, pi: usize, read: &PlateRead, lead: usize) -> Option<(Candidate, Vec<Sub>)> {
+    fn evaluate(&self, pi: usize, read: &LineRead, lead: usize) -> Option<(Candidate, Vec<Sub>)> {
         let pat = &self.patterns[pi];
         let m = pat.len();
         let trail = read.len() - m - lead;
@@ -483,7 +483,7 @@ impl PlateFormatter {
     /// Format one read: replace rules, `min_plate_length`, then the cheapest pattern
     /// window. `None` when the read is too short; otherwise a [`FormatMatch`], with
     /// `format_matched: false` and the normalised text when nothing fits.
-    pub fn apply(&self, read: &PlateRead) -> Option<FormatMatch> {
+    pub fn apply(&self, read: &LineRead) -> Option<FormatMatch> {
         let read = self.apply_replace_rules(read);
         if read.len() < self.min_plate_length || read.is_empty() {
             return None;
@@ -523,7 +523,7 @@ impl PlateFormatter {
                         }
                     })
                     .collect();
-                let read = PlateRead { chars };
+                let read = LineRead { chars };
                 Some(FormatMatch {
                     text: read.text(),
                     format_matched: true,
@@ -554,7 +554,7 @@ impl PlateFormatter {
 /// Carry per-character data from `read` onto `new_text` via a minimum edit alignment:
 /// kept characters keep everything, substituted ones keep the confidence (alternatives
 /// cleared, old character first), inserted ones get the read's mean confidence.
-pub fn realign(read: &PlateRead, new_text: &str) -> PlateRead {
+pub fn realign(read: &LineRead, new_text: &str) -> LineRead {
     let old: Vec<char> = read.chars.iter().map(|c| c.ch).collect();
     let new: Vec<char> = new_text.chars().collect();
     let (n, m) = (old.len(), new.len());
@@ -600,7 +600,7 @@ pub fn realign(read: &PlateRead, new_text: &str) -> PlateRead {
         }
     }
     out.reverse();
-    PlateRead { chars: out }
+    LineRead { chars: out }
 }
 
 #[cfg(test)]
@@ -611,8 +611,8 @@ mod tests {
         PlateFormatter::new(&FormatConfig::with_presets(regions).unwrap()).unwrap()
     }
 
-    fn read(text: &str) -> PlateRead {
-        PlateRead::from_text(text, 0.9)
+    fn read(text: &str) -> LineRead {
+        LineRead::from_text(text, 0.9)
     }
 
     #[test]

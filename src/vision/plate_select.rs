@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::geometry::Quad;
 use super::plate_format::{FormatMatch, PlateFormatter};
-use super::read::PlateRead;
+use super::read::LineRead;
 
 /// One OCR'd text box.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -22,7 +22,7 @@ pub struct TextCandidate {
     /// Reader output before normalisation (keeps `:`, lower case, punctuation).
     pub raw_text: String,
     /// Normalised read.
-    pub read: PlateRead,
+    pub read: LineRead,
 }
 
 /// Selection thresholds.
@@ -303,7 +303,7 @@ pub fn rank_plate_candidates(
                 None => (None, false),
             };
             let matched = format.as_ref().is_some_and(|m| m.format_matched);
-            let plate: &PlateRead = format.as_ref().map(|m| &m.read).unwrap_or(&c.read);
+            let plate: &LineRead = format.as_ref().map(|m| &m.read).unwrap_or(&c.read);
             let text = plate.text();
             let n = plate.len();
 
@@ -387,7 +387,7 @@ mod tests {
             quad: BoxF::new(x, 100.0, x + w, 100.0 + h).to_quad(),
             det_score: 0.8,
             raw_text: raw.into(),
-            read: PlateRead::from_text(raw, conf),
+            read: LineRead::from_text(raw, conf),
         }
     }
 

@@ -20,11 +20,11 @@ pub struct PlateChar {
 
 /// A normalised read of one text line.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct PlateRead {
+pub struct LineRead {
     pub chars: Vec<PlateChar>,
 }
 
-impl PlateRead {
+impl LineRead {
     /// Fixture/helper: every character with the same confidence and no alternatives.
     pub fn from_text(text: &str, conf: f32) -> Self {
         Self {
@@ -155,7 +155,7 @@ fn fold_entry(s: &str) -> Vec<char> {
 /// aligned: non-plate characters (spaces, `-`, `·`, punctuation) are dropped; alternatives
 /// are folded the same way, merged (max probability) and stripped of the character itself.
 /// An entry that folds to several plate characters yields several, sharing its confidence.
-pub fn normalize_plate(t: &CtcText) -> PlateRead {
+pub fn normalize_plate(t: &CtcText) -> LineRead {
     let mut chars = Vec::with_capacity(t.chars.len());
     for c in &t.chars {
         let folded = fold_entry(&c.text);
@@ -186,7 +186,7 @@ pub fn normalize_plate(t: &CtcText) -> PlateRead {
             }));
         }
     }
-    PlateRead { chars }
+    LineRead { chars }
 }
 
 #[cfg(test)]

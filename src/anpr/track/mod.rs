@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::text_distance;
 use crate::vision::geometry::BoxF;
-use crate::vision::read::PlateRead;
+use crate::vision::read::LineRead;
 
 /// Tracker settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -79,7 +79,7 @@ impl Default for TrackerConfig {
 pub struct PlateObservation {
     pub bbox: BoxF,
     /// Normalised (and ideally format-matched) read.
-    pub read: PlateRead,
+    pub read: LineRead,
     /// Quality of the read in `[0, 1]`, e.g. mean character confidence × detector score.
     pub score: f32,
     /// Whether the read fitted a configured plate format.

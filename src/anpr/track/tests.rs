@@ -4,7 +4,7 @@ use crate::vision::read::PlateChar;
 fn obs(x: f32, text: &str, conf: f32) -> PlateObservation {
     PlateObservation {
         bbox: BoxF::new(x, 100.0, x + 100.0, 130.0),
-        read: PlateRead::from_text(text, conf),
+        read: LineRead::from_text(text, conf),
         score: conf,
         format_matched: true,
     }
@@ -131,13 +131,13 @@ fn o0_confusion_fused_to_majority() {
 #[test]
 fn alternatives_break_ties() {
     // Two reads disagree on one position; the reader's alternatives tip the vote.
-    let mut a = PlateRead::from_text("B123ABC", 0.9);
+    let mut a = LineRead::from_text("B123ABC", 0.9);
     a.chars[1] = PlateChar {
         ch: '1',
         conf: 0.6,
         alts: vec![('7', 0.35)],
     };
-    let mut b = PlateRead::from_text("B723ABC", 0.9);
+    let mut b = LineRead::from_text("B723ABC", 0.9);
     b.chars[1] = PlateChar {
         ch: '7',
         conf: 0.6,
