@@ -20,6 +20,7 @@ pub use parking::{
     PermitConfig, PolicyConfig, ReservationsConfig, WindowConfig,
 };
 
+pub use crate::core::SpaceType;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -421,22 +422,11 @@ fn default_ack_timeout() -> u64 {
     3
 }
 
-/// Space types, as in the domain.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SpaceKind {
-    Compact,
-    Large,
-    Handicapped,
-    Motorcycle,
-    Ev,
-}
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SpaceConfig {
     pub id: String,
     #[serde(rename = "type")]
-    pub kind: SpaceKind,
+    pub kind: SpaceType,
     pub level: String,
     pub zone: String,
     /// Distance rank to the entrance (lower is nearer).
@@ -528,7 +518,7 @@ fn one() -> f32 {
 pub struct TariffConfig {
     pub id: String,
     /// Space types this tariff applies to.
-    pub space_types: Vec<SpaceKind>,
+    pub space_types: Vec<SpaceType>,
     #[serde(default)]
     pub grace_minutes: u32,
     pub interval_minutes: u32,

@@ -5,7 +5,7 @@
 //! (`nearest`/`best_fit`, `hold_for_staff`, …), so a typo is reported by
 //! serde with its line.
 
-use super::{Config, ConfigPath, Problem, SpaceKind};
+use super::{Config, ConfigPath, Problem, SpaceType};
 use crate::core::{
     AssignmentStrategy, DuplicateSessionPolicy, PaymentMethod, PermitKind, UnmatchedExitPolicy,
     UnpaidExitPolicy, VehicleType,
@@ -36,9 +36,9 @@ pub struct PolicyConfig {
     /// How much further the runner-up must be for a fuzzy match to be unique.
     pub match_min_margin: f64,
     /// Vehicle type → space types it may use, most preferred first (default table when empty).
-    pub compatibility: BTreeMap<VehicleType, Vec<SpaceKind>>,
+    pub compatibility: BTreeMap<VehicleType, Vec<SpaceType>>,
     /// Space types usable only with a permit that grants them.
-    pub permit_only: Vec<SpaceKind>,
+    pub permit_only: Vec<SpaceType>,
     /// A bay seen occupied this long with no session on it raises a flag
     /// (`occupied_without_session`, or `wrong_bay` when a car's own bay stayed
     /// free). Time to drive from the gate and park; 0 flags at once.
@@ -60,7 +60,7 @@ impl Default for PolicyConfig {
             match_max_distance: 1.0,
             match_min_margin: 0.5,
             compatibility: BTreeMap::new(),
-            permit_only: vec![SpaceKind::Handicapped],
+            permit_only: vec![SpaceType::Handicapped],
             bay_flag_grace_secs: 300,
             bay_review_interval_secs: 30,
         }
@@ -140,7 +140,7 @@ pub struct PermitConfig {
     pub windows: Vec<WindowConfig>,
     /// Restricted space types it unlocks (default by kind: handicapped, ev).
     #[serde(default)]
-    pub space_types: Option<Vec<SpaceKind>>,
+    pub space_types: Option<Vec<SpaceType>>,
     /// Whether parking is free with it (default: staff and resident).
     #[serde(default)]
     pub covers_fees: Option<bool>,

@@ -13,7 +13,7 @@
 //! `total = free + occupied + unknown + held_back`. The per-bay topic still
 //! shows a held-back bay as `free` (it is).
 
-use crate::config::{SpaceConfig, SpaceKind};
+use crate::config::{SpaceConfig, SpaceType};
 use crate::core::baywatch;
 use crate::core::hysteresis::BayState;
 use crate::events::BayUpdate;
@@ -52,16 +52,6 @@ pub struct OccupancySnapshot {
     pub bays: BTreeMap<String, BayState>,
 }
 
-pub fn kind_name(k: SpaceKind) -> &'static str {
-    match k {
-        SpaceKind::Compact => "compact",
-        SpaceKind::Large => "large",
-        SpaceKind::Handicapped => "handicapped",
-        SpaceKind::Motorcycle => "motorcycle",
-        SpaceKind::Ev => "ev",
-    }
-}
-
 /// A name made safe for one MQTT topic level (`/ + #` and spaces become `_`).
 pub fn topic_level(s: &str) -> String {
     let t: String = s
@@ -84,7 +74,7 @@ pub fn topic_level(s: &str) -> String {
 #[derive(Debug, Clone)]
 struct Space {
     id: String,
-    kind: SpaceKind,
+    kind: SpaceType,
     level: String,
     zone: String,
     rank: u32,
@@ -222,10 +212,7 @@ impl Board {
             add(&mut all);
             add(snap.by_level.entry(s.level.clone()).or_default());
             add(snap.by_zone.entry(s.zone.clone()).or_default());
-            add(snap
-                .by_type
-                .entry(kind_name(s.kind).to_string())
-                .or_default());
+            add(snap.by_type.entry(s.kind.as_str().to_string()).or_default());
             snap.bays.insert(s.id.clone(), s.state);
         }
         snap.total = all.total;
@@ -312,7 +299,7 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
 
-    fn space(id: &str, kind: SpaceKind, level: &str, zone: &str, rank: u32) -> SpaceConfig {
+    fn space(id: &str, kind: SpaceType, level: &str, zone: &str, rank: u32) -> SpaceConfig {
         SpaceConfig {
             id: id.into(),
             kind,
@@ -334,11 +321,11 @@ mod tests {
 
     fn board(offsets: &[(&str, u32)]) -> Board {
         let spaces = vec![
-            space("A1", SpaceKind::Compact, "L0", "A", 1),
-            space("A2", SpaceKind::Compact, "L0", "A", 2),
-            space("A3", SpaceKind::Ev, "L0", "A", 3),
-            space("B1", SpaceKind::Compact, "L1", "B", 1),
-            space("B2", SpaceKind::Large, "L1", "B", 2),
+            space("A1", SpaceType::Compact, "L0", "A", 1),
+            space("A2", SpaceType::Compact, "L0", "A", 2),
+            space("A3", SpaceType::Ev, "L0", "A", 3),
+            space("B1", SpaceType::Compact, "L1", "B", 1),
+            space("B2", SpaceType::Large, "L1", "B", 2),
         ];
         Board::new(
             &spaces,

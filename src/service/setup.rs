@@ -1,26 +1,14 @@
 //! From the typed configuration to the core's values: site policy,
 //! compatibility table, tariffs, permits, plate lists and space seeds.
 
-use crate::config::{
-    parse_window, Config, EarlyDepartureKind, PermitConfig, SpaceKind, TariffConfig,
-};
+use crate::config::{parse_window, Config, EarlyDepartureKind, PermitConfig, TariffConfig};
 use crate::core::{
     CancellationRule, CompatibilityTable, Currency, EarlyDepartureRule, LotId, MatchConfig, Permit,
-    PermitId, Plate, ReservationPolicy, SitePolicy, SpaceType, Tariff, TariffBand, TariffTable,
+    PermitId, Plate, ReservationPolicy, SitePolicy, Tariff, TariffBand, TariffTable,
 };
 use crate::store::SpaceSeed;
 use chrono::NaiveDate;
 use std::collections::BTreeMap;
-
-pub fn space_type(k: SpaceKind) -> SpaceType {
-    match k {
-        SpaceKind::Compact => SpaceType::Compact,
-        SpaceKind::Large => SpaceType::Large,
-        SpaceKind::Handicapped => SpaceType::Handicapped,
-        SpaceKind::Motorcycle => SpaceType::Motorcycle,
-        SpaceKind::Ev => SpaceType::Ev,
-    }
-}
 
 pub fn currency(c: &Config) -> Currency {
     Currency::new(&c.site.currency).unwrap_or(Currency::EUR)
@@ -46,10 +34,10 @@ pub fn site_policy(c: &Config) -> SitePolicy {
         compat.preferences = p
             .compatibility
             .iter()
-            .map(|(v, kinds)| (*v, kinds.iter().copied().map(space_type).collect()))
+            .map(|(v, kinds)| (*v, kinds.clone()))
             .collect();
     }
-    compat.permit_only = p.permit_only.iter().copied().map(space_type).collect();
+    compat.permit_only = p.permit_only.to_vec();
     policy.compatibility = compat;
     policy.reservations = ReservationPolicy {
         early_check_in_minutes: r.early_check_in_minutes,
@@ -114,7 +102,7 @@ pub fn tariffs(c: &Config) -> TariffTable {
     for t in &c.tariffs {
         let tt = tariff(c, t);
         for k in &t.space_types {
-            by_space_type.insert(space_type(*k), tt.clone());
+            by_space_type.insert(*k, tt.clone());
         }
     }
     TariffTable {
@@ -160,7 +148,7 @@ pub fn permit(p: &PermitConfig) -> Result<Permit, (&'static str, String)> {
         .map(|w| parse_window(w).map_err(|e| ("windows", e)))
         .collect::<Result<_, _>>()?;
     if let Some(types) = &p.space_types {
-        permit.space_types = types.iter().copied().map(space_type).collect();
+        permit.space_types = types.to_vec();
     }
     if let Some(covers) = p.covers_fees {
         permit.covers_fees = covers;
@@ -192,7 +180,7 @@ pub fn space_seeds(c: &Config) -> Vec<SpaceSeed> {
             id: s.id.clone(),
             level: s.level.clone(),
             zone: s.zone.clone(),
-            space_type: space_type(s.kind),
+            space_type: s.kind,
             rank: s.rank,
         })
         .collect()

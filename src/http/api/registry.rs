@@ -113,7 +113,7 @@ pub(super) struct PermitBody {
     #[serde(default)]
     windows: Vec<crate::config::WindowConfig>,
     #[serde(default)]
-    space_types: Option<Vec<crate::config::SpaceKind>>,
+    space_types: Option<Vec<crate::core::SpaceType>>,
     #[serde(default)]
     covers_fees: Option<bool>,
 }
