@@ -429,3 +429,5 @@ pub fn parse_window(w: &WindowConfig) -> Result<crate::core::WeeklyWindow, Strin
 fn window_problem(w: &WindowConfig) -> Result<(), String> {
     parse_window(w).map(|_| ())
 }
+
+crate::variants!(ApiRole, Kiosk, Sensor, Board, Operator, Security, Admin);

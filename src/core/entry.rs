@@ -616,3 +616,19 @@ mod tests {
         assert_eq!(d.check_in_reservation, None);
     }
 }
+
+crate::variants!(EntryVerdict, Admit, Duplicate, Deny);
+crate::variants!(
+    EntryReason,
+    Admitted,
+    Permit,
+    AllowList,
+    Reservation,
+    DuplicateRead,
+    Blocked,
+    NoPermit,
+    DuplicateSession,
+    ReservationNotYetValid,
+    FullForVehicleType,
+    OfflineNoEntitlement,
+);

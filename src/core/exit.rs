@@ -633,3 +633,19 @@ mod tests {
         assert_eq!(f.decide().reason, ExitReason::FreeGrace);
     }
 }
+
+crate::variants!(
+    ExitReason,
+    FreeGrace,
+    Paid,
+    NothingOwed,
+    Permit,
+    ReservationCovered,
+    PaymentRequired,
+    PayLater,
+    LostTicket,
+    UnmatchedHold,
+    AmbiguousHold,
+    UnmatchedPermit,
+    OfflineHold,
+);

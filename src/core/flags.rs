@@ -295,3 +295,17 @@ mod tests {
         assert_eq!(AuditAction::parse("entry_admited"), None);
     }
 }
+
+crate::variants!(
+    FlagKind,
+    WatchListHit,
+    UnmatchedExit,
+    AmbiguousExit,
+    UnpaidExit,
+    LowConfidenceRead,
+    OccupiedWithoutSession,
+    WrongBay,
+    UnacknowledgedGate,
+    DuplicateSession,
+);
+crate::variants!(FlagStatus, Open, Acknowledged, Resolved);

@@ -312,3 +312,4 @@ mod tests {
         assert_eq!(back.update(0.9, t(2)).unwrap(), Some(BayState::Occupied));
     }
 }
+crate::variants!(BayState, Free, Occupied, Unknown);

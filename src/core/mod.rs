@@ -37,6 +37,9 @@ pub mod reservation;
 pub mod schedule;
 pub mod tariff;
 pub mod types;
+pub mod variants;
+
+pub use variants::Variants;
 
 pub use assignment::{assign_space, AssignmentStrategy, CompatibilityTable};
 pub use entry::{decide_entry, EntryContext, EntryDecision, EntryReason, EntryVerdict};

@@ -251,3 +251,7 @@ pub(crate) mod tests {
         );
     }
 }
+
+crate::variants!(PaymentMethod, Card, Mobile, Cash);
+crate::variants!(PaymentStatus, Pending, Succeeded, Failed);
+crate::variants!(PaymentKind, Charge, Refund);

@@ -177,3 +177,5 @@ mod tests {
         assert!(active_permits(&permits, &other, at, Bucharest, &lot).is_empty());
     }
 }
+
+crate::variants!(PermitKind, Staff, Handicapped, Ev, Resident, Contractor);

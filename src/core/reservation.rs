@@ -570,3 +570,12 @@ mod tests {
         );
     }
 }
+
+crate::variants!(
+    ReservationStatus,
+    Booked,
+    CheckedIn,
+    Completed,
+    Cancelled,
+    NoShow
+);

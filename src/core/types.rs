@@ -203,3 +203,6 @@ mod tests {
         );
     }
 }
+
+crate::variants!(SpaceType, Motorcycle, Compact, Large, Handicapped, Ev);
+crate::variants!(VehicleType, Car, Motorcycle, Van, Ev, Truck, Unknown);

@@ -2,6 +2,12 @@
 //! methods, roles, parameters) and the component schemas below.
 
 use super::ENDPOINTS;
+use crate::core::entry::{EntryReason, EntryVerdict};
+use crate::core::exit::ExitReason;
+use crate::core::{
+    BayState, FlagKind, FlagStatus, PaymentKind, PaymentMethod, PaymentStatus, PermitKind,
+    ReservationStatus, SpaceType, Variants, VehicleType,
+};
 use serde_json::{json, Value};
 
 fn s(t: &str) -> Value {
@@ -23,12 +29,21 @@ fn list(key: &str, item: &str) -> Value {
     )
 }
 
+/// A string schema listing every variant of a Rust enum, in its serde
+/// spelling: the document cannot drift from the code.
+fn one_of<T: Variants + serde::Serialize>() -> Value {
+    let names: Vec<Value> = T::ALL
+        .iter()
+        .map(|v| serde_json::to_value(v).expect("a fieldless enum serialises to a string"))
+        .collect();
+    json!({ "type": "string", "enum": names })
+}
+
 fn schemas() -> Value {
     let ts = json!({ "type": "string", "format": "date-time" });
     let plate = json!({ "type": "string", "description": "normalised on input: upper case, A-Z 0-9, separators dropped", "example": "B123ABC" });
-    let space_type = json!({ "type": "string", "enum": ["compact", "large", "handicapped", "motorcycle", "ev"] });
-    let vehicle_type =
-        json!({ "type": "string", "enum": ["car", "motorcycle", "van", "ev", "truck", "unknown"] });
+    let space_type = one_of::<SpaceType>();
+    let vehicle_type = one_of::<VehicleType>();
     let money =
         json!({ "type": "integer", "description": "integer minor units of the site currency" });
     json!({
@@ -38,9 +53,9 @@ fn schemas() -> Value {
             "timestamp": { "type": "string", "format": "date-time", "description": "when the car passed; kiosk, operator and admin keys only" } })),
         "ExitRequest": obj(&["license_plate"], json!({ "license_plate": plate, "gate": s("string"), "timestamp": ts })),
         "Flag": obj(&["flag_id", "kind", "detail", "status"], json!({
-            "flag_id": s("string"), "kind": { "type": "string", "enum": ["watch_list_hit", "unmatched_exit", "ambiguous_exit", "unpaid_exit", "low_confidence_read", "occupied_without_session", "wrong_bay", "unacknowledged_gate", "duplicate_session"] },
+            "flag_id": s("string"), "kind": one_of::<FlagKind>(),
             "license_plate": nullable("string"), "session_id": nullable("string"), "gate": nullable("string"), "detail": s("string"), "evidence": {},
-            "status": { "type": "string", "enum": ["open", "acknowledged", "resolved"] }, "created_at": ts, "updated_at": ts, "updated_by": nullable("string"), "note": nullable("string") })),
+            "status": one_of::<FlagStatus>(), "created_at": ts, "updated_at": ts, "updated_by": nullable("string"), "note": nullable("string") })),
         "FlagRef": obj(&["flag_id", "kind", "detail"], json!({ "flag_id": s("string"), "kind": s("string"), "detail": s("string") })),
         "FlagList": list("flags", "Flag"),
         "ListEntry": obj(&["license_plate", "list", "source", "added_at"], json!({
@@ -49,7 +64,7 @@ fn schemas() -> Value {
         "ListEntryList": list("entries", "ListEntry"),
         "ListEntryRequest": obj(&[], json!({ "reason": s("string") })),
         "Permit": obj(&["id", "plate", "kind", "valid_from", "covers_fees", "source"], json!({
-            "id": s("string"), "plate": s("string"), "kind": { "type": "string", "enum": ["staff", "handicapped", "ev", "resident", "contractor"] },
+            "id": s("string"), "plate": s("string"), "kind": one_of::<PermitKind>(),
             "valid_from": { "type": "string", "format": "date" }, "valid_until": { "type": ["string", "null"], "format": "date" },
             "windows": { "type": "array", "items": obj(&["days", "start", "end"], json!({ "days": { "type": "array", "items": s("string") }, "start": s("string"), "end": s("string") })) },
             "lots": { "type": "array", "items": s("string") }, "space_types": { "type": "array", "items": space_type }, "covers_fees": s("boolean"),
@@ -57,7 +72,7 @@ fn schemas() -> Value {
         "PermitList": list("permits", "Permit"),
         "PermitRequest": obj(&["license_plate", "kind", "valid_from"], json!({
             "permit_id": { "type": "string", "description": "generated when absent" }, "license_plate": plate,
-            "kind": { "type": "string", "enum": ["staff", "handicapped", "ev", "resident", "contractor"] },
+            "kind": one_of::<PermitKind>(),
             "valid_from": { "type": "string", "format": "date", "description": "first valid day, site time zone" },
             "valid_until": { "type": "string", "format": "date", "description": "last valid day, inclusive; absent = open-ended" },
             "windows": { "type": "array", "description": "when it applies (site-local); empty = all day", "items": obj(&["from", "to"], json!({ "days": { "type": "array", "items": { "type": "string", "enum": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"] } }, "from": { "type": "string", "example": "07:00" }, "to": { "type": "string", "example": "19:00" } })) },
@@ -66,15 +81,15 @@ fn schemas() -> Value {
         "FlagUpdate": obj(&["status"], json!({ "status": { "type": "string", "enum": ["acknowledged", "resolved"] }, "note": s("string") })),
         "Debt": obj(&["debt_id", "license_plate", "kind", "amount", "currency"], json!({ "debt_id": s("string"), "license_plate": s("string"), "session_id": nullable("string"), "reservation_id": nullable("string"), "kind": { "type": "string", "enum": ["unpaid_exit", "no_show"] }, "amount": money, "currency": s("string"), "incurred_at": ts, "settled_at": { "type": ["string", "null"], "format": "date-time" } })),
         "EntryDecision": obj(&["decision_id", "license_plate", "verdict", "reason", "explanation", "gate_command"], json!({
-            "decision_id": s("string"), "license_plate": s("string"), "verdict": { "type": "string", "enum": ["admit", "duplicate", "deny"] },
-            "reason": { "type": "string", "enum": ["admitted", "permit", "allow_list", "reservation", "duplicate_read", "blocked", "no_permit", "duplicate_session", "reservation_not_yet_valid", "full_for_vehicle_type", "offline_no_entitlement"] },
+            "decision_id": s("string"), "license_plate": s("string"), "verdict": one_of::<EntryVerdict>(),
+            "reason": one_of::<EntryReason>(),
             "explanation": s("string"), "gate": nullable("string"), "gate_command": { "type": "string", "enum": ["open", "deny"] }, "session_id": nullable("string"),
             "space": { "type": ["object", "null"], "properties": { "space_id": s("string"), "level": s("string"), "zone": s("string"), "type": space_type } },
             "reservation_id": nullable("string"), "flags": { "type": "array", "items": r("FlagRef") }, "outstanding_debts": { "type": "array", "items": r("Debt") },
             "offline": { "type": "boolean", "description": "decided from the in-memory permit/list cache while the database was down" }, "timestamp": ts })),
         "ExitDecision": obj(&["decision_id", "license_plate", "verdict", "reason", "explanation", "gate_command", "amount_due", "currency"], json!({
             "decision_id": s("string"), "license_plate": s("string"), "verdict": { "type": "string", "enum": ["open", "payment_required", "hold"] },
-            "reason": { "type": "string", "enum": ["free_grace", "paid", "nothing_owed", "permit", "reservation_covered", "payment_required", "pay_later", "lost_ticket", "unmatched_hold", "ambiguous_hold", "unmatched_permit", "offline_hold"] },
+            "reason": one_of::<ExitReason>(),
             "explanation": s("string"), "gate": nullable("string"), "gate_command": { "type": "string", "enum": ["open", "deny"] },
             "match_kind": { "type": "string", "enum": ["exact", "fuzzy", "ambiguous", "none"] }, "session_id": nullable("string"), "matched_plate": nullable("string"),
             "amount_due": money, "currency": s("string"), "fee": { "type": ["object", "null"], "description": "itemised fee: total and lines" },
@@ -84,7 +99,7 @@ fn schemas() -> Value {
             "timestamp": { "type": "string", "format": "date-time", "description": "book as of this instant; trusted roles only" } })),
         "Reservation": obj(&["reservation_id", "license_plate", "space_id", "start_time", "end_time", "status", "price", "currency"], json!({
             "reservation_id": s("string"), "license_plate": s("string"), "space_id": s("string"), "space_type": space_type, "requested": { "type": "string", "enum": ["space", "type"] },
-            "start_time": ts, "end_time": ts, "status": { "type": "string", "enum": ["booked", "checked_in", "completed", "cancelled", "no_show"] },
+            "start_time": ts, "end_time": ts, "status": one_of::<ReservationStatus>(),
             "price": money, "currency": s("string"), "session_id": nullable("string"), "created_at": ts, "amount_due": money,
             "payments": { "type": "array", "items": r("Payment") } })),
         "CancelOutcome": { "allOf": [r("Reservation"), obj(&["refund_due"], json!({ "refund_due": money, "refunds": { "type": "array", "items": r("Payment") } }))] },
@@ -92,13 +107,13 @@ fn schemas() -> Value {
         "SweepOutcome": obj(&["no_shows"], json!({ "no_shows": { "type": "array", "items": s("string") } })),
         "PaymentRequest": obj(&["payment_method", "amount"], json!({
             "session_id": s("string"), "reservation_id": s("string"), "license_plate": { "type": "string", "description": "lost-ticket fee for a plate whose exit matched no session" },
-            "payment_method": { "type": "string", "enum": ["card", "mobile", "cash"] }, "amount": money,
+            "payment_method": one_of::<PaymentMethod>(), "amount": money,
             "idempotency_key": { "type": "string", "description": "required here or as the Idempotency-Key header; a retry with the same key returns the first result and never charges twice" },
             "timestamp": ts })),
         "Payment": obj(&["payment_id", "idempotency_key", "kind", "status", "amount", "currency"], json!({
-            "payment_id": s("string"), "idempotency_key": s("string"), "kind": { "type": "string", "enum": ["charge", "refund"] }, "session_id": nullable("string"),
+            "payment_id": s("string"), "idempotency_key": s("string"), "kind": one_of::<PaymentKind>(), "session_id": nullable("string"),
             "reservation_id": nullable("string"), "license_plate": nullable("string"), "purpose": { "type": "string", "enum": ["parking", "reservation", "lost_ticket", "refund"] },
-            "parent_id": nullable("string"), "payment_method": s("string"), "status": { "type": "string", "enum": ["pending", "succeeded", "failed"] },
+            "parent_id": nullable("string"), "payment_method": s("string"), "status": one_of::<PaymentStatus>(),
             "amount": money, "currency": s("string"), "reason": nullable("string"), "failure": nullable("string"), "gateway_ref": nullable("string"), "actor": s("string"),
             "created_at": ts, "completed_at": { "type": ["string", "null"], "format": "date-time" } })),
         "PaymentList": list("payments", "Payment"),
@@ -111,7 +126,7 @@ fn schemas() -> Value {
         "Space": obj(&["space_id", "level", "zone", "type", "status", "display_status"], json!({
             "space_id": s("string"), "level": s("string"), "zone": s("string"), "type": space_type, "rank": s("integer"),
             "status": { "type": "string", "enum": ["available", "occupied", "out_of_service"] }, "display_status": { "type": "string", "enum": ["available", "occupied", "reserved", "out_of_service"] },
-            "session_id": nullable("string"), "reservation_id": nullable("string"), "sensor_state": { "type": "string", "enum": ["free", "occupied", "unknown"] }, "sensor_since": nullable("string"),
+            "session_id": nullable("string"), "reservation_id": nullable("string"), "sensor_state": one_of::<BayState>(), "sensor_since": nullable("string"),
             "override_state": { "type": ["string", "null"], "enum": ["free", "occupied", null] }, "override_by": nullable("string"), "updated_at": ts })),
         "SpaceList": list("spaces", "Space"),
         "SpaceStatusRequest": obj(&["status"], json!({
