@@ -1,0 +1,314 @@
+//! Test and bench support, no part of a running lotsense. [`SiteBuilder`] is
+//! the one way the integration tests (`tests/it`) and `lotsense bench core`
+//! write the site configurations they run against: typed methods over the
+//! real [`Config`] sections, rendered as the TOML text a site would write
+//! (only what differs from the defaults), and loaded through
+//! [`Config::from_toml`] like any config file.
+
+use crate::config::{
+    ApiKeyConfig, ApiRole, BayConfig, CameraConfig, CameraRole, Config, ConfigError, GateConfig,
+    LprConfig, OccupancyConfig, PermitConfig, PolicyConfig, ReservationsConfig, SpaceConfig,
+    SpaceKind, TariffConfig, WindowConfig,
+};
+use crate::core::PermitKind;
+use std::path::{Path, PathBuf};
+
+/// A site configuration under construction. [`SiteBuilder::default`] has no
+/// `[site]` section (a config fragment); [`SiteBuilder::new`] names the site.
+#[derive(Debug, Clone, Default)]
+pub struct SiteBuilder {
+    config: Config,
+}
+
+impl SiteBuilder {
+    /// A site called `name` (`[site] name`, used in MQTT topics).
+    pub fn new(name: &str) -> Self {
+        Self::default().with(|c| c.site.name = name.into())
+    }
+
+    /// Changes anything else in the config, typed.
+    pub fn with(mut self, f: impl FnOnce(&mut Config)) -> Self {
+        f(&mut self.config);
+        self
+    }
+
+    pub fn time_zone(self, tz: &str) -> Self {
+        self.with(|c| c.site.time_zone = tz.into())
+    }
+
+    pub fn currency(self, currency: &str) -> Self {
+        self.with(|c| c.site.currency = currency.into())
+    }
+
+    /// `[storage] url` (`sqlite://…` or `postgres://…`).
+    pub fn storage_url(self, url: &str) -> Self {
+        self.with(|c| c.storage.url = url.into())
+    }
+
+    /// `[storage] data_dir` (evidence and other files).
+    pub fn data_dir(self, dir: &Path) -> Self {
+        self.with(|c| c.storage.data_dir = dir.to_path_buf())
+    }
+
+    /// SQLite file `file` in `dir`, which is also the data folder.
+    pub fn sqlite_in(self, dir: &Path, file: &str) -> Self {
+        self.storage_url(&format!("sqlite://{}/{file}", dir.display()))
+            .data_dir(dir)
+    }
+
+    /// The in-process broker's `[mqtt] listen` address (port 0: any free port).
+    pub fn mqtt_listen(self, addr: &str) -> Self {
+        self.with(|c| c.mqtt.listen = addr.into())
+    }
+
+    /// An external broker, `[mqtt] url = "mqtt://host:port"`.
+    pub fn mqtt_url(self, url: &str) -> Self {
+        self.with(|c| c.mqtt.url = Some(url.into()))
+    }
+
+    pub fn mqtt_keep_alive_secs(self, secs: u64) -> Self {
+        self.with(|c| c.mqtt.keep_alive_secs = secs)
+    }
+
+    /// `[http] listen` (port 0: any free port).
+    pub fn http_listen(self, addr: &str) -> Self {
+        self.with(|c| c.http.listen = addr.into())
+    }
+
+    /// `[lpr]`, plate recognition.
+    pub fn lpr(self, f: impl FnOnce(&mut LprConfig)) -> Self {
+        self.with(|c| f(&mut c.lpr))
+    }
+
+    /// `[[gates]]`.
+    pub fn gate(self, id: &str, ack_timeout_secs: u64) -> Self {
+        self.with(|c| {
+            c.gates.push(GateConfig {
+                id: id.into(),
+                ack_timeout_secs,
+            })
+        })
+    }
+
+    /// `[[cameras]]`; see [`camera`].
+    pub fn camera(self, camera: CameraConfig) -> Self {
+        self.with(|c| c.cameras.push(camera))
+    }
+
+    /// `[[spaces]]`.
+    pub fn space(
+        self,
+        id: impl Into<String>,
+        kind: SpaceKind,
+        level: impl Into<String>,
+        zone: impl Into<String>,
+        rank: u32,
+    ) -> Self {
+        let space = SpaceConfig {
+            id: id.into(),
+            kind,
+            level: level.into(),
+            zone: zone.into(),
+            rank,
+        };
+        self.with(|c| c.spaces.push(space))
+    }
+
+    /// The `[[spaces]]` and `[[bays]]` of a config fragment file (e.g.
+    /// `testdata/occupancy/aerial-lot.toml`), appended to those already here.
+    pub fn spaces_and_bays_from(self, file: &Path) -> Self {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Fragment {
+            #[serde(default)]
+            spaces: Vec<SpaceConfig>,
+            #[serde(default)]
+            bays: Vec<BayConfig>,
+        }
+        let text = std::fs::read_to_string(file)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", file.display()));
+        let fragment: Fragment =
+            toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        self.with(|c| {
+            c.spaces.extend(fragment.spaces);
+            c.bays.extend(fragment.bays);
+        })
+    }
+
+    /// `[[tariffs]]`; see [`tariff`].
+    pub fn tariff(self, tariff: TariffConfig) -> Self {
+        self.with(|c| c.tariffs.push(tariff))
+    }
+
+    /// `[reservations]`.
+    pub fn reservations(self, f: impl FnOnce(&mut ReservationsConfig)) -> Self {
+        self.with(|c| f(&mut c.reservations))
+    }
+
+    /// `[lists] blocked`: never admitted.
+    pub fn blocked(self, plates: &[&str]) -> Self {
+        self.with(|c| {
+            c.lists
+                .blocked
+                .extend(plates.iter().map(|p| p.to_string()))
+        })
+    }
+
+    /// `[lists] watched`: admitted and flagged.
+    pub fn watched(self, plates: &[&str]) -> Self {
+        self.with(|c| {
+            c.lists
+                .watched
+                .extend(plates.iter().map(|p| p.to_string()))
+        })
+    }
+
+    /// `[[permits]]`; see [`permit`].
+    pub fn permit(self, permit: PermitConfig) -> Self {
+        self.with(|c| c.permits.push(permit))
+    }
+
+    /// `[[api_keys]]`: `hash` is `lotsense keys hash`'s output
+    /// ([`crate::http::api::auth::hash_key`]).
+    pub fn api_key(
+        self,
+        name: &str,
+        role: ApiRole,
+        hash: &str,
+        rate_per_minute: Option<u32>,
+    ) -> Self {
+        self.with(|c| {
+            c.api_keys.push(ApiKeyConfig {
+                name: name.into(),
+                role,
+                hash: hash.into(),
+                rate_per_minute,
+            })
+        })
+    }
+
+    /// `[occupancy]`, bay occupancy and the boards.
+    pub fn occupancy(self, f: impl FnOnce(&mut OccupancyConfig)) -> Self {
+        self.with(|c| f(&mut c.occupancy))
+    }
+
+    /// `[policy]`.
+    pub fn policy(self, f: impl FnOnce(&mut PolicyConfig)) -> Self {
+        self.with(|c| f(&mut c.policy))
+    }
+
+    /// The config file's text: every section that differs from the defaults,
+    /// and in a plain section only the keys that do.
+    pub fn to_toml(&self) -> String {
+        let table = |c: &Config| toml::Table::try_from(c).expect("a config serialises to TOML");
+        let defaults = table(&Config::default());
+        let mut text = table(&self.config);
+        text.retain(|key, value| match (value, defaults.get(key)) {
+            (toml::Value::Table(section), Some(toml::Value::Table(default))) => {
+                section.retain(|k, v| default.get(k) != Some(v));
+                !section.is_empty()
+            }
+            (value, default) => default != Some(value),
+        });
+        toml::to_string(&text).expect("a TOML table renders")
+    }
+
+    /// Loads [`to_toml`](Self::to_toml)'s text as a config file called `file`
+    /// is loaded (relative paths in it are relative to `file`'s folder).
+    pub fn try_config_as(&self, file: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(&self.to_toml(), file)
+    }
+
+    /// [`try_config_as`](Self::try_config_as) a file called `site.toml`.
+    pub fn try_config(&self) -> Result<Config, ConfigError> {
+        self.try_config_as("site.toml")
+    }
+
+    /// The valid config; panics with the text and its problems otherwise.
+    pub fn config(&self) -> Config {
+        self.try_config()
+            .unwrap_or_else(|e| panic!("invalid site config:\n{}\n{e}", self.to_toml()))
+    }
+
+    /// Writes the config file to `path` (checked first) and returns the path.
+    pub fn write(&self, path: &Path) -> PathBuf {
+        self.config();
+        std::fs::write(path, self.to_toml())
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+        path.to_path_buf()
+    }
+}
+
+/// A camera with the file's defaults (5 fps, enabled, no gate); set the other
+/// fields with struct update syntax: `CameraConfig { gate: …, ..camera(…) }`.
+pub fn camera(id: &str, role: CameraRole, url: &str) -> CameraConfig {
+    CameraConfig {
+        id: id.into(),
+        role,
+        url: url.into(),
+        gate: None,
+        lane: None,
+        fps: 5,
+        enabled: true,
+        r#loop: true,
+        realtime: true,
+        roi: None,
+        motion: None,
+        approaching: None,
+    }
+}
+
+/// An entry or exit camera watching `gate`.
+pub fn gate_camera(id: &str, role: CameraRole, url: &str, gate: &str) -> CameraConfig {
+    CameraConfig {
+        gate: Some(gate.into()),
+        ..camera(id, role, url)
+    }
+}
+
+/// A tariff of `interval_price` (minor units) per started interval, nothing
+/// else (no grace, no daily maximum, no fees); set those with struct update syntax.
+pub fn tariff(
+    id: &str,
+    space_types: &[SpaceKind],
+    interval_minutes: u32,
+    interval_price: i64,
+) -> TariffConfig {
+    TariffConfig {
+        id: id.into(),
+        space_types: space_types.to_vec(),
+        grace_minutes: 0,
+        interval_minutes,
+        interval_price,
+        daily_max: None,
+        lost_ticket_fee: 0,
+        exit_grace_minutes: 0,
+        reservation_price: 0,
+        no_show_fee: 0,
+        bands: Vec::new(),
+    }
+}
+
+/// An all-day, open-ended permit from `valid_from` (`YYYY-MM-DD`); add
+/// `windows` ([`window`]) and the rest with struct update syntax.
+pub fn permit(id: &str, plate: &str, kind: PermitKind, valid_from: &str) -> PermitConfig {
+    PermitConfig {
+        id: id.into(),
+        plate: plate.into(),
+        kind,
+        valid_from: valid_from.into(),
+        valid_until: None,
+        windows: Vec::new(),
+        space_types: None,
+        covers_fees: None,
+    }
+}
+
+/// A weekly permit window: `days` (`mon`…`sun`, empty: every day), local `HH:MM`.
+pub fn window(days: &[&str], from: &str, to: &str) -> WindowConfig {
+    WindowConfig {
+        days: days.iter().map(|d| d.to_string()).collect(),
+        from: from.into(),
+        to: to.into(),
+    }
+}
