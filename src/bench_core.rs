@@ -45,7 +45,13 @@ fn site(spaces: usize) -> Config {
         } else {
             SpaceKind::Compact
         };
-        site = site.space(format!("S{i:04}"), kind, format!("L{}", i / 100), "Z", i as u32);
+        site = site.space(
+            format!("S{i:04}"),
+            kind,
+            format!("L{}", i / 100),
+            "Z",
+            i as u32,
+        );
     }
     site.config()
 }

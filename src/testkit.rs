@@ -80,14 +80,9 @@ impl SiteBuilder {
         self.with(|c| f(&mut c.lpr))
     }
 
-    /// `[[gates]]`.
-    pub fn gate(self, id: &str, ack_timeout_secs: u64) -> Self {
-        self.with(|c| {
-            c.gates.push(GateConfig {
-                id: id.into(),
-                ack_timeout_secs,
-            })
-        })
+    /// `[[gates]]`; see [`gate`].
+    pub fn gate(self, gate: GateConfig) -> Self {
+        self.with(|c| c.gates.push(gate))
     }
 
     /// `[[cameras]]`; see [`camera`].
@@ -147,20 +142,12 @@ impl SiteBuilder {
 
     /// `[lists] blocked`: never admitted.
     pub fn blocked(self, plates: &[&str]) -> Self {
-        self.with(|c| {
-            c.lists
-                .blocked
-                .extend(plates.iter().map(|p| p.to_string()))
-        })
+        self.with(|c| c.lists.blocked.extend(plates.iter().map(|p| p.to_string())))
     }
 
     /// `[lists] watched`: admitted and flagged.
     pub fn watched(self, plates: &[&str]) -> Self {
-        self.with(|c| {
-            c.lists
-                .watched
-                .extend(plates.iter().map(|p| p.to_string()))
-        })
+        self.with(|c| c.lists.watched.extend(plates.iter().map(|p| p.to_string())))
     }
 
     /// `[[permits]]`; see [`permit`].
@@ -239,22 +226,34 @@ impl SiteBuilder {
     }
 }
 
-/// A camera with the file's defaults (5 fps, enabled, no gate); set the other
-/// fields with struct update syntax: `CameraConfig { gate: …, ..camera(…) }`.
+/// A value of a config section as the file gives it: `keys`, and the
+/// file's defaults for the rest.
+fn from_keys<T: serde::de::DeserializeOwned>(keys: toml::Table) -> T {
+    toml::Value::Table(keys)
+        .try_into()
+        .unwrap_or_else(|e| panic!("config section: {e}"))
+}
+
+fn keys<const N: usize>(pairs: [(&str, toml::Value); N]) -> toml::Table {
+    pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+/// A gate with the file's defaults; change them with struct update syntax:
+/// `GateConfig { ack_timeout_secs: 1, ..gate("main") }`.
+pub fn gate(id: &str) -> GateConfig {
+    from_keys(keys([("id", id.into())]))
+}
+
+/// A camera with the file's defaults (5 fps, enabled, no gate); change them
+/// with struct update syntax: `CameraConfig { fps: 10, ..camera(…) }`.
 pub fn camera(id: &str, role: CameraRole, url: &str) -> CameraConfig {
     CameraConfig {
-        id: id.into(),
         role,
-        url: url.into(),
-        gate: None,
-        lane: None,
-        fps: 5,
-        enabled: true,
-        r#loop: true,
-        realtime: true,
-        roi: None,
-        motion: None,
-        approaching: None,
+        ..from_keys(keys([
+            ("id", id.into()),
+            ("role", "entry".into()),
+            ("url", url.into()),
+        ]))
     }
 }
 
@@ -266,8 +265,9 @@ pub fn gate_camera(id: &str, role: CameraRole, url: &str, gate: &str) -> CameraC
     }
 }
 
-/// A tariff of `interval_price` (minor units) per started interval, nothing
-/// else (no grace, no daily maximum, no fees); set those with struct update syntax.
+/// A tariff of `interval_price` (minor units) per started interval, with the
+/// file's defaults for the rest (no grace, no daily maximum, no fees); change
+/// them with struct update syntax.
 pub fn tariff(
     id: &str,
     space_types: &[SpaceKind],
@@ -275,32 +275,28 @@ pub fn tariff(
     interval_price: i64,
 ) -> TariffConfig {
     TariffConfig {
-        id: id.into(),
         space_types: space_types.to_vec(),
-        grace_minutes: 0,
-        interval_minutes,
-        interval_price,
-        daily_max: None,
-        lost_ticket_fee: 0,
-        exit_grace_minutes: 0,
-        reservation_price: 0,
-        no_show_fee: 0,
-        bands: Vec::new(),
+        ..from_keys(keys([
+            ("id", id.into()),
+            ("space_types", toml::Value::Array(Vec::new())),
+            ("interval_minutes", i64::from(interval_minutes).into()),
+            ("interval_price", interval_price.into()),
+        ]))
     }
 }
 
-/// An all-day, open-ended permit from `valid_from` (`YYYY-MM-DD`); add
-/// `windows` ([`window`]) and the rest with struct update syntax.
+/// A permit from `valid_from` (`YYYY-MM-DD`) with the file's defaults (all
+/// day, open-ended); add `windows` ([`window`]) and the rest with struct
+/// update syntax.
 pub fn permit(id: &str, plate: &str, kind: PermitKind, valid_from: &str) -> PermitConfig {
     PermitConfig {
-        id: id.into(),
-        plate: plate.into(),
         kind,
-        valid_from: valid_from.into(),
-        valid_until: None,
-        windows: Vec::new(),
-        space_types: None,
-        covers_fees: None,
+        ..from_keys(keys([
+            ("id", id.into()),
+            ("plate", plate.into()),
+            ("kind", "staff".into()),
+            ("valid_from", valid_from.into()),
+        ]))
     }
 }
 
