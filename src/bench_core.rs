@@ -15,12 +15,13 @@
 //! `LOTSENSE_BENCH_PHASES` picks phases (comma-separated `sqlite`,
 //! `postgres`, `api`; default all).
 
-use crate::config::Config;
+use crate::config::{Config, SpaceType, TariffConfig};
 use crate::core::{PaymentMethod, Plate};
 use crate::service::{
     EntryRequest, ExitRequest, ParkingService, PaymentRequest, PaymentTarget, Settings, Source,
 };
 use crate::store::Store;
+use crate::testkit::{tariff, SiteBuilder};
 use chrono::{Duration, Utc};
 use std::sync::Arc;
 use std::time::Instant;
@@ -29,15 +30,30 @@ use tokio::sync::Mutex;
 const CLIENTS: usize = 64;
 
 fn site(spaces: usize) -> Config {
-    let mut t = String::from(
-        "[site]\nname = \"bench\"\ntime_zone = \"Europe/Bucharest\"\ncurrency = \"RON\"\n\
-         [[tariffs]]\nid = \"std\"\nspace_types = [\"compact\", \"large\"]\ngrace_minutes = 10\ninterval_minutes = 30\ninterval_price = 500\ndaily_max = 6000\nexit_grace_minutes = 15\n",
-    );
+    let mut site = SiteBuilder::new("bench")
+        .time_zone("Europe/Bucharest")
+        .currency("RON")
+        .tariff(TariffConfig {
+            grace_minutes: 10,
+            daily_max: Some(6000),
+            exit_grace_minutes: 15,
+            ..tariff("std", &[SpaceType::Compact, SpaceType::Large], 30, 500)
+        });
     for i in 0..spaces {
-        let ty = if i % 5 == 0 { "large" } else { "compact" };
-        t.push_str(&format!("[[spaces]]\nid = \"S{i:04}\"\ntype = \"{ty}\"\nlevel = \"L{}\"\nzone = \"Z\"\nrank = {i}\n", i / 100));
+        let kind = if i % 5 == 0 {
+            SpaceType::Large
+        } else {
+            SpaceType::Compact
+        };
+        site = site.space(
+            format!("S{i:04}"),
+            kind,
+            format!("L{}", i / 100),
+            "Z",
+            i as u32,
+        );
     }
-    Config::from_toml(&t, "bench.toml").expect("bench config")
+    site.config()
 }
 
 fn secs() -> u64 {

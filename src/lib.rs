@@ -59,6 +59,9 @@ pub mod onnx;
 pub mod service;
 pub mod store;
 pub mod telemetry;
+/// Test and bench support: the site config builder of the integration tests
+/// and `lotsense bench core`.
+pub mod testkit;
 pub mod vision;
 
 #[cfg(test)]

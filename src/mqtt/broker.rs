@@ -15,18 +15,30 @@ pub struct EmbeddedBroker {
 
 impl EmbeddedBroker {
     /// Starts a broker on `addr` and waits until it accepts connections.
+    /// Port 0 picks a free port; [`addr`](Self::addr) is the one listened on.
     pub fn start(addr: SocketAddr) -> Result<Self, MqttError> {
         let fail = |reason: String| MqttError::Broker {
             addr: addr.to_string(),
             reason,
         };
-        // rumqttd only logs a failed bind from its own thread; check first so
-        // the user gets a clear error instead of a silent broker-less run.
-        drop(std::net::TcpListener::bind(addr).map_err(|e| {
+        // rumqttd binds the port itself: it only logs a failed bind (from its
+        // own thread) and cannot tell which port it got for port 0. So the
+        // address is reserved here first, by a socket bound with SO_REUSEADDR
+        // that does not listen. A busy port fails now, with a clear error
+        // instead of a silent broker-less run. For port 0 the kernel picks a
+        // free port and, while it is held, hands it to no other socket asking
+        // for a free port; rumqttd (SO_REUSEADDR too) can still bind and
+        // listen on it. Released once the broker answers.
+        let reserved = reserve(addr).map_err(|e| {
             fail(format!(
                 "{e} (is another broker already using this port? set [mqtt] listen or url)"
             ))
-        })?);
+        })?;
+        let addr = reserved.local_addr().map_err(|e| fail(e.to_string()))?;
+        let fail = |reason: String| MqttError::Broker {
+            addr: addr.to_string(),
+            reason,
+        };
 
         let connections = rumqttd::ConnectionSettings {
             connection_timeout_ms: 60_000,
@@ -68,6 +80,7 @@ impl EmbeddedBroker {
             .map_err(|e| fail(e.to_string()))?;
         for _ in 0..100 {
             if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
+                drop(reserved);
                 tracing::info!(%addr, "embedded MQTT broker listening");
                 return Ok(Self { addr });
             }
@@ -75,4 +88,17 @@ impl EmbeddedBroker {
         }
         Err(fail("did not start listening within 2 s".into()))
     }
+}
+
+/// A socket bound to `addr` (SO_REUSEADDR) that does not listen: it holds the
+/// port for the broker without accepting connections.
+fn reserve(addr: SocketAddr) -> std::io::Result<tokio::net::TcpSocket> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    Ok(socket)
 }

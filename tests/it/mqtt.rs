@@ -1,10 +1,10 @@
 //! Retained messages through the in-process broker and through Mosquitto,
 //! availability and the last will, with real brokers and a separate client.
 
-mod common;
-
+use crate::support::services::mosquitto;
 use lotsense::metrics::Metrics;
 use lotsense::mqtt::{self, ClientSettings, EmbeddedBroker, Topics};
+use lotsense::testkit::SiteBuilder;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use std::sync::Arc;
 use std::time::Duration;
@@ -76,25 +76,21 @@ async fn retained_roundtrip(host: &str, port: u16, site: &str) {
 
 #[tokio::test]
 async fn retained_messages_through_the_embedded_broker() {
-    let port = common::free_port();
-    let broker = EmbeddedBroker::start(format!("127.0.0.1:{port}").parse().unwrap()).unwrap();
-    retained_roundtrip("127.0.0.1", broker.addr.port(), &format!("emb{}", port)).await;
+    let broker = EmbeddedBroker::start("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = broker.addr.port();
+    retained_roundtrip("127.0.0.1", port, &format!("emb{port}")).await;
 }
 
 #[tokio::test]
 async fn retained_messages_through_mosquitto() {
-    if !common::mosquitto_available() {
+    let Some((host, port)) = mosquitto() else {
         return;
-    }
+    };
     let site = format!("t{}", uuid::Uuid::new_v4().simple());
-    retained_roundtrip(common::MOSQUITTO.0, common::MOSQUITTO.1, &site).await;
+    retained_roundtrip(&host, port, &site).await;
     // Leave nothing behind on the shared broker.
     let handle = mqtt::connect(
-        settings(
-            common::MOSQUITTO.0,
-            common::MOSQUITTO.1,
-            &format!("{site}-clean"),
-        ),
+        settings(&host, port, &format!("{site}-clean")),
         Arc::new(Metrics::new()),
     );
     handle.wait_connected(Duration::from_secs(5)).await;
@@ -122,18 +118,19 @@ async fn the_embedded_broker_refuses_a_busy_port_clearly() {
 
 #[tokio::test]
 async fn the_last_will_marks_lotsense_offline_when_the_process_dies() {
-    if !common::mosquitto_available() {
+    let Some((host, port)) = mosquitto() else {
         return;
-    }
+    };
     // A child process connects (with its will) and is killed without a clean disconnect.
     let site = format!("will{}", uuid::Uuid::new_v4().simple());
     let bin = env!("CARGO_BIN_EXE_lotsense");
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("c.toml");
-    std::fs::write(&cfg, format!(
-        "[site]\nname = \"{site}\"\n[storage]\nurl = \"sqlite://{d}/db.sqlite\"\ndata_dir = \"{d}\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:1883\"\nkeep_alive_secs = 2\n[http]\nlisten = \"127.0.0.1:0\"\n",
-        d = dir.path().display()
-    )).unwrap();
+    let cfg = SiteBuilder::new(&site)
+        .sqlite_in(dir.path(), "db.sqlite")
+        .mqtt_url(&format!("mqtt://{host}:{port}"))
+        .mqtt_keep_alive_secs(2)
+        .http_listen("127.0.0.1:0")
+        .write(&dir.path().join("c.toml"));
     let mut child = std::process::Command::new(bin)
         .args(["serve", "--config"])
         .arg(&cfg)
@@ -143,7 +140,7 @@ async fn the_last_will_marks_lotsense_offline_when_the_process_dies() {
         .unwrap();
     let mut online = false;
     for _ in 0..20 {
-        let got = collect("127.0.0.1", 1883, &format!("lotsense/{site}/available"), 1).await;
+        let got = collect(&host, port, &format!("lotsense/{site}/available"), 1).await;
         if got.iter().any(|(_, p, _)| p == "online") {
             online = true;
             break;
@@ -155,7 +152,7 @@ async fn the_last_will_marks_lotsense_offline_when_the_process_dies() {
     // The broker publishes the will once it notices (keep-alive 2 s × 1.5, or at once on the closed socket).
     let mut offline = false;
     for _ in 0..10 {
-        let got = collect("127.0.0.1", 1883, &format!("lotsense/{site}/available"), 1).await;
+        let got = collect(&host, port, &format!("lotsense/{site}/available"), 1).await;
         if got.iter().any(|(_, p, _)| p == "offline") {
             offline = true;
             break;
@@ -163,7 +160,7 @@ async fn the_last_will_marks_lotsense_offline_when_the_process_dies() {
     }
     assert!(offline, "last will `offline` was not published");
     let handle = mqtt::connect(
-        settings("127.0.0.1", 1883, &format!("{site}-clean")),
+        settings(&host, port, &format!("{site}-clean")),
         Arc::new(Metrics::new()),
     );
     handle.wait_connected(Duration::from_secs(5)).await;

@@ -1,23 +1,25 @@
 //! A parking site for the integration tests: real database (SQLite file or
 //! a fresh PostgreSQL database), the in-process MQTT broker with a simulated
 //! gate controller, the real HTTP API on a free port, and one API key per role.
-#![allow(dead_code)]
+//! Every parking test module does `use crate::support::parking::*`.
 
-use lotsense::config::{ApiRole, Config};
+use lotsense::config::{ApiRole, CameraRole, Config, EarlyDepartureKind, GateConfig};
+use lotsense::config::{PermitConfig, SpaceType, TariffConfig};
+use lotsense::core::PermitKind;
 use lotsense::http::api::auth::{generate_key, hash_key, store_key};
 use lotsense::http::api::client::{Client, Reply};
 use lotsense::metrics::Metrics;
 use lotsense::mqtt::{self, ClientSettings, EmbeddedBroker, MqttHandle, Topics};
 use lotsense::service::{ParkingService, Settings};
 use lotsense::store::Store;
+use lotsense::testkit::{gate, gate_camera, permit, tariff, window};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-#[path = "../common/mod.rs"]
-mod common;
-pub use common::*;
+pub use super::services::*;
+pub use lotsense::testkit::SiteBuilder;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Db {
@@ -38,78 +40,77 @@ pub struct Site {
     _broker: EmbeddedBroker,
 }
 
-/// The test site: `spaces` compact bays (C01…) plus one large (L01), one EV
-/// (E01) and one handicapped (H01) bay; `extra` is appended to the TOML.
-pub fn site_toml(compact: usize, extra: &str) -> String {
-    let mut t = String::from(
-        r#"
-[site]
-name = "t"
-time_zone = "Europe/Bucharest"
-currency = "RON"
-
-[[gates]]
-id = "main"
-ack_timeout_secs = 1
-
-[[cameras]]
-id = "main-in"
-role = "entry"
-url = "rtsp://127.0.0.1:9/in"
-gate = "main"
-
-[[cameras]]
-id = "main-out"
-role = "exit"
-url = "rtsp://127.0.0.1:9/out"
-gate = "main"
-
-[[tariffs]]
-id = "std"
-space_types = ["compact", "large", "handicapped", "motorcycle", "ev"]
-grace_minutes = 10
-interval_minutes = 30
-interval_price = 500
-daily_max = 6000
-lost_ticket_fee = 10000
-exit_grace_minutes = 15
-reservation_price = 1000
-no_show_fee = 1500
-
-[reservations]
-early_departure = "unused_whole_hours"
-early_departure_fee = 0
-hold_before_minutes = 60
-
-[lists]
-blocked = ["BL0CK01"]
-watched = ["WATCH01"]
-
-[[permits]]
-id = "staff-1"
-plate = "STAFF01"
-kind = "staff"
-valid_from = "2024-01-01"
-windows = [{ days = ["mon", "tue", "wed", "thu", "fri"], from = "07:00", to = "19:00" }]
-"#,
-    );
+/// The test site: `compact` compact bays (C01…, level L0, zone A) plus one
+/// large (L01), one EV (E01) and one handicapped (H01) bay (level L1, zone B);
+/// gate `main` with an entry and an exit camera, one tariff for every space
+/// type, reservations refunded by unused whole hours, a blocked and a
+/// watched plate and a weekday staff permit.
+pub fn parking_site(compact: usize) -> SiteBuilder {
+    use SpaceType::*;
+    let mut site = SiteBuilder::new("t")
+        .time_zone("Europe/Bucharest")
+        .currency("RON")
+        .gate(GateConfig {
+            ack_timeout_secs: 1,
+            ..gate("main")
+        })
+        .camera(gate_camera(
+            "main-in",
+            CameraRole::Entry,
+            "rtsp://127.0.0.1:9/in",
+            "main",
+        ))
+        .camera(gate_camera(
+            "main-out",
+            CameraRole::Exit,
+            "rtsp://127.0.0.1:9/out",
+            "main",
+        ))
+        .tariff(TariffConfig {
+            grace_minutes: 10,
+            daily_max: Some(6000),
+            lost_ticket_fee: 10000,
+            exit_grace_minutes: 15,
+            reservation_price: 1000,
+            no_show_fee: 1500,
+            ..tariff(
+                "std",
+                &[Compact, Large, Handicapped, Motorcycle, Ev],
+                30,
+                500,
+            )
+        })
+        .reservations(|r| {
+            r.early_departure = EarlyDepartureKind::UnusedWholeHours;
+            r.early_departure_fee = 0;
+            r.hold_before_minutes = 60;
+        })
+        .blocked(&["BL0CK01"])
+        .watched(&["WATCH01"])
+        .permit(PermitConfig {
+            windows: vec![window(
+                &["mon", "tue", "wed", "thu", "fri"],
+                "07:00",
+                "19:00",
+            )],
+            ..permit("staff-1", "STAFF01", PermitKind::Staff, "2024-01-01")
+        });
     for i in 1..=compact {
-        t.push_str(&format!("\n[[spaces]]\nid = \"C{i:02}\"\ntype = \"compact\"\nlevel = \"L0\"\nzone = \"A\"\nrank = {i}\n"));
+        site = site.space(format!("C{i:02}"), Compact, "L0", "A", i as u32);
     }
-    for (id, ty, rank) in [
-        ("L01", "large", 100),
-        ("E01", "ev", 101),
-        ("H01", "handicapped", 102),
+    for (id, kind, rank) in [
+        ("L01", Large, 100),
+        ("E01", Ev, 101),
+        ("H01", Handicapped, 102),
     ] {
-        t.push_str(&format!("\n[[spaces]]\nid = \"{id}\"\ntype = \"{ty}\"\nlevel = \"L1\"\nzone = \"B\"\nrank = {rank}\n"));
+        site = site.space(id, kind, "L1", "B", rank);
     }
-    t.push_str(extra);
-    t
+    site
 }
 
 impl Site {
     /// None (after a loud message, or a panic under CI) when PostgreSQL is missing.
-    pub async fn start(db: Db, toml: &str) -> Option<Site> {
+    pub async fn start(db: Db, site: SiteBuilder) -> Option<Site> {
         let dir = tempfile::tempdir().unwrap();
         let (url, pg) = match db {
             Db::Sqlite => (format!("sqlite://{}/t.db", dir.path().display()), None),
@@ -118,10 +119,9 @@ impl Site {
                 (pg.url.clone(), Some(pg))
             }
         };
-        let config = Config::from_toml(toml, "test.toml").expect("test config is valid");
+        let config = site.config();
         let store = Store::open(&url, 16).await.expect("store opens");
-        let broker_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let broker = EmbeddedBroker::start(broker_addr).expect("broker");
+        let broker = EmbeddedBroker::start("127.0.0.1:0".parse().unwrap()).expect("broker");
         let metrics = Arc::new(Metrics::new());
         let topics = Topics::new("lotsense", &config.site.name);
         let mqtt = mqtt::connect(
@@ -262,15 +262,16 @@ pub fn read(
     }
 }
 
-/// Runs a scenario on SQLite and on PostgreSQL (two tests).
-#[macro_export]
+/// Runs a scenario on SQLite and on PostgreSQL (two tests) on
+/// [`parking_site`]`($compact)`; the PostgreSQL one is skipped when
+/// PostgreSQL is missing (a failure under CI).
 macro_rules! on_both {
-    ($name:ident, $compact:expr, $extra:expr) => {
+    ($name:ident, $compact:expr) => {
         mod $name {
             use super::*;
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                let site = Site::start(Db::Sqlite, &site_toml($compact, $extra))
+                let site = Site::start(Db::Sqlite, parking_site($compact))
                     .await
                     .unwrap();
                 super::$name(&site).await;
@@ -278,8 +279,7 @@ macro_rules! on_both {
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                let Some(site) = Site::start(Db::Postgres, &site_toml($compact, $extra)).await
-                else {
+                let Some(site) = Site::start(Db::Postgres, parking_site($compact)).await else {
                     return;
                 };
                 super::$name(&site).await;
@@ -288,3 +288,4 @@ macro_rules! on_both {
         }
     };
 }
+pub(crate) use on_both;

@@ -3,14 +3,14 @@
 //! last 10 bays (exactly 10 sessions), the database itself refusing double
 //! bookings and a second open session, and gates working with the database down.
 
-mod parking_support;
-
+use crate::support::parking::*;
 use chrono::{Duration, Utc};
 use lotsense::config::ApiRole::*;
+use lotsense::config::SpaceType;
 use lotsense::core::Plate;
 use lotsense::events::Role;
 use lotsense::service::{EntryRequest, ReservationRequest, Source};
-use parking_support::*;
+use lotsense::testkit::tariff;
 use serde_json::json;
 
 async fn hundred_reserve_one_space(site: &Site) {
@@ -43,7 +43,7 @@ async fn hundred_reserve_one_space(site: &Site) {
         1
     );
 }
-on_both!(hundred_reserve_one_space, 3, "");
+on_both!(hundred_reserve_one_space, 3);
 
 async fn hundred_entries_last_ten_spaces(site: &Site) {
     // 15 compact bays, 5 already taken: the last 10 (the large/EV/handicapped
@@ -122,7 +122,7 @@ async fn hundred_entries_last_ten_spaces(site: &Site) {
     );
     assert_eq!(site.count("SELECT COUNT(*) FROM sessions s JOIN spaces p ON p.session_id = s.id WHERE s.status = 'open'").await, 15);
 }
-on_both!(hundred_entries_last_ten_spaces, 15, "");
+on_both!(hundred_entries_last_ten_spaces, 15);
 
 async fn same_plate_racing_opens_one_session(site: &Site) {
     let mut tasks = Vec::new();
@@ -150,7 +150,7 @@ async fn same_plate_racing_opens_one_session(site: &Site) {
         1
     );
 }
-on_both!(same_plate_racing_opens_one_session, 5, "");
+on_both!(same_plate_racing_opens_one_session, 5);
 
 /// The invariants hold even against SQL that skips the services.
 async fn database_enforces_invariants(site: &Site) {
@@ -211,7 +211,7 @@ async fn database_enforces_invariants(site: &Site) {
         .await
         .is_err());
 }
-on_both!(database_enforces_invariants, 2, "");
+on_both!(database_enforces_invariants, 2);
 
 async fn type_bookings_fill_then_refuse(site: &Site) {
     // 3 compact bays: three overlapping type bookings get three different bays, the fourth is refused.
@@ -240,7 +240,7 @@ async fn type_bookings_fill_then_refuse(site: &Site) {
     bays.sort();
     assert_eq!(bays, ["C01", "C02", "C03"]);
 }
-on_both!(type_bookings_fill_then_refuse, 3, "");
+on_both!(type_bookings_fill_then_refuse, 3);
 
 /// With the database gone, permit and allow-list plates still get through
 /// (from the in-memory cache); others wait for staff. Decisions are queued.
@@ -281,14 +281,14 @@ async fn gates_work_with_the_database_down(site: &Site) {
     assert!(site.service.flush_offline().await.is_err());
     assert_eq!(site.service.offline_backlog(), 4, "kept for later");
 }
-on_both!(gates_work_with_the_database_down, 2, "");
+on_both!(gates_work_with_the_database_down, 2);
 
 /// Offline decisions are written once the database is back (same file, new pool).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offline_decisions_are_written_when_the_database_returns() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/o.db", dir.path().display());
-    let config = lotsense::config::Config::from_toml(&site_toml(2, ""), "t.toml").unwrap();
+    let config = parking_site(2).config();
     // Seed once so the cache has the permit.
     let store = lotsense::store::Store::open(&url, 4).await.unwrap();
     let svc = lotsense::service::ParkingService::new(
@@ -349,16 +349,20 @@ async fn offline_decisions_are_written_when_the_database_returns() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn app_decides_plate_reads_from_its_channel() {
     let dir = tempfile::tempdir().unwrap();
-    let toml = format!(
-        "[site]\nname = \"app\"\ncurrency = \"RON\"\n[storage]\nurl = \"sqlite://{d}/a.db\"\ndata_dir = \"{d}\"\n[mqtt]\nlisten = \"127.0.0.1:{p}\"\n[http]\nlisten = \"127.0.0.1:0\"\n\
-         [[spaces]]\nid = \"A1\"\ntype = \"compact\"\nlevel = \"0\"\nzone = \"A\"\n\
-         [[tariffs]]\nid = \"t\"\nspace_types = [\"compact\"]\ninterval_minutes = 60\ninterval_price = 100\n\
-         [[api_keys]]\nname = \"ops\"\nrole = \"operator\"\nhash = \"{h}\"\n",
-        d = dir.path().display(),
-        p = free_port(),
-        h = lotsense::http::api::auth::hash_key("lsk_test_operator_key"),
-    );
-    let config = lotsense::config::Config::from_toml(&toml, "app.toml").unwrap();
+    let config = SiteBuilder::new("app")
+        .currency("RON")
+        .sqlite_in(dir.path(), "a.db")
+        .mqtt_listen("127.0.0.1:0")
+        .http_listen("127.0.0.1:0")
+        .space("A1", SpaceType::Compact, "0", "A", 0)
+        .tariff(tariff("t", &[SpaceType::Compact], 60, 100))
+        .api_key(
+            "ops",
+            Operator,
+            &lotsense::http::api::auth::hash_key("lsk_test_operator_key"),
+            None,
+        )
+        .config();
     let running = lotsense::app::start(config).await.unwrap();
     let mut r = read(Role::Entry, "APP0001", Utc::now());
     r.gate = None;

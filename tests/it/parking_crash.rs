@@ -4,43 +4,84 @@
 //! charge, and retrying the interrupted payments with their keys charges
 //! each at most once. Runs on SQLite and on PostgreSQL.
 
-mod parking_support;
-
+use crate::support::parking::*;
+use lotsense::config::{ApiRole, SpaceType, TariffConfig};
 use lotsense::http::api::client::Client;
-use parking_support::*;
+use lotsense::testkit::tariff;
 use serde_json::json;
+use std::io::BufRead;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 const KEY: &str = "lsk_crash_test_admin_key_000000000000000000000000";
 
-fn config(dir: &std::path::Path, url: &str, port: u16) -> std::path::PathBuf {
-    let mut t = format!(
-        "[site]\nname = \"crash\"\ntime_zone = \"Europe/Bucharest\"\ncurrency = \"RON\"\n[storage]\nurl = \"{url}\"\ndata_dir = \"{d}\"\n\
-         [mqtt]\nlisten = \"127.0.0.1:{m}\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n\
-         [[tariffs]]\nid = \"t\"\nspace_types = [\"compact\", \"large\"]\ninterval_minutes = 30\ninterval_price = 500\nexit_grace_minutes = 15\n\
-         [[api_keys]]\nname = \"crash\"\nrole = \"admin\"\nhash = \"{h}\"\nrate_per_minute = 1000000\n",
-        d = dir.display(),
-        m = free_port(),
-        h = lotsense::http::api::auth::hash_key(KEY),
-    );
+/// 200 compact bays, one tariff, an admin key; HTTP and the in-process
+/// broker on free ports (`lotsense serve` prints the ones it got).
+fn config(dir: &Path, url: &str) -> std::path::PathBuf {
+    let mut site = SiteBuilder::new("crash")
+        .time_zone("Europe/Bucharest")
+        .currency("RON")
+        .storage_url(url)
+        .data_dir(dir)
+        .mqtt_listen("127.0.0.1:0")
+        .http_listen("127.0.0.1:0")
+        .tariff(TariffConfig {
+            exit_grace_minutes: 15,
+            ..tariff("t", &[SpaceType::Compact, SpaceType::Large], 30, 500)
+        })
+        .api_key(
+            "crash",
+            ApiRole::Admin,
+            &lotsense::http::api::auth::hash_key(KEY),
+            Some(1_000_000),
+        );
     for i in 0..200 {
-        t.push_str(&format!("[[spaces]]\nid = \"S{i:03}\"\ntype = \"compact\"\nlevel = \"0\"\nzone = \"A\"\nrank = {i}\n"));
+        site = site.space(format!("S{i:03}"), SpaceType::Compact, "0", "A", i);
     }
-    let p = dir.join("crash.toml");
-    std::fs::write(&p, t).unwrap();
-    p
+    site.write(&dir.join("crash.toml"))
 }
 
-fn spawn(cfg: &std::path::Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_lotsense"))
+/// Starts `lotsense serve` (its log in `log`) and returns it with the HTTP
+/// address it printed. Its stdout is read to the end by a thread, so the
+/// child never blocks on a full pipe.
+async fn spawn(cfg: &Path, log: &Path) -> (Child, SocketAddr) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lotsense"))
         .args(["serve", "--config"])
         .arg(cfg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(log).unwrap())
         .spawn()
-        .expect("lotsense serve starts")
+        .expect("lotsense serve starts");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            // `lotsense serving: http://127.0.0.1:PORT  mqtt://…`
+            if let Some(addr) = line
+                .strip_prefix("lotsense serving: http://")
+                .and_then(|rest| rest.split_whitespace().next())
+            {
+                if let Some(tx) = tx.take() {
+                    let _ = tx.send(addr.parse::<SocketAddr>().expect("an address"));
+                }
+            }
+        }
+    });
+    match tokio::time::timeout(Duration::from_secs(20), rx).await {
+        Ok(Ok(addr)) => (child, addr),
+        _ => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "lotsense serve printed no address; its log:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+    }
 }
 
 async fn wait_up(addr: SocketAddr) {
@@ -112,14 +153,12 @@ async fn crash_and_recover(db: Db) {
             None => return,
         },
     };
-    let port = free_port();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let cfg = config(dir.path(), &url, port);
+    let cfg = config(dir.path(), &url);
     let keys = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
 
     // Three rounds: run load, kill -9 mid-flight, restart.
     for round in 0..3 {
-        let mut child = spawn(&cfg);
+        let (mut child, addr) = spawn(&cfg, &dir.path().join(format!("serve-{round}.log"))).await;
         wait_up(addr).await;
         let mut tasks = Vec::new();
         for id in 0..8 {
@@ -134,7 +173,7 @@ async fn crash_and_recover(db: Db) {
     }
 
     // Restart: pending payments are re-driven at start-up.
-    let mut child = spawn(&cfg);
+    let (mut child, addr) = spawn(&cfg, &dir.path().join("serve-last.log")).await;
     wait_up(addr).await;
     let mut c = Client::new(addr, Some(KEY));
     // Every payment attempt retried with its key: answered, never charged twice.

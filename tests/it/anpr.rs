@@ -2,11 +2,12 @@
 //! a clip of real Romanian plates, lotsense reads them with the real models,
 //! and a separate MQTT client on the real broker receives the plate events.
 
-mod common;
-
-use lotsense::config::Config;
+use crate::support::net::ClosedPort;
+use crate::support::HEAVY;
+use lotsense::config::{CameraConfig, CameraRole, Config};
 use lotsense::events::PlateRead;
 use lotsense::ingest::testserver::TestCameraServer;
+use lotsense::testkit::{gate, gate_camera, SiteBuilder};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -14,34 +15,33 @@ use std::time::{Duration, Instant};
 
 const CLIP: &str = "testdata/clips/gate-ro.mp4";
 
-/// The end-to-end tests each run the models on both cores; one at a time.
-static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const EXPECTED: [&str; 3] = ["BR07AAC", "B68SPK", "B305CIL"];
 
-fn config(dir: &Path, mqtt_port: u16, cameras: &str, gap_secs: u64) -> Config {
-    let text = format!(
-        r#"
-[site]
-name = "anprtest"
-time_zone = "Europe/Bucharest"
-currency = "RON"
-[storage]
-url = "sqlite://{d}/db.sqlite"
-data_dir = "{d}"
-[mqtt]
-listen = "127.0.0.1:{mqtt_port}"
-[http]
-listen = "127.0.0.1:0"
-[lpr]
-format = ["@@##@@@", "@##@@@", "B##@@@", "B###@@@"]
-reannounce_gap_secs = {gap_secs}
-[[gates]]
-id = "main"
-{cameras}
-"#,
-        d = dir.display()
-    );
-    Config::from_toml(&text, "test").unwrap()
+/// The site: gate `main` with `cameras`, Romanian plate formats, the
+/// in-process broker and HTTP on free ports.
+fn config(dir: &Path, cameras: Vec<CameraConfig>, gap_secs: u64) -> Config {
+    let mut site = SiteBuilder::new("anprtest")
+        .time_zone("Europe/Bucharest")
+        .currency("RON")
+        .sqlite_in(dir, "db.sqlite")
+        .mqtt_listen("127.0.0.1:0")
+        .http_listen("127.0.0.1:0")
+        .lpr(|l| {
+            l.format = ["@@##@@@", "@##@@@", "B##@@@", "B###@@@"]
+                .map(String::from)
+                .to_vec();
+            l.reannounce_gap_secs = gap_secs;
+        })
+        .gate(gate("main"));
+    for c in cameras {
+        site = site.camera(c);
+    }
+    site.config()
+}
+
+/// An entry camera of gate `main`.
+fn entry(id: &str, url: &str) -> CameraConfig {
+    gate_camera(id, CameraRole::Entry, url, "main")
 }
 
 /// Subscribes to the plate topic and collects events.
@@ -100,11 +100,14 @@ async fn plates_streamed_over_rtsp_are_read_fused_and_published() {
     let _one = HEAVY.lock().await;
     let server = TestCameraServer::start(0, &[("gate", Path::new(CLIP))]).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let port = common::free_port();
-    let cams = format!("[[cameras]]\nid = \"gate-in\"\nrole = \"entry\"\nurl = \"{}\"\ngate = \"main\"\nfps = 10\n", server.url("gate"));
-    let running = lotsense::app::start(config(dir.path(), port, &cams, 600))
+    let cams = vec![CameraConfig {
+        fps: 10,
+        ..entry("gate-in", &server.url("gate"))
+    }];
+    let running = lotsense::app::start(config(dir.path(), cams, 600))
         .await
         .unwrap();
+    let port = running.mqtt_addr.1;
     let mut rx = plate_listener(port).await;
     let got = collect_until(&mut rx, 90, &EXPECTED).await;
     let plates: Vec<&str> = got.iter().map(|r| r.plate.as_str()).collect();
@@ -171,19 +174,25 @@ async fn plates_are_read_again_after_the_camera_server_restarts_and_a_broken_cam
     .unwrap();
     let rtsp_port = server.port;
     let dir = tempfile::tempdir().unwrap();
-    let port = common::free_port();
-    let dead = common::free_port();
-    let cams = format!(
-        "[[cameras]]\nid = \"gate-in\"\nrole = \"entry\"\nurl = \"{}\"\ngate = \"main\"\nfps = 10\n\
-         [[cameras]]\nid = \"broken\"\nrole = \"entry\"\nurl = \"{}\"\ngate = \"main\"\n\
-         [[cameras]]\nid = \"unreachable\"\nrole = \"exit\"\nurl = \"rtsp://127.0.0.1:{dead}/x\"\ngate = \"main\"\n",
-        server.url("gate"),
-        server.url("broken")
-    );
+    let dead = ClosedPort::new();
+    let cams = vec![
+        CameraConfig {
+            fps: 10,
+            ..entry("gate-in", &server.url("gate"))
+        },
+        entry("broken", &server.url("broken")),
+        gate_camera(
+            "unreachable",
+            CameraRole::Exit,
+            &format!("rtsp://127.0.0.1:{}/x", dead.port()),
+            "main",
+        ),
+    ];
     // A short re-announce gap so the same cars count again after the restart.
-    let running = lotsense::app::start(config(dir.path(), port, &cams, 1))
+    let running = lotsense::app::start(config(dir.path(), cams, 1))
         .await
         .unwrap();
+    let port = running.mqtt_addr.1;
     let mut status = running
         .mqtt
         .subscribe("lotsense/anprtest/cameras/+/status")
@@ -197,8 +206,10 @@ async fn plates_are_read_again_after_the_camera_server_restarts_and_a_broken_cam
     );
 
     server.stop();
+    let held = ClosedPort::hold(rtsp_port);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let server = TestCameraServer::start(rtsp_port, &[("gate", Path::new(CLIP))]).unwrap();
+    drop(held);
     while rx.try_recv().is_ok() {}
     let again = collect_until(&mut rx, 90, &["B305CIL"]).await;
     assert!(

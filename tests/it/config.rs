@@ -59,6 +59,8 @@ fn a_broken_config_lists_every_problem_with_its_line() {
 
 #[test]
 fn a_type_error_is_reported_with_its_line_next_to_unknown_keys() {
+    // Written by hand, not with SiteBuilder: an unknown key and a value of the
+    // wrong type cannot be built with typed methods, and the lines matter.
     let text = "[site]\nname = \"x\"\nnmae = 1\n[[cameras]]\nid = \"c\"\nrole = \"entry\"\nurl = \"rtsp://h/x\"\nfps = \"fast\"\n";
     let err = Config::from_toml(text, "inline.toml").unwrap_err();
     let s = err.to_string();

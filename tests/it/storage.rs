@@ -1,7 +1,6 @@
 //! Migrations and basic writes on both backends, against real databases.
 
-mod common;
-
+use crate::support::services::PgDb;
 use lotsense::store::{Backend, Store};
 
 async fn check_store(store: &Store) {
@@ -58,7 +57,7 @@ async fn sqlite_migrates_a_new_file_and_reopens_it() {
 
 #[tokio::test]
 async fn postgres_migrates_a_fresh_database() {
-    let Some(db) = common::PgDb::create().await else {
+    let Some(db) = PgDb::create().await else {
         return;
     };
     let store = Store::open(&db.url, 4).await.unwrap();

@@ -4,7 +4,7 @@
 //! the PKLot import in the config, and the camera pipeline's unknown logic
 //! (offline, frozen, recovery) with a scripted classifier.
 
-use lotsense::config::Config;
+use lotsense::config::{BayImportConfig, CameraRole, SpaceType};
 use lotsense::events::BayUpdate;
 use lotsense::ingest::{Frame, FrameSlot};
 use lotsense::metrics::Metrics;
@@ -12,6 +12,7 @@ use lotsense::occupancy::classifier::{Classifier, OnnxBayClassifier};
 use lotsense::occupancy::pipeline::{CameraLink, CameraPipeline, PreparedBay};
 use lotsense::occupancy::warp::{BayQuad, PatchBatch};
 use lotsense::occupancy::{sampler::Sampler, tracker::BayTracker, OccupancyError, OccupancyStats};
+use lotsense::testkit::{camera, SiteBuilder};
 use lotsense::vision::image::ImageView;
 use std::path::Path;
 use std::process::Command;
@@ -194,18 +195,23 @@ fn bays_preview_draws_the_demo_camera_with_the_states_of_that_frame() {
 #[test]
 fn bays_are_imported_from_pklot_xml_and_bad_imports_are_located() {
     let xml = std::fs::canonicalize(format!("{FRAMES}/aerial-lot-f000.xml")).unwrap();
-    let spaces = lotsense::config::pklot::parse(&std::fs::read_to_string(&xml).unwrap()).unwrap();
-    let mut text = String::from(
-        "[[cameras]]\nid = \"top\"\nrole = \"overview\"\nurl = \"rtsp://127.0.0.1:1/x\"\n",
-    );
+    let spaces =
+        lotsense::config::pklot::parse(&std::fs::read_to_string(&xml).unwrap()).unwrap();
+    let mut site =
+        SiteBuilder::default().camera(camera("top", CameraRole::Overview, "rtsp://127.0.0.1:1/x"));
     for s in &spaces {
-        text += &format!(
-            "[[spaces]]\nid = \"P-{}\"\ntype = \"compact\"\nlevel = \"L1\"\nzone = \"A\"\n",
-            s.id
-        );
+        site = site.space(format!("P-{}", s.id), SpaceType::Compact, "L1", "A", 0);
     }
-    let good = format!("{text}[occupancy]\n[[occupancy.imports]]\ncamera = \"top\"\nfile = \"{}\"\nspace_prefix = \"P-\"\nscale = 2.0\n", xml.display());
-    let c = Config::from_toml(&good, "test.toml").unwrap();
+    let import = |camera: &str, file: &Path, space_prefix: &str, scale: f32| BayImportConfig {
+        camera: camera.into(),
+        file: file.into(),
+        space_prefix: space_prefix.into(),
+        scale,
+    };
+    let good = site
+        .clone()
+        .occupancy(|o| o.imports.push(import("top", &xml, "P-", 2.0)));
+    let c = good.try_config_as("test.toml").unwrap();
     assert_eq!(c.bays.len(), 33);
     let b = c.bays.iter().find(|b| b.space == "P-4").unwrap();
     assert_eq!(b.camera, "top");
@@ -214,11 +220,12 @@ fn bays_are_imported_from_pklot_xml_and_bad_imports_are_located() {
         [spaces[0].polygon[0][0] * 2.0, spaces[0].polygon[0][1] * 2.0]
     );
     // A prefix that names no space, a missing file, a gate camera.
-    let bad = format!(
-        "{text}[occupancy]\n[[occupancy.imports]]\ncamera = \"top\"\nfile = \"{}\"\nspace_prefix = \"Q-\"\n[[occupancy.imports]]\ncamera = \"nope\"\nfile = \"missing.xml\"\n",
-        xml.display()
-    );
-    let e = Config::from_toml(&bad, "test.toml").unwrap_err();
+    let bad = site.occupancy(|o| {
+        o.imports.push(import("top", &xml, "Q-", 1.0));
+        o.imports
+            .push(import("nope", Path::new("missing.xml"), "", 1.0));
+    });
+    let e = bad.try_config_as("test.toml").unwrap_err();
     let msg = e.to_string();
     assert!(
         msg.contains("33 space(s) not defined in [[spaces]]: `Q-4`"),
@@ -231,8 +238,15 @@ fn bays_are_imported_from_pklot_xml_and_bad_imports_are_located() {
 
 #[test]
 fn bad_occupancy_settings_are_reported() {
-    let text = "[occupancy]\nsample_rate = 0.0\nlow = 0.8\nhigh = 0.2\nrequired_samples = 0\nfrozen_secs = 0\n[occupancy.sign_offsets]\nZ = 2\n";
-    let msg = Config::from_toml(text, "t").unwrap_err().to_string();
+    let site = SiteBuilder::default().occupancy(|o| {
+        o.sample_rate = 0.0;
+        o.low = 0.8;
+        o.high = 0.2;
+        o.required_samples = 0;
+        o.frozen_secs = 0;
+        o.sign_offsets.insert("Z".into(), 2);
+    });
+    let msg = site.try_config_as("t").unwrap_err().to_string();
     for s in [
         "sample_rate",
         "low < high",

@@ -3,12 +3,10 @@
 //! `…::postgres`). Real database, real MQTT broker with a simulated gate
 //! controller, real HTTP server.
 
-mod parking_support;
-
+use crate::support::parking::*;
 use chrono::{Duration, TimeZone, Utc};
 use lotsense::config::ApiRole::*;
 use lotsense::events::Role;
-use parking_support::*;
 use serde_json::json;
 
 // ------------------------------------------------------------------ entry → exit → pay (API)
@@ -198,7 +196,7 @@ async fn entry_exit_pay(site: &Site) {
     }
     assert!(acked, "no gate acknowledgement recorded");
 }
-on_both!(entry_exit_pay, 5, "");
+on_both!(entry_exit_pay, 5);
 
 // ------------------------------------------------------------------ misread exit (plate events)
 
@@ -245,7 +243,7 @@ async fn exit_with_misread_plate(site: &Site) {
         "evidence/ZZ999ZZ.jpg"
     );
 }
-on_both!(exit_with_misread_plate, 5, "");
+on_both!(exit_with_misread_plate, 5);
 
 // ------------------------------------------------------------------ full lot
 
@@ -299,7 +297,7 @@ async fn full_lot(site: &Site) {
     let bad = kiosk.get("/api/availability?type=spaceship").await.unwrap();
     assert_eq!(bad.status, 400);
 }
-on_both!(full_lot, 2, "");
+on_both!(full_lot, 2);
 
 // ------------------------------------------------------------------ blocked and watched plates, flags API
 
@@ -378,7 +376,7 @@ async fn blocked_and_watched(site: &Site) {
     );
     assert_eq!(board.get("/api/availability").await.unwrap().status, 200);
 }
-on_both!(blocked_and_watched, 3, "");
+on_both!(blocked_and_watched, 3);
 
 // ------------------------------------------------------------------ permit window (plate events)
 
@@ -414,7 +412,7 @@ async fn permit_window(site: &Site) {
     assert_eq!(x["verdict"], "payment_required", "{x}");
     assert_eq!(x["amount_due"], 1000);
 }
-on_both!(permit_window, 3, "");
+on_both!(permit_window, 3);
 
 // ------------------------------------------------------------------ lists and permits changed at run time (API)
 
@@ -644,7 +642,7 @@ async fn lists_and_permits_at_run_time(site: &Site) {
         (Some("api:test-operator"), Some("left the company"))
     );
 }
-on_both!(lists_and_permits_at_run_time, 3, "");
+on_both!(lists_and_permits_at_run_time, 3);
 
 // ------------------------------------------------------------------ reservation → check-in → early departure
 
@@ -709,7 +707,7 @@ async fn reservation_checkin_early_departure(site: &Site) {
     assert_eq!(r["status"], "completed");
     assert_eq!(r["payments"].as_array().unwrap().len(), 2);
 }
-on_both!(reservation_checkin_early_departure, 4, "");
+on_both!(reservation_checkin_early_departure, 4);
 
 // ------------------------------------------------------------------ no-show
 
@@ -760,7 +758,7 @@ async fn reservation_no_show(site: &Site) {
     let v = expect(&op.get("/api/vehicles/NOSHOW1").await.unwrap(), 200);
     assert_eq!(v["outstanding_debts"], json!([]));
 }
-on_both!(reservation_no_show, 3, "");
+on_both!(reservation_no_show, 3);
 
 // ------------------------------------------------------------------ cancel
 
@@ -797,7 +795,7 @@ async fn reservation_cancel(site: &Site) {
     let r3 = kiosk.post("/api/reservations", &json!({ "license_plate": "CANCEL3", "space_id": r["space_id"], "start_time": iso(now + Duration::hours(5) + Duration::minutes(30)), "end_time": iso(now + Duration::hours(7)) })).await.unwrap();
     assert_eq!(expect(&r3, 409)["error"]["code"], "space_taken");
 }
-on_both!(reservation_cancel, 3, "");
+on_both!(reservation_cancel, 3);
 
 // ------------------------------------------------------------------ gateway down → pay later
 
@@ -871,7 +869,7 @@ async fn gateway_down_pay_later(site: &Site) {
     let v = expect(&kiosk.get("/api/vehicles/LATER01").await.unwrap(), 200);
     assert_eq!(v["outstanding_debts"], json!([]));
 }
-on_both!(gateway_down_pay_later, 3, "");
+on_both!(gateway_down_pay_later, 3);
 
 // ------------------------------------------------------------------ errors, auth, timestamps
 
@@ -994,7 +992,7 @@ async fn api_errors_and_auth(site: &Site) {
     let a = expect(&op.get("/api/availability").await.unwrap(), 200);
     assert_eq!(a["out_of_service"], 1);
 }
-on_both!(api_errors_and_auth, 3, "");
+on_both!(api_errors_and_auth, 3);
 
 // ------------------------------------------------------------------ bays: grace, wrong bay, override
 
@@ -1178,13 +1176,13 @@ async fn bay_watch(site: &Site) {
         "lotsense/t/gates/main/state"
     );
 }
-on_both!(bay_watch, 4, "");
+on_both!(bay_watch, 4);
 
 // ------------------------------------------------------------------ per-key rate limit
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limit_per_key() {
-    let site = Site::start(Db::Sqlite, &site_toml(2, "")).await.unwrap();
+    let site = Site::start(Db::Sqlite, parking_site(2)).await.unwrap();
     let key = lotsense::http::api::auth::generate_key();
     lotsense::http::api::auth::store_key(
         &site.store,
@@ -1256,4 +1254,4 @@ async fn http_metrics_per_route(site: &Site) {
     }
     assert!(!text.contains("MET001"), "no per-plate series");
 }
-on_both!(http_metrics_per_route, 3, "");
+on_both!(http_metrics_per_route, 3);

@@ -8,10 +8,11 @@
 //! Then the RTSP server is stopped: the bays become `unknown`; it is started
 //! again: they recover.
 
-mod common;
-
-use lotsense::config::Config;
+use crate::support::net::ClosedPort;
+use crate::support::services::mosquitto;
+use lotsense::config::{CameraRole, Config};
 use lotsense::ingest::testserver::TestCameraServer;
+use lotsense::testkit::{camera, SiteBuilder};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -21,38 +22,35 @@ const CLIP: &str = "testdata/clips/aerial-lot.mp4";
 const BAYS: &str = "testdata/occupancy/aerial-lot.toml";
 const LABELS: &str = "testdata/occupancy/aerial-lot-labels.csv";
 
-fn config(dir: &Path, site: &str, mqtt: &str, camera_url: &str, discovery_prefix: &str) -> Config {
-    let text = format!(
-        r#"
-[site]
-name = "{site}"
-[storage]
-url = "sqlite://{d}/db.sqlite"
-data_dir = "{d}"
-{mqtt}
-[http]
-listen = "127.0.0.1:0"
-[[cameras]]
-id = "overview"
-role = "overview"
-url = "{camera_url}"
-fps = 5
-[occupancy]
-sample_rate = 4.0
-required_samples = 2
-sample_timeout_secs = 5
-publish_interval_ms = 200
-discovery_prefix = "{discovery_prefix}"
-[occupancy.sign_offsets]
-E = 1
-[policy]
-bay_flag_grace_secs = 0
-{bays}
-"#,
-        d = dir.display(),
-        bays = std::fs::read_to_string(BAYS).unwrap()
-    );
-    Config::from_toml(&text, "test").unwrap()
+/// The site: one overview camera at `camera_url` over the 32 labelled bays,
+/// sampled fast, zone E holding one free bay back, bays flagged at once; MQTT
+/// through the broker at `mqtt_url`, or the in-process one on a free port.
+fn config(
+    dir: &Path,
+    site: &str,
+    mqtt_url: Option<&str>,
+    camera_url: &str,
+    discovery_prefix: &str,
+) -> Config {
+    let builder = SiteBuilder::new(site)
+        .sqlite_in(dir, "db.sqlite")
+        .http_listen("127.0.0.1:0")
+        .camera(camera("overview", CameraRole::Overview, camera_url))
+        .occupancy(|o| {
+            o.sample_rate = 4.0;
+            o.required_samples = 2;
+            o.sample_timeout_secs = 5;
+            o.publish_interval_ms = 200;
+            o.discovery_prefix = discovery_prefix.into();
+            o.sign_offsets.insert("E".into(), 1);
+        })
+        .policy(|p| p.bay_flag_grace_secs = 0)
+        .spaces_and_bays_from(Path::new(BAYS));
+    match mqtt_url {
+        Some(url) => builder.mqtt_url(url),
+        None => builder.mqtt_listen("127.0.0.1:0"),
+    }
+    .config()
 }
 
 /// What the boards must show, computed here from the labels and the
@@ -265,17 +263,17 @@ async fn bay_counts_reach_the_boards_go_unknown_when_the_camera_stops_and_recove
     let server = TestCameraServer::start(0, &[("aerial", Path::new(CLIP))]).unwrap();
     let rtsp_port = server.port;
     let dir = tempfile::tempdir().unwrap();
-    let port = common::free_port();
     let site = "occtest";
     let cfg = config(
         dir.path(),
         site,
-        &format!("[mqtt]\nlisten = \"127.0.0.1:{port}\""),
+        None,
         &server.url("aerial"),
         "homeassistant",
     );
     let e = expected(&cfg);
     let running = lotsense::app::start(cfg).await.unwrap();
+    let port = running.mqtt_addr.1;
     let mut b = board(
         "127.0.0.1",
         port,
@@ -434,6 +432,7 @@ async fn bay_counts_reach_the_boards_go_unknown_when_the_camera_stops_and_recove
 
     // The camera's server goes away: every bay becomes unknown, on every board.
     server.stop();
+    let held = ClosedPort::hold(rtsp_port);
     let (ok, m) = b
         .wait(20, |m| {
             all_unknown(m, site)
@@ -458,6 +457,7 @@ async fn bay_counts_reach_the_boards_go_unknown_when_the_camera_stops_and_recove
     // Back again: the bays recover.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let server = TestCameraServer::start(rtsp_port, &[("aerial", Path::new(CLIP))]).unwrap();
+    drop(held);
     let (ok, m) = b.wait(45, |m| boards_match(m, site, &e)).await;
     assert!(
         ok,
@@ -478,9 +478,9 @@ async fn bay_counts_reach_the_boards_go_unknown_when_the_camera_stops_and_recove
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bay_counts_through_mosquitto_reach_a_board_that_connects_later() {
-    if !common::mosquitto_available() {
+    let Some((host, port)) = mosquitto() else {
         return;
-    }
+    };
     let server = TestCameraServer::start(0, &[("aerial", Path::new(CLIP))]).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let site = format!("occ{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
@@ -488,13 +488,13 @@ async fn bay_counts_through_mosquitto_reach_a_board_that_connects_later() {
     let cfg = config(
         dir.path(),
         &site,
-        "[mqtt]\nurl = \"mqtt://127.0.0.1:1883\"",
+        Some(&format!("mqtt://{host}:{port}")),
         &server.url("aerial"),
         &prefix,
     );
     let e = expected(&cfg);
     let running = lotsense::app::start(cfg).await.unwrap();
-    let mut b = board("127.0.0.1", 1883, &[format!("lotsense/{site}/occupancy")]).await;
+    let mut b = board(&host, port, &[format!("lotsense/{site}/occupancy")]).await;
     let (ok, m) = b.wait(30, |m| counts_match(m, &site, &e)).await;
     assert!(
         ok,
@@ -503,8 +503,8 @@ async fn bay_counts_through_mosquitto_reach_a_board_that_connects_later() {
     );
     b.task.abort();
     let mut late = board(
-        "127.0.0.1",
-        1883,
+        &host,
+        port,
         &[format!("lotsense/{site}/#"), format!("{prefix}/#")],
     )
     .await;
@@ -524,7 +524,7 @@ async fn bay_counts_through_mosquitto_reach_a_board_that_connects_later() {
     server.stop();
     // Leave nothing retained behind on the shared broker.
     let (client, mut el) = AsyncClient::new(
-        MqttOptions::new(format!("clean-{site}"), "127.0.0.1", 1883),
+        MqttOptions::new(format!("clean-{site}"), host.as_str(), port),
         256,
     );
     let poller = tokio::spawn(async move {
@@ -594,19 +594,18 @@ impl Proxy {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_boards_are_published_again_after_every_mqtt_reconnect() {
-    let broker_port = common::free_port();
-    lotsense::mqtt::EmbeddedBroker::start(format!("127.0.0.1:{broker_port}").parse().unwrap())
-        .unwrap();
+    let broker = lotsense::mqtt::EmbeddedBroker::start("127.0.0.1:0".parse().unwrap()).unwrap();
+    let broker_port = broker.addr.port();
     let proxy = Proxy::start(broker_port).await;
     let dir = tempfile::tempdir().unwrap();
     let site = "occreconnect";
     // The camera is unreachable: every bay stays unknown, and that is what the boards must show.
-    let dead = common::free_port();
+    let dead = ClosedPort::new();
     let cfg = config(
         dir.path(),
         site,
-        &format!("[mqtt]\nurl = \"mqtt://127.0.0.1:{}\"", proxy.port),
-        &format!("rtsp://127.0.0.1:{dead}/x"),
+        Some(&format!("mqtt://127.0.0.1:{}", proxy.port)),
+        &format!("rtsp://127.0.0.1:{}/x", dead.port()),
         "homeassistant",
     );
     let running = lotsense::app::start(cfg).await.unwrap();

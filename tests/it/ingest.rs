@@ -2,8 +2,7 @@
 //! reconnects when the server goes away, and a clear error for a bad camera
 //! while another keeps working.
 
-mod common;
-
+use crate::support::net::ClosedPort;
 use lotsense::ingest::pipeline::CameraSpec;
 use lotsense::ingest::testserver::TestCameraServer;
 use lotsense::ingest::{run_camera, CameraEvent, CameraSource, FrameSlot};
@@ -89,6 +88,7 @@ fn rtsp_frames_arrive_with_declared_caps_and_the_camera_reconnects() {
 
     // Stop the server mid-stream: the camera goes offline, then reconnects when it is back.
     server.stop();
+    let held = ClosedPort::hold(port);
     let off = cam
         .wait_event(10, |e| matches!(e, CameraEvent::Offline { .. }))
         .expect("offline after server stop");
@@ -97,6 +97,7 @@ fn rtsp_frames_arrive_with_declared_caps_and_the_camera_reconnects() {
     }
     std::thread::sleep(Duration::from_millis(500));
     let server = TestCameraServer::start(port, &[("gate", Path::new(CLIP))]).unwrap();
+    drop(held);
     assert!(
         cam.wait_event(20, |e| matches!(e, CameraEvent::Online { .. }))
             .is_some(),
@@ -118,10 +119,10 @@ fn an_unreachable_camera_reports_why_while_another_keeps_working() {
     lotsense::ingest::init_gstreamer().unwrap();
     let server = TestCameraServer::start(0, &[("gate", Path::new(CLIP))]).unwrap();
     let metrics = Arc::new(Metrics::new());
-    let dead_port = common::free_port();
+    let dead_port = ClosedPort::new();
     let bad = CameraSource::from_url(
         "dead",
-        &format!("rtsp://127.0.0.1:{dead_port}/nothing"),
+        &format!("rtsp://127.0.0.1:{}/nothing", dead_port.port()),
         true,
         true,
     )
