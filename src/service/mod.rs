@@ -449,3 +449,6 @@ fn _assert_send(s: &ParkingService, r: EntryRequest) {
     fn is_send<T: Send>(_: T) {}
     is_send(s.entry(r));
 }
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -195,8 +195,7 @@ fn bays_preview_draws_the_demo_camera_with_the_states_of_that_frame() {
 #[test]
 fn bays_are_imported_from_pklot_xml_and_bad_imports_are_located() {
     let xml = std::fs::canonicalize(format!("{FRAMES}/aerial-lot-f000.xml")).unwrap();
-    let spaces =
-        lotsense::config::pklot::parse(&std::fs::read_to_string(&xml).unwrap()).unwrap();
+    let spaces = lotsense::config::pklot::parse(&std::fs::read_to_string(&xml).unwrap()).unwrap();
     let mut site =
         SiteBuilder::default().camera(camera("top", CameraRole::Overview, "rtsp://127.0.0.1:1/x"));
     for s in &spaces {

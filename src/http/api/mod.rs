@@ -179,3 +179,6 @@ impl ListQuery {
         self.limit.unwrap_or(100).clamp(1, 1000)
     }
 }
+
+#[cfg(test)]
+mod tests;
