@@ -3,11 +3,11 @@
 use crate::core::AuditAction;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::Row;
 
 use super::exec::Conn;
 
-type R<T> = Result<T, sqlx::Error>;
+use super::sql;
+use super::R;
 
 // ---------------------------------------------------------------- audit
 
@@ -21,7 +21,7 @@ pub async fn audit(
     reason: Option<&str>,
     detail: Option<&serde_json::Value>,
 ) -> R<()> {
-    sqlx::query("INSERT INTO audit_log (at, actor, action, subject, reason, detail_json) VALUES ($1, $2, $3, $4, $5, $6)")
+    sql::query("INSERT INTO audit_log (at, actor, action, subject, reason, detail_json) VALUES ($1, $2, $3, $4, $5, $6)")
         .bind(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
         .bind(actor)
         .bind(action.as_str())
@@ -88,7 +88,7 @@ impl AuditBatch {
             })
             .collect::<Vec<_>>()
             .join(", ");
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(format!("INSERT INTO audit_log (at, actor, action, subject, reason, detail_json) VALUES {values}")));
+        let mut q = sql::query(format!("INSERT INTO audit_log (at, actor, action, subject, reason, detail_json) VALUES {values}"));
         for (at, actor, action, subject, reason, detail) in self.records {
             q = q
                 .bind(at)
@@ -117,29 +117,28 @@ pub struct AuditRow {
 pub async fn audit_log(conn: &mut Conn, subject: Option<&str>, limit: i64) -> R<Vec<AuditRow>> {
     let rows = match subject {
         Some(s) => {
-            sqlx::query(sqlx::AssertSqlSafe(format!("SELECT id, at, actor, action, subject, reason, detail_json FROM audit_log WHERE subject = $1 ORDER BY id DESC LIMIT {limit}")))
+            sql::query(format!("SELECT id, at, actor, action, subject, reason, detail_json FROM audit_log WHERE subject = $1 ORDER BY id DESC LIMIT {limit}"))
                 .bind(s)
                 .fetch_all(conn.ex())
                 .await?
         }
         None => {
-            sqlx::query(sqlx::AssertSqlSafe(format!("SELECT id, at, actor, action, subject, reason, detail_json FROM audit_log ORDER BY id DESC LIMIT {limit}")))
+            sql::query(format!("SELECT id, at, actor, action, subject, reason, detail_json FROM audit_log ORDER BY id DESC LIMIT {limit}"))
                 .fetch_all(conn.ex())
                 .await?
         }
     };
     rows.iter()
         .map(|r| {
+            let c = r.of("audit_log");
             Ok(AuditRow {
-                id: r.try_get("id")?,
-                at: r.try_get("at")?,
-                actor: r.try_get("actor")?,
-                action: r.try_get("action")?,
-                subject: r.try_get("subject")?,
-                reason: r.try_get("reason")?,
-                detail: r
-                    .try_get::<Option<String>, _>("detail_json")?
-                    .and_then(|s| serde_json::from_str(&s).ok()),
+                id: c.get("id")?,
+                at: c.get("at")?,
+                actor: c.get("actor")?,
+                action: c.get("action")?,
+                subject: c.get("subject")?,
+                reason: c.get("reason")?,
+                detail: c.opt_json("detail_json")?,
             })
         })
         .collect()
