@@ -39,14 +39,18 @@ pub async fn audit(
 /// one by one).
 #[derive(Debug, Default)]
 pub struct AuditBatch {
-    records: Vec<(
-        String,
-        String,
-        &'static str,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-    )>,
+    records: Vec<Record>,
+}
+
+/// One gathered audit record, as its columns are written.
+#[derive(Debug)]
+struct Record {
+    at: String,
+    actor: String,
+    action: &'static str,
+    subject: Option<String>,
+    reason: Option<String>,
+    detail: Option<String>,
 }
 
 impl AuditBatch {
@@ -59,14 +63,14 @@ impl AuditBatch {
         reason: Option<&str>,
         detail: Option<&serde_json::Value>,
     ) {
-        self.records.push((
-            at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            actor.to_string(),
-            action.as_str(),
-            subject.map(String::from),
-            reason.map(String::from),
-            detail.map(|d| d.to_string()),
-        ));
+        self.records.push(Record {
+            at: at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            actor: actor.to_string(),
+            action: action.as_str(),
+            subject: subject.map(String::from),
+            reason: reason.map(String::from),
+            detail: detail.map(|d| d.to_string()),
+        });
     }
 
     /// Appends the gathered records (nothing when there are none).
@@ -89,14 +93,14 @@ impl AuditBatch {
             .collect::<Vec<_>>()
             .join(", ");
         let mut q = sql::query(format!("INSERT INTO audit_log (at, actor, action, subject, reason, detail_json) VALUES {values}"));
-        for (at, actor, action, subject, reason, detail) in self.records {
+        for r in self.records {
             q = q
-                .bind(at)
-                .bind(actor)
-                .bind(action)
-                .bind(subject)
-                .bind(reason)
-                .bind(detail);
+                .bind(r.at)
+                .bind(r.actor)
+                .bind(r.action)
+                .bind(r.subject)
+                .bind(r.reason)
+                .bind(r.detail);
         }
         q.execute(conn.ex()).await?;
         Ok(())

@@ -37,7 +37,7 @@ impl StoreConn for AnyConnection {
 
 impl StoreConn for PoolConnection<Any> {
     fn ex(&mut self) -> Ex<'_> {
-        Ex::Any(&mut **self)
+        Ex::Any(self)
     }
 }
 
