@@ -1,4 +1,4 @@
-//! SQLite's group commit (`store::writer`), against a real SQLite file: a
+//! SQLite's group commit (`store::sqlite`), against a real SQLite file: a
 //! member that rolls back undoes only its own work, a failed group COMMIT
 //! fails every member and keeps nothing, a caller giving up in the queue
 //! does not strand a group, and racing transactions keep exactly their own
