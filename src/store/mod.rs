@@ -1,8 +1,11 @@
 //! Persistence adapter: sqlx on SQLite (default, one file, no server) or
 //! PostgreSQL (scale-out), through one code path.
 //!
-//! We use sqlx's `Any` driver so every query is written once. The two
-//! backends differ only in their migrations (types, constraints and
+//! Every statement is written once, as a store statement (`sql::query`,
+//! `$N` placeholders) that runs on sqlx's `Any` driver (PostgreSQL, SQLite's
+//! pooled readers) or on SQLite's writer connection (`sqlite`), and every
+//! row comes back as the store's own `sql::Row`, decoded fallibly (`codec`).
+//! The two backends differ only in their migrations (types, constraints and
 //! triggers), kept side by side in `migrations/sqlite` and
 //! `migrations/postgres` and compiled into the binary so a deployed lotsense
 //! needs no files beside it. Timestamps are stored as RFC 3339 UTC text and

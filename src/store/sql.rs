@@ -71,7 +71,6 @@ value_from! {
     i64 => Int, |v| Value::Int(v);
     i32 => Int, |v| Value::Int(i64::from(v));
     u32 => Int, |v| Value::Int(i64::from(v));
-    bool => Int, |v| Value::Int(i64::from(v));
     f64 => Real, |v| Value::Real(v);
     f32 => Real, |v| Value::Real(f64::from(v));
     String => Text, |v| Value::Text(v);
@@ -125,6 +124,7 @@ impl FromValue for i32 {
     }
 }
 
+/// Booleans are stored as integers (0 or not), as the schema keeps them.
 impl FromValue for bool {
     fn from_value(v: &Value) -> Result<Self, String> {
         i64::from_value(v).map(|i| i != 0)
