@@ -219,13 +219,13 @@ fn step(
                 ValueRef::Null => Value::Null(None),
                 ValueRef::Integer(x) => Value::Int(x),
                 ValueRef::Real(x) => Value::Real(x),
-                ValueRef::Text(t) => Value::Text(String::from_utf8(t.to_vec()).map_err(|_| {
-                    SqliteError {
+                ValueRef::Text(t) => {
+                    Value::Text(String::from_utf8(t.to_vec()).map_err(|_| SqliteError {
                         code: None,
                         message: format!("column `{}` holds text that is not UTF-8", columns[i]),
                         note: "",
-                    }
-                })?),
+                    })?)
+                }
                 ValueRef::Blob(b) => Value::Blob(b.to_vec()),
             });
         }
