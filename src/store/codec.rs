@@ -376,7 +376,11 @@ impl TableRow<'_> {
 
     /// The text of an enum's name, checked to be one.
     pub fn text<T: DbText>(&self, col: impl ColumnIndex) -> R<String> {
-        self.enumeration::<T>(col).map(|v| v.to_db().to_string())
+        let s: String = self.get(col)?;
+        match T::from_db(&s) {
+            Some(_) => Ok(s),
+            None => Err(self.bad(col, &s, expected(T::WHAT, T::ALL))),
+        }
     }
 
     /// The text of an enum's name or NULL.
