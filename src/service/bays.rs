@@ -258,9 +258,20 @@ impl ParkingService {
                     Some(session.as_str()),
                 ),
             };
-            let kind = st::enum_str(&kind);
-            let fid =
-                st::insert_flag(tx, &kind, plate, session, None, &f.explain(), None, now).await?;
+            let fid = st::insert_flag(
+                tx,
+                &st::NewFlag {
+                    kind,
+                    plate,
+                    session_id: session,
+                    gate: None,
+                    detail: &f.explain(),
+                    evidence: None,
+                    now,
+                },
+            )
+            .await?;
+            let kind = kind.to_db();
             st::mark_bay_flagged(tx, f.space_id(), f.since()).await?;
             st::audit(
                 tx,
@@ -268,7 +279,7 @@ impl ParkingService {
                 "system",
                 AuditAction::FlagRaised,
                 Some(&fid),
-                Some(&kind),
+                Some(kind),
                 Some(&serde_json::json!({ "space_id": f.space_id() })),
             )
             .await?;

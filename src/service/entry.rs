@@ -96,7 +96,11 @@ impl ParkingService {
                 vehicle_type: known_type,
             } = st::plate_facts(&mut tx, plate).await?;
             let open_row = st::open_session_for(&mut tx, plate).await?;
-            let open = open_row.as_ref().and_then(|r| r.to_open());
+            let open = open_row
+                .as_ref()
+                .map(|r| r.to_open())
+                .transpose()?
+                .flatten();
             let res_row = match &req.reservation_id {
                 Some(id) => {
                     let r = st::reservation(&mut tx, id)
@@ -113,7 +117,7 @@ impl ParkingService {
                 }
                 None => st::current_reservation_for(&mut tx, plate, now).await?,
             };
-            let reservation = res_row.as_ref().and_then(|r| r.to_core());
+            let reservation = res_row.as_ref().map(|r| r.to_core()).transpose()?.flatten();
             let vehicle_type = match req.vehicle_type {
                 Some(v) => v,
                 None => known_type.unwrap_or(VehicleType::Unknown),
@@ -127,7 +131,7 @@ impl ParkingService {
             let mut spaces: Vec<Space> = rows
                 .iter()
                 .map(|r| r.to_core(held.iter().any(|h| h.0 == r.space_id)))
-                .collect();
+                .collect::<Result<_, _>>()?;
             // A checked-in booking's own bay (re-entry) is offered to it too.
             if let Some(r) = res_row.as_ref().filter(|r| r.status == "checked_in") {
                 if !spaces.iter().any(|sp| sp.id.as_str() == r.space_id) {
@@ -135,7 +139,7 @@ impl ParkingService {
                         .await?
                         .filter(|row| row.status == "available")
                     {
-                        spaces.push(row.to_core(true));
+                        spaces.push(row.to_core(true)?);
                     }
                 }
             }
@@ -161,17 +165,8 @@ impl ParkingService {
                     );
                 }
                 if let Some(old) = &decision.supersede_session {
-                    st::close_session(
-                        &mut tx,
-                        old.as_str(),
-                        "superseded",
-                        now,
-                        None,
-                        None,
-                        None,
-                        "superseded",
-                    )
-                    .await?;
+                    st::close_session(&mut tx, &st::SessionEnd::superseded(old.as_str(), now))
+                        .await?;
                     st::release_space_of(&mut tx, old.as_str(), now).await?;
                     audit.push(
                         now,
@@ -216,7 +211,7 @@ impl ParkingService {
                     read_id: req.source.read_id(),
                     space: space.map(|sp| (sp.id.as_str(), sp.space_type)),
                     reservation_id: decision.check_in_reservation.as_ref().map(|r| r.as_str()),
-                    reason: &st::enum_str(&decision.reason),
+                    reason: decision.reason.to_db(),
                     currency: s.currency,
                     evidence: req.evidence.as_ref(),
                 };
@@ -263,7 +258,7 @@ impl ParkingService {
                     &req.source.actor(),
                     AuditAction::SessionOpened,
                     Some(sid),
-                    Some(&st::enum_str(&decision.reason)),
+                    Some(decision.reason.to_db()),
                     None,
                 );
             }
@@ -286,8 +281,8 @@ impl ParkingService {
                     license_plate: plate.to_string(),
                     session_id: session_id.clone(),
                     command: command.into(),
-                    verdict: st::enum_str(&decision.verdict),
-                    reason: st::enum_str(&decision.reason),
+                    verdict: decision.verdict.to_db().to_string(),
+                    reason: decision.reason.to_db().to_string(),
                     explanation: decision.explanation.clone(),
                     amount: None,
                     read_id: req.source.read_id().map(String::from),
@@ -324,7 +319,7 @@ impl ParkingService {
                 &req.source.actor(),
                 action,
                 Some(plate.as_str()),
-                Some(&st::enum_str(&decision.reason)),
+                Some(decision.reason.to_db()),
                 Some(&detail),
             );
             audit.write(&mut tx).await?;
@@ -355,8 +350,8 @@ impl ParkingService {
             return Ok(EntryOutcome {
                 decision_id,
                 license_plate: plate.to_string(),
-                verdict: st::enum_str(&decision.verdict),
-                reason: st::enum_str(&decision.reason),
+                verdict: decision.verdict.to_db().to_string(),
+                reason: decision.reason.to_db().to_string(),
                 explanation: decision.explanation.clone(),
                 gate,
                 gate_command: command.into(),

@@ -122,7 +122,11 @@ impl ParkingService {
             ),
             None => {
                 let rows = st::open_sessions(c).await?;
-                let opens: Vec<OpenSession> = rows.iter().filter_map(|r| r.to_open()).collect();
+                let opens: Vec<OpenSession> = rows
+                    .iter()
+                    .map(|r| r.to_open())
+                    .filter_map(Result::transpose)
+                    .collect::<Result<_, _>>()?;
                 (match_exit(plate, &opens, &policy.exit_matching), rows)
             }
         };
@@ -130,14 +134,14 @@ impl ParkingService {
             .session()
             .and_then(|id| rows.iter().find(|r| r.session_id == id.as_str()))
             .cloned();
-        let session = row.as_ref().and_then(|r| r.to_open());
+        let session = row.as_ref().map(|r| r.to_open()).transpose()?.flatten();
         let payments: Vec<core::Payment> = match &row {
             Some(r) => st::payments_for_session(c, &r.session_id).await?,
             None => st::unattached_payments(c, plate, now - Duration::hours(24)).await?,
         }
         .iter()
         .map(PaymentRow::to_core)
-        .collect();
+        .collect::<Result<_, _>>()?;
         let mut plates = vec![plate];
         if let Some(sess) = &session {
             plates.push(&sess.plate);
@@ -157,8 +161,8 @@ impl ParkingService {
                     .await?
                     .iter()
                     .map(PaymentRow::to_core)
-                    .collect();
-                r.to_core()
+                    .collect::<Result<_, _>>()?;
+                r.to_core()?
                     .filter(|core_r| core_r.is_paid(&paid).unwrap_or(false))
             }
             None => None,
@@ -211,13 +215,15 @@ impl ParkingService {
                 let fee_minor = decision.fee.as_ref().map(|f| f.total.amount_minor);
                 let closed = st::close_session(
                     &mut tx,
-                    sid.as_str(),
-                    "closed",
-                    now,
-                    gate.as_deref(),
-                    req.source.read_id(),
-                    fee_minor,
-                    &st::enum_str(&decision.reason),
+                    &st::SessionEnd {
+                        id: sid.as_str(),
+                        status: "closed",
+                        ended: now,
+                        exit_gate: gate.as_deref(),
+                        exit_read_id: req.source.read_id(),
+                        fee_minor,
+                        reason: decision.reason.to_db(),
+                    },
                 )
                 .await?;
                 if !closed {
@@ -230,7 +236,7 @@ impl ParkingService {
                     &req.source.actor(),
                     AuditAction::SessionClosed,
                     Some(sid.as_str()),
-                    Some(&st::enum_str(&decision.reason)),
+                    Some(decision.reason.to_db()),
                     Some(&serde_json::json!({ "space": released, "fee": fee_minor })),
                 );
                 if let Some(r) = res_row.as_ref().filter(|r| r.status == "checked_in") {
@@ -243,7 +249,7 @@ impl ParkingService {
                         now,
                     )
                     .await?;
-                    if let Some(core_r) = r.to_core() {
+                    if let Some(core_r) = r.to_core()? {
                         let refund = core_r.early_departure_refund(&s.policy.reservations, now)?;
                         if refund.is_positive() {
                             let charges =
@@ -309,7 +315,7 @@ impl ParkingService {
                     session_id: session_id.clone(),
                     command: command.into(),
                     verdict: verdict.into(),
-                    reason: st::enum_str(&decision.reason),
+                    reason: decision.reason.to_db().to_string(),
                     explanation: decision.explanation.clone(),
                     amount,
                     read_id: req.source.read_id().map(String::from),
@@ -346,7 +352,7 @@ impl ParkingService {
                 &req.source.actor(),
                 action,
                 Some(plate.as_str()),
-                Some(&st::enum_str(&decision.reason)),
+                Some(decision.reason.to_db()),
                 Some(&detail),
             );
             audit.write(&mut tx).await?;
@@ -366,7 +372,7 @@ impl ParkingService {
                     decision_id,
                     license_plate: plate.to_string(),
                     verdict: verdict.into(),
-                    reason: st::enum_str(&decision.reason),
+                    reason: decision.reason.to_db().to_string(),
                     explanation: decision.explanation.clone(),
                     gate,
                     gate_command: command.into(),
@@ -419,11 +425,8 @@ impl ParkingService {
                         .await?
                         .iter()
                         .map(PaymentRow::to_core)
-                        .collect();
-                    let tariff = s.tariffs.select(
-                        row.space_type.as_deref().map(st::space_type_from),
-                        st::vehicle_type_from(&row.vehicle_type),
-                    );
+                        .collect::<Result<_, _>>()?;
+                    let tariff = s.tariffs.select(row.space_type()?, row.vehicle_type()?);
                     let fee = core::fee(tariff, row.entry_time, now.max(row.entry_time))?;
                     return Ok((
                         core::amount_owed(fee.total, &pays)?.amount_minor,
@@ -434,7 +437,7 @@ impl ParkingService {
                     .await?
                     .iter()
                     .map(PaymentRow::to_core)
-                    .collect();
+                    .collect::<Result<_, _>>()?;
                 let fee = Money::new(row.fee.unwrap_or(0), s.currency);
                 Ok((
                     core::amount_owed(fee, &pays)?.amount_minor,
@@ -449,7 +452,7 @@ impl ParkingService {
                     .await?
                     .iter()
                     .map(PaymentRow::to_core)
-                    .collect();
+                    .collect::<Result<_, _>>()?;
                 let price = if r.status == "cancelled" { 0 } else { r.price };
                 let debt = st::debt_for_reservation(c, id)
                     .await?
@@ -464,7 +467,7 @@ impl ParkingService {
                         .await?
                         .iter()
                         .map(PaymentRow::to_core)
-                        .collect();
+                        .collect::<Result<_, _>>()?;
                 let owed = core::amount_owed(s.tariffs.default.lost_ticket(), &pays)?;
                 Ok((owed.amount_minor, Some(plate.to_string())))
             }

@@ -22,7 +22,7 @@ impl ParkingService {
         audit: &mut st::AuditBatch,
         flags: &[RaisedFlag],
         scene: FlagScene<'_>,
-    ) -> Result<Vec<String>, sqlx::Error> {
+    ) -> Result<Vec<String>, st::StoreError> {
         let FlagScene {
             plate,
             session,
@@ -32,16 +32,18 @@ impl ParkingService {
         } = scene;
         let mut ids = Vec::new();
         for f in flags {
-            let kind = st::enum_str(&f.kind);
+            let kind = f.kind.to_db();
             let id = st::insert_flag(
                 tx,
-                &kind,
-                Some(plate.as_str()),
-                session,
-                gate,
-                &f.detail,
-                evidence,
-                now,
+                &st::NewFlag {
+                    kind: f.kind,
+                    plate: Some(plate.as_str()),
+                    session_id: session,
+                    gate,
+                    detail: &f.detail,
+                    evidence,
+                    now,
+                },
             )
             .await?;
             audit.push(
@@ -49,7 +51,7 @@ impl ParkingService {
                 "system",
                 AuditAction::FlagRaised,
                 Some(&id),
-                Some(&kind),
+                Some(kind),
                 Some(&serde_json::json!({ "plate": plate, "detail": f.detail })),
             );
             ids.push(id);
@@ -88,7 +90,7 @@ impl ParkingService {
             code: "invalid_transition",
             message: e.to_string(),
         })?;
-        if !st::update_flag(&mut tx, id, &flag.status, &st::enum_str(&to), by, note, now).await? {
+        if !st::update_flag(&mut tx, id, &flag.status, to.to_db(), by, note, now).await? {
             return Err(ServiceError::Conflict {
                 code: "concurrent_update",
                 message: "the flag changed meanwhile; reload it".into(),

@@ -10,8 +10,8 @@
 use super::ports::{GateAck, GatePort};
 use crate::core::AuditAction;
 use crate::core::FlagKind;
-use crate::service::db::Db;
 use crate::store as st;
+use crate::store::Db;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -144,7 +144,7 @@ impl GateCommander {
         &self,
         cmd: &GateCommand,
         acked: Option<(String, u32)>,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<(), st::StoreError> {
         let now = chrono::Utc::now();
         let mut tx = self.db.write().await?;
         match acked {
@@ -171,13 +171,15 @@ impl GateCommander {
                     let detail = format!("gate {} did not acknowledge `open` for {} after {ATTEMPTS} attempts (decision {})", cmd.gate, cmd.plate, cmd.decision_id);
                     let id = st::insert_flag(
                         &mut tx,
-                        &st::enum_str(&FlagKind::UnacknowledgedGate),
-                        Some(&cmd.plate),
-                        cmd.session_id.as_deref(),
-                        Some(&cmd.gate),
-                        &detail,
-                        None,
-                        now,
+                        &st::NewFlag {
+                            kind: FlagKind::UnacknowledgedGate,
+                            plate: Some(&cmd.plate),
+                            session_id: cmd.session_id.as_deref(),
+                            gate: Some(&cmd.gate),
+                            detail: &detail,
+                            evidence: None,
+                            now,
+                        },
                     )
                     .await?;
                     st::audit(

@@ -4,8 +4,8 @@
 //! restart the service asks again with the same key and gets the same answer.
 
 use crate::core::{Money, PaymentMethod};
-use crate::service::db::Db;
 use crate::store as st;
+use crate::store::{Db, DbText};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -76,7 +76,7 @@ impl BuiltinGateway {
             &mut tx,
             req.idempotency_key,
             kind,
-            st::method_str(req.method),
+            req.method.to_db(),
             req.amount,
             chrono::Utc::now(),
         )

@@ -15,7 +15,6 @@
 //! the same key, which the gateway honours once.
 
 mod bays;
-pub mod db;
 mod entry;
 mod exit;
 mod flags;
@@ -51,9 +50,8 @@ use crate::core::{
 };
 use crate::events::{PlateRead, Role};
 use crate::store::Store;
-use crate::store::{self as st, PaymentRow};
+use crate::store::{self as st, Db, DbText, PaymentRow};
 use chrono::{DateTime, Duration, Utc};
-use db::Db;
 use gates::{GateCommand, GateCommander, GateDisplay};
 use gateway::{BuiltinGateway, GatewayError, GatewayRequest};
 use ports::{GatePort, PaymentGateway};
@@ -85,13 +83,13 @@ pub enum ServiceError {
     #[error("too many concurrent changes; try again")]
     Busy,
     #[error("database error: {0}")]
-    Db(sqlx::Error),
+    Db(st::StoreError),
     #[error(transparent)]
     Core(#[from] CoreError),
 }
 
-impl From<sqlx::Error> for ServiceError {
-    fn from(e: sqlx::Error) -> Self {
+impl From<st::StoreError> for ServiceError {
+    fn from(e: st::StoreError) -> Self {
         if st::is_unavailable(&e) {
             ServiceError::Unavailable(e.to_string())
         } else {
@@ -241,7 +239,7 @@ fn flag_refs(ids: &[String], flags: &[RaisedFlag]) -> Vec<FlagRef> {
         .zip(flags)
         .map(|(id, f)| FlagRef {
             flag_id: id.clone(),
-            kind: st::enum_str(&f.kind),
+            kind: f.kind.to_db().to_string(),
             detail: f.detail.clone(),
         })
         .collect()
@@ -327,11 +325,6 @@ impl ParkingService {
     pub async fn on_plate_read(&self, read: PlateRead) -> Result<serde_json::Value, ServiceError> {
         let plate = Plate::parse(&read.plate)
             .map_err(|e| invalid("invalid_plate", "plate", e.to_string()))?;
-        if let Ok(mut c) = self.db().read().await {
-            if let Err(e) = st::insert_plate_read(&mut c, &read).await {
-                tracing::warn!(read = %read.id, error = %e, "plate read not stored");
-            }
-        }
         let evidence = serde_json::json!({ "read_id": read.id, "camera": read.camera, "crop": read.evidence.crop, "frame": read.evidence.frame, "score": read.score });
         let source = Source::Camera {
             camera: read.camera.clone(),

@@ -2,7 +2,7 @@
 //!
 //! The service keeps an in-memory copy of the plate lists and permits
 //! (refreshed every 30 s and at start-up). When a gate decision cannot reach
-//! the database (no connection within [`super::db::ACQUIRE_DEADLINE`]), the
+//! the database (no connection within [`crate::store::ACQUIRE_DEADLINE`]), the
 //! core's offline rules ([`crate::core::offline`]) decide from that copy:
 //! permit and allow-list plates enter (no bay assigned), fee-covering permits
 //! leave, everyone else waits for staff. Each such decision is queued in
@@ -20,7 +20,7 @@ use crate::core::{
     decide_offline_entry, decide_offline_exit, ListMembership, Permit, Plate, RaisedFlag,
     VehicleType,
 };
-use crate::store as st;
+use crate::store::{self as st, DbText};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -115,8 +115,8 @@ impl ParkingService {
                 license_plate: req.plate.to_string(),
                 session_id: None,
                 command: command.into(),
-                verdict: st::enum_str(&d.verdict),
-                reason: st::enum_str(&d.reason),
+                verdict: d.verdict.to_db().to_string(),
+                reason: d.reason.to_db().to_string(),
                 explanation: d.explanation.clone(),
                 amount: None,
                 read_id: req.source.read_id().map(String::from),
@@ -133,8 +133,8 @@ impl ParkingService {
         EntryOutcome {
             decision_id,
             license_plate: req.plate.to_string(),
-            verdict: st::enum_str(&d.verdict),
-            reason: st::enum_str(&d.reason),
+            verdict: d.verdict.to_db().to_string(),
+            reason: d.reason.to_db().to_string(),
             explanation: d.explanation.clone(),
             gate,
             gate_command: command.into(),
@@ -169,7 +169,7 @@ impl ParkingService {
                 session_id: None,
                 command: command.into(),
                 verdict: verdict.into(),
-                reason: st::enum_str(&d.reason),
+                reason: d.reason.to_db().to_string(),
                 explanation: d.explanation.clone(),
                 amount: None,
                 read_id: req.source.read_id().map(String::from),
@@ -187,7 +187,7 @@ impl ParkingService {
             decision_id,
             license_plate: req.plate.to_string(),
             verdict: verdict.into(),
-            reason: st::enum_str(&d.reason),
+            reason: d.reason.to_db().to_string(),
             explanation: d.explanation.clone(),
             gate,
             gate_command: command.into(),

@@ -58,10 +58,7 @@ impl ParkingService {
             return Err(invalid(
                 "method_not_accepted",
                 "payment_method",
-                format!(
-                    "payment method {} is not accepted here",
-                    st::method_str(req.method)
-                ),
+                format!("payment method {} is not accepted here", req.method.to_db()),
             ));
         }
         let now = req.at;
@@ -79,7 +76,7 @@ impl ParkingService {
                     && existing.session_id == session_id
                     && existing.reservation_id == reservation_id
                     && existing.amount == req.amount
-                    && existing.payment_method == st::method_str(req.method);
+                    && existing.payment_method == req.method.to_db();
                 if !same {
                     return Err(ServiceError::Conflict {
                         code: "idempotency_key_reused",
@@ -142,7 +139,7 @@ impl ParkingService {
                 license_plate: plate,
                 purpose: purpose.into(),
                 parent_id: None,
-                payment_method: st::method_str(req.method).into(),
+                payment_method: req.method.to_db().into(),
                 status: "pending".into(),
                 amount: req.amount,
                 currency: s.currency.to_string(),
@@ -191,7 +188,7 @@ impl ParkingService {
 
     /// Asks the gateway about a pending charge or refund and records the answer.
     pub(super) async fn drive(&self, row: PaymentRow) -> Result<PaymentRow, ServiceError> {
-        let method = st::method_from(&row.payment_method).unwrap_or(PaymentMethod::Card);
+        let method = row.method()?;
         let amount = Money::new(row.amount, Currency::new(&row.currency)?);
         let result = if method == PaymentMethod::Cash {
             Ok(format!(
@@ -270,7 +267,7 @@ impl ParkingService {
                     .await?
                     .iter()
                     .map(PaymentRow::to_core)
-                    .collect();
+                    .collect::<Result<_, _>>()?;
                 let fee = Money::new(session.and_then(|x| x.fee).unwrap_or(0), s.currency);
                 if core::amount_owed(fee, &pays)?.is_zero() {
                     st::settle_debt(c, &debt.debt_id, now).await?;

@@ -51,13 +51,17 @@ impl ParkingService {
         for _ in 0..MAX_ATTEMPTS {
             let mut tx = self.db().write().await?;
             let rows = st::all_spaces(&mut tx).await?;
-            let spaces: Vec<Space> = rows.iter().map(|r| r.to_core(false)).collect();
+            let spaces: Vec<Space> = rows
+                .iter()
+                .map(|r| r.to_core(false))
+                .collect::<Result<_, _>>()?;
             let existing: Vec<core::Reservation> =
                 st::active_reservations_overlapping(&mut tx, req.start, req.end)
                     .await?
                     .iter()
-                    .filter_map(|r| r.to_core())
-                    .collect();
+                    .map(|r| r.to_core())
+                    .filter_map(Result::transpose)
+                    .collect::<Result<_, _>>()?;
             // Candidate bays in order, each checked by the core.
             let (requested, candidates): (&str, Vec<&Space>) =
                 match (&req.space_id, req.space_type, req.vehicle_type) {
@@ -193,7 +197,7 @@ impl ParkingService {
         let row = st::reservation(&mut tx, id)
             .await?
             .ok_or_else(|| not_found("reservation", id))?;
-        let r = row.to_core().ok_or_else(|| not_found("reservation", id))?;
+        let r = row.to_core()?.ok_or_else(|| not_found("reservation", id))?;
         let refund = r
             .cancellation_refund(&s.policy.reservations, now)
             .map_err(|e| ServiceError::Conflict {
@@ -217,7 +221,10 @@ impl ParkingService {
         }
         let pays = st::payments_for_reservation(&mut tx, id).await?;
         let paid = net_paid(
-            &pays.iter().map(PaymentRow::to_core).collect::<Vec<_>>(),
+            &pays
+                .iter()
+                .map(PaymentRow::to_core)
+                .collect::<Result<Vec<_>, _>>()?,
             s.currency,
         )?;
         let refund_now = refund.amount_minor.min(paid.amount_minor).max(0);
@@ -271,10 +278,8 @@ impl ParkingService {
         let mut tx = self.db().write().await?;
         let mut done = Vec::new();
         for row in st::overdue_bookings(&mut tx, now, grace).await? {
-            let Some(r) = row.to_core() else { continue };
-            let tariff = s
-                .tariffs
-                .select(Some(st::space_type_from(&row.space_type)), VehicleType::Car);
+            let Some(r) = row.to_core()? else { continue };
+            let tariff = s.tariffs.select(Some(row.space_type()?), VehicleType::Car);
             let Some(ns) = r.no_show(&s.policy.reservations, tariff, now) else {
                 continue;
             };

@@ -3,11 +3,11 @@
 use crate::core::AuditAction;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::Row;
 
 use super::exec::Conn;
 
-type R<T> = Result<T, sqlx::Error>;
+use super::sql;
+use super::R;
 
 // ---------------------------------------------------------------- audit
 
@@ -21,7 +21,7 @@ pub async fn audit(
     reason: Option<&str>,
     detail: Option<&serde_json::Value>,
 ) -> R<()> {
-    sqlx::query("INSERT INTO audit_log (at, actor, action, subject, reason, detail_json) VALUES ($1, $2, $3, $4, $5, $6)")
+    sql::query("INSERT INTO audit_log (at, actor, action, subject, reason, detail_json) VALUES ($1, $2, $3, $4, $5, $6)")
         .bind(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
         .bind(actor)
         .bind(action.as_str())
@@ -39,14 +39,18 @@ pub async fn audit(
 /// one by one).
 #[derive(Debug, Default)]
 pub struct AuditBatch {
-    records: Vec<(
-        String,
-        String,
-        &'static str,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-    )>,
+    records: Vec<Record>,
+}
+
+/// One gathered audit record, as its columns are written.
+#[derive(Debug)]
+struct Record {
+    at: String,
+    actor: String,
+    action: &'static str,
+    subject: Option<String>,
+    reason: Option<String>,
+    detail: Option<String>,
 }
 
 impl AuditBatch {
@@ -59,14 +63,14 @@ impl AuditBatch {
         reason: Option<&str>,
         detail: Option<&serde_json::Value>,
     ) {
-        self.records.push((
-            at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            actor.to_string(),
-            action.as_str(),
-            subject.map(String::from),
-            reason.map(String::from),
-            detail.map(|d| d.to_string()),
-        ));
+        self.records.push(Record {
+            at: at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            actor: actor.to_string(),
+            action: action.as_str(),
+            subject: subject.map(String::from),
+            reason: reason.map(String::from),
+            detail: detail.map(|d| d.to_string()),
+        });
     }
 
     /// Appends the gathered records (nothing when there are none).
@@ -88,15 +92,15 @@ impl AuditBatch {
             })
             .collect::<Vec<_>>()
             .join(", ");
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(format!("INSERT INTO audit_log (at, actor, action, subject, reason, detail_json) VALUES {values}")));
-        for (at, actor, action, subject, reason, detail) in self.records {
+        let mut q = sql::query(format!("INSERT INTO audit_log (at, actor, action, subject, reason, detail_json) VALUES {values}"));
+        for r in self.records {
             q = q
-                .bind(at)
-                .bind(actor)
-                .bind(action)
-                .bind(subject)
-                .bind(reason)
-                .bind(detail);
+                .bind(r.at)
+                .bind(r.actor)
+                .bind(r.action)
+                .bind(r.subject)
+                .bind(r.reason)
+                .bind(r.detail);
         }
         q.execute(conn.ex()).await?;
         Ok(())
@@ -117,29 +121,28 @@ pub struct AuditRow {
 pub async fn audit_log(conn: &mut Conn, subject: Option<&str>, limit: i64) -> R<Vec<AuditRow>> {
     let rows = match subject {
         Some(s) => {
-            sqlx::query(sqlx::AssertSqlSafe(format!("SELECT id, at, actor, action, subject, reason, detail_json FROM audit_log WHERE subject = $1 ORDER BY id DESC LIMIT {limit}")))
+            sql::query(format!("SELECT id, at, actor, action, subject, reason, detail_json FROM audit_log WHERE subject = $1 ORDER BY id DESC LIMIT {limit}"))
                 .bind(s)
                 .fetch_all(conn.ex())
                 .await?
         }
         None => {
-            sqlx::query(sqlx::AssertSqlSafe(format!("SELECT id, at, actor, action, subject, reason, detail_json FROM audit_log ORDER BY id DESC LIMIT {limit}")))
+            sql::query(format!("SELECT id, at, actor, action, subject, reason, detail_json FROM audit_log ORDER BY id DESC LIMIT {limit}"))
                 .fetch_all(conn.ex())
                 .await?
         }
     };
     rows.iter()
         .map(|r| {
+            let c = r.of("audit_log");
             Ok(AuditRow {
-                id: r.try_get("id")?,
-                at: r.try_get("at")?,
-                actor: r.try_get("actor")?,
-                action: r.try_get("action")?,
-                subject: r.try_get("subject")?,
-                reason: r.try_get("reason")?,
-                detail: r
-                    .try_get::<Option<String>, _>("detail_json")?
-                    .and_then(|s| serde_json::from_str(&s).ok()),
+                id: c.get("id")?,
+                at: c.get("at")?,
+                actor: c.get("actor")?,
+                action: c.get("action")?,
+                subject: c.get("subject")?,
+                reason: c.get("reason")?,
+                detail: c.opt_json("detail_json")?,
             })
         })
         .collect()

@@ -2,13 +2,13 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::any::AnyRow;
-use sqlx::Row;
 
 use super::codec::*;
 use super::exec::Conn;
+use crate::events::Role;
 
-type R<T> = Result<T, sqlx::Error>;
+use super::sql::{self, Row};
+use super::R;
 
 // ---------------------------------------------------------------- gate decisions
 
@@ -34,29 +34,30 @@ pub struct GateDecisionRow {
 
 const GD_COLS: &str = "id, gate, direction, plate, session_id, command, verdict, reason, explanation, amount_minor, read_id, source, decided_ms, ack_state, acked_ms, attempts";
 
-fn gd_row(r: &AnyRow) -> R<GateDecisionRow> {
+fn gd_row(r: &Row) -> R<GateDecisionRow> {
+    let c = r.of("gate_decisions");
     Ok(GateDecisionRow {
-        decision_id: r.try_get(0)?,
-        gate: r.try_get(1)?,
-        direction: r.try_get(2)?,
-        license_plate: r.try_get(3)?,
-        session_id: r.try_get(4)?,
-        command: r.try_get(5)?,
-        verdict: r.try_get(6)?,
-        reason: r.try_get(7)?,
-        explanation: r.try_get(8)?,
-        amount: r.try_get(9)?,
-        read_id: r.try_get(10)?,
-        source: r.try_get(11)?,
-        decided_at: at_ms(r.try_get(12)?),
-        ack_state: r.try_get(13)?,
-        acked_at: opt_at(r.try_get(14)?),
-        attempts: r.try_get(15)?,
+        decision_id: c.get(0)?,
+        gate: c.get(1)?,
+        direction: c.text::<Role>(2)?,
+        license_plate: c.get(3)?,
+        session_id: c.get(4)?,
+        command: c.get(5)?,
+        verdict: c.get(6)?,
+        reason: c.get(7)?,
+        explanation: c.get(8)?,
+        amount: c.get(9)?,
+        read_id: c.get(10)?,
+        source: c.get(11)?,
+        decided_at: c.instant(12)?,
+        ack_state: c.get(13)?,
+        acked_at: c.opt_instant(14)?,
+        attempts: c.get(15)?,
     })
 }
 
 pub async fn insert_gate_decision(conn: &mut Conn, d: &GateDecisionRow) -> R<()> {
-    sqlx::query(
+    sql::query(
         "INSERT INTO gate_decisions (id, gate, direction, plate, session_id, command, verdict, reason, explanation, amount_minor, read_id, source, decided_ms, attempts) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0) ON CONFLICT (id) DO NOTHING",
     )
@@ -85,7 +86,7 @@ pub async fn record_gate_ack(
     attempts: i64,
     acked: Option<DateTime<Utc>>,
 ) -> R<()> {
-    sqlx::query(
+    sql::query(
         "UPDATE gate_decisions SET ack_state = $1, attempts = $2, acked_ms = $3 WHERE id = $4",
     )
     .bind(state)
@@ -98,9 +99,9 @@ pub async fn record_gate_ack(
 }
 
 pub async fn gate_decision(conn: &mut Conn, id: &str) -> R<Option<GateDecisionRow>> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+    let row = sql::query(format!(
         "SELECT {GD_COLS} FROM gate_decisions WHERE id = $1"
-    )))
+    ))
     .bind(id)
     .fetch_optional(conn.ex())
     .await?;
@@ -111,9 +112,9 @@ pub async fn gate_decisions_for_session(
     conn: &mut Conn,
     session_id: &str,
 ) -> R<Vec<GateDecisionRow>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+    let rows = sql::query(format!(
         "SELECT {GD_COLS} FROM gate_decisions WHERE session_id = $1 ORDER BY decided_ms"
-    )))
+    ))
     .bind(session_id)
     .fetch_all(conn.ex())
     .await?;

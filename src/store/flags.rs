@@ -2,13 +2,13 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::any::AnyRow;
-use sqlx::Row;
 
 use super::codec::*;
 use super::exec::Conn;
+use crate::core::{FlagKind, FlagStatus};
 
-type R<T> = Result<T, sqlx::Error>;
+use super::sql::{self, Row};
+use super::R;
 
 // ---------------------------------------------------------------- flags
 
@@ -30,62 +30,62 @@ pub struct FlagRow {
 
 const FLAG_COLS: &str = "id, kind, plate, session_id, gate, detail, evidence_json, status, created_ms, updated_ms, updated_by, note";
 
-fn flag_row(r: &AnyRow) -> R<FlagRow> {
+fn flag_row(r: &Row) -> R<FlagRow> {
+    let c = r.of("flags");
     Ok(FlagRow {
-        flag_id: r.try_get(0)?,
-        kind: r.try_get(1)?,
-        license_plate: r.try_get(2)?,
-        session_id: r.try_get(3)?,
-        gate: r.try_get(4)?,
-        detail: r.try_get(5)?,
-        evidence: r
-            .try_get::<Option<String>, _>(6)?
-            .and_then(|s| serde_json::from_str(&s).ok()),
-        status: r.try_get(7)?,
-        created_at: at_ms(r.try_get(8)?),
-        updated_at: at_ms(r.try_get(9)?),
-        updated_by: r.try_get(10)?,
-        note: r.try_get(11)?,
+        flag_id: c.get(0)?,
+        kind: c.text::<FlagKind>(1)?,
+        license_plate: c.get(2)?,
+        session_id: c.get(3)?,
+        gate: c.get(4)?,
+        detail: c.get(5)?,
+        evidence: c.opt_json(6)?,
+        status: c.text::<FlagStatus>(7)?,
+        created_at: c.instant(8)?,
+        updated_at: c.instant(9)?,
+        updated_by: c.get(10)?,
+        note: c.get(11)?,
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-pub async fn insert_flag(
-    conn: &mut Conn,
-    kind: &str,
-    plate: Option<&str>,
-    session_id: Option<&str>,
-    gate: Option<&str>,
-    detail: &str,
-    evidence: Option<&serde_json::Value>,
-    now: DateTime<Utc>,
-) -> R<String> {
+/// What a new flag is raised with (it starts `open`).
+#[derive(Debug, Clone)]
+pub struct NewFlag<'a> {
+    pub kind: FlagKind,
+    pub plate: Option<&'a str>,
+    pub session_id: Option<&'a str>,
+    pub gate: Option<&'a str>,
+    pub detail: &'a str,
+    pub evidence: Option<&'a serde_json::Value>,
+    pub now: DateTime<Utc>,
+}
+
+/// Raises a flag; returns its new id.
+pub async fn insert_flag(conn: &mut Conn, f: &NewFlag<'_>) -> R<String> {
     let id = new_id();
-    sqlx::query(
+    sql::query(
         "INSERT INTO flags (id, kind, plate, session_id, gate, detail, evidence_json, status, created_ms, updated_ms) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, 'open', $8, $9)",
     )
     .bind(&id)
-    .bind(kind)
-    .bind(plate)
-    .bind(session_id)
-    .bind(gate)
-    .bind(detail)
-    .bind(evidence.map(|e| e.to_string()))
-    .bind(ms(now))
-    .bind(ms(now))
+    .bind(f.kind.to_db())
+    .bind(f.plate)
+    .bind(f.session_id)
+    .bind(f.gate)
+    .bind(f.detail)
+    .bind(f.evidence.map(|e| e.to_string()))
+    .bind(ms(f.now))
+    .bind(ms(f.now))
     .execute(conn.ex())
     .await?;
     Ok(id)
 }
 
 pub async fn flag(conn: &mut Conn, id: &str) -> R<Option<FlagRow>> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {FLAG_COLS} FROM flags WHERE id = $1"
-    )))
-    .bind(id)
-    .fetch_optional(conn.ex())
-    .await?;
+    let row = sql::query(format!("SELECT {FLAG_COLS} FROM flags WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(conn.ex())
+        .await?;
     row.as_ref().map(flag_row).transpose()
 }
 
@@ -110,7 +110,7 @@ pub async fn flags(
         sql.push_str(&conds.join(" AND "));
     }
     sql.push_str(&format!(" ORDER BY created_ms DESC LIMIT {limit}"));
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    let mut q = sql::query(sql);
     for b in binds {
         q = q.bind(b);
     }
@@ -128,7 +128,7 @@ pub async fn update_flag(
     note: Option<&str>,
     now: DateTime<Utc>,
 ) -> R<bool> {
-    let done = sqlx::query("UPDATE flags SET status = $1, updated_by = $2, note = COALESCE($3, note), updated_ms = $4 WHERE id = $5 AND status = $6")
+    let done = sql::query("UPDATE flags SET status = $1, updated_by = $2, note = COALESCE($3, note), updated_ms = $4 WHERE id = $5 AND status = $6")
         .bind(to)
         .bind(by)
         .bind(note)

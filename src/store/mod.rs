@@ -1,8 +1,11 @@
 //! Persistence adapter: sqlx on SQLite (default, one file, no server) or
 //! PostgreSQL (scale-out), through one code path.
 //!
-//! We use sqlx's `Any` driver so every query is written once. The two
-//! backends differ only in their migrations (types, constraints and
+//! Every statement is written once, as a store statement (`sql::query`,
+//! `$N` placeholders) that runs on sqlx's `Any` driver (PostgreSQL, SQLite's
+//! pooled readers) or on SQLite's writer connection (`sqlite`), and every
+//! row comes back as the store's own `sql::Row`, decoded fallibly (`codec`).
+//! The two backends differ only in their migrations (types, constraints and
 //! triggers), kept side by side in `migrations/sqlite` and
 //! `migrations/postgres` and compiled into the binary so a deployed lotsense
 //! needs no files beside it. Timestamps are stored as RFC 3339 UTC text and
@@ -13,7 +16,7 @@ mod audit;
 mod classify;
 mod codec;
 mod decisions;
-mod direct;
+mod error;
 mod exec;
 mod flags;
 mod payments;
@@ -21,8 +24,10 @@ mod registry;
 mod reservations;
 mod sessions;
 mod spaces;
+pub mod sql;
+mod sqlite;
+mod tx;
 mod vehicles;
-mod writer;
 
 // The parking statements, one module per aggregate. Functions take a
 // `&mut Conn` (any [`StoreConn`]: a pooled connection, a transaction,
@@ -47,34 +52,18 @@ pub use sessions::*;
 pub use spaces::*;
 pub use vehicles::*;
 
-pub use direct::DirectConn;
+pub(crate) use error::R;
+pub use error::{SqliteError, StoreError};
 pub use exec::{Conn, Ex, StoreConn};
-pub use writer::{SqliteTx, SqliteWriter, GROUP_MAX_MEMBERS};
+pub use sqlite::{DirectConn, SqliteTx, SqliteWriter, GROUP_MAX_MEMBERS};
+pub use tx::{Db, WriteTx, ACQUIRE_DEADLINE};
 
-use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::{AnyConnection, AnyPool, Executor, Row};
+use sqlx::{AnyConnection, AnyPool, Executor};
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Errors of the storage layer.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("storage url `{0}` is neither sqlite: nor postgres://")]
-    BadUrl(String),
-    #[error("cannot create the folder for the SQLite file {path}: {source}")]
-    Folder {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("cannot open the database at {url}: {source}")]
-    Connect { url: String, source: sqlx::Error },
-    #[error("database migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("database error: {0}")]
-    Db(#[from] sqlx::Error),
-}
 
 /// Which database is behind the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,7 +86,7 @@ pub struct Store {
 /// crash or power loss and may lose only the last transactions before a
 /// power loss (not a process crash); busy_timeout makes a writer from
 /// outside the services wait instead of failing with SQLITE_BUSY.
-const SQLITE_PRAGMAS: &[&str] = &[
+pub(crate) const SQLITE_PRAGMAS: &[&str] = &[
     "PRAGMA journal_mode = WAL",
     "PRAGMA busy_timeout = 10000",
     "PRAGMA foreign_keys = ON",
@@ -225,12 +214,13 @@ impl Store {
 
     /// Versions of the applied migrations, oldest first.
     pub async fn applied_migrations(&self) -> Result<Vec<i64>, StoreError> {
-        let rows = sqlx::query(
+        let mut c = self.read().await?;
+        let rows = sql::query(
             "SELECT version FROM _sqlx_migrations WHERE success = TRUE ORDER BY version",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(c.ex())
         .await?;
-        Ok(rows.iter().map(|r: &AnyRow| r.get::<i64, _>(0)).collect())
+        rows.iter().map(|r| r.try_get(0)).collect()
     }
 
     /// Names of the user tables (for checks and diagnostics).
@@ -239,14 +229,12 @@ impl Store {
             Backend::Sqlite => "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
             Backend::Postgres => "SELECT table_name::text FROM information_schema.tables WHERE table_schema = current_schema() ORDER BY table_name",
         };
-        let rows = sqlx::query(sql).fetch_all(&self.pool).await?;
-        Ok(rows
-            .iter()
-            .map(|r: &AnyRow| r.get::<String, _>(0))
-            .collect())
+        let mut c = self.read().await?;
+        let rows = sql::query(sql).fetch_all(c.ex()).await?;
+        rows.iter().map(|r| r.try_get(0)).collect()
     }
 
-    /// Appends an audit record.
+    /// Appends an audit record (through the writer on SQLite, as every write).
     pub async fn audit(
         &self,
         actor: &str,
@@ -255,60 +243,50 @@ impl Store {
         reason: Option<&str>,
         detail: Option<&serde_json::Value>,
     ) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO audit_log (at, actor, action, subject, reason, detail_json) VALUES ($1, $2, $3, $4, $5, $6)")
+        let mut tx = self.write_one().await?;
+        sql::query("INSERT INTO audit_log (at, actor, action, subject, reason, detail_json) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(now_text())
             .bind(actor)
             .bind(action.as_str())
             .bind(subject)
             .bind(reason)
             .bind(detail.map(|d| d.to_string()))
-            .execute(&self.pool)
+            .execute(tx.ex())
             .await?;
-        Ok(())
+        tx.commit().await
     }
 
-    /// Records a camera going online/offline.
+    /// Records a camera going online/offline (through the writer on SQLite).
     pub async fn camera_event(
         &self,
         camera: &str,
         status: &str,
         reason: Option<&str>,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        let mut tx = self.write_one().await?;
+        sql::query(
             "INSERT INTO camera_events (camera, status, reason, at) VALUES ($1, $2, $3, $4)",
         )
         .bind(camera)
         .bind(status)
         .bind(reason)
         .bind(now_text())
-        .execute(&self.pool)
+        .execute(tx.ex())
         .await?;
-        Ok(())
+        tx.commit().await
     }
 
-    /// Records a decided plate read (the full event as JSON beside the key columns).
+    /// Records a decided plate read once (the full event as JSON beside the
+    /// key columns; a re-delivery of the same id is ignored), through the
+    /// writer on SQLite. The one place a plate read is stored.
     pub async fn plate_read(
         &self,
         read: &crate::events::PlateRead,
         json: &str,
     ) -> Result<(), StoreError> {
-        let role = match read.role {
-            crate::events::Role::Entry => "entry",
-            crate::events::Role::Exit => "exit",
-        };
-        sqlx::query("INSERT INTO plate_reads (id, camera, role, gate, plate, raw_text, score, read_at, event_json) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
-            .bind(&read.id)
-            .bind(&read.camera)
-            .bind(role)
-            .bind(read.gate.as_deref())
-            .bind(&read.plate)
-            .bind(&read.raw_text)
-            .bind(read.score as f64)
-            .bind(read.timestamp.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
-            .bind(json)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        let mut tx = self.write_one().await?;
+        insert_plate_read(&mut tx, read, json).await?;
+        tx.commit().await
     }
 
     pub async fn close(&self) {

@@ -4,13 +4,12 @@ use crate::core::Money;
 use crate::core::{Payment, PaymentId, PaymentKind, PaymentMethod, PaymentStatus, Plate};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::any::AnyRow;
-use sqlx::Row;
 
 use super::codec::*;
 use super::exec::Conn;
 
-type R<T> = Result<T, sqlx::Error>;
+use super::sql::{self, Row};
+use super::R;
 
 // ---------------------------------------------------------------- payments
 
@@ -41,64 +40,63 @@ pub struct PaymentRow {
 const PAY_COLS: &str = "id, idempotency_key, kind, session_id, reservation_id, plate, purpose, parent_id, method, status, amount_minor, currency, \
                         reason, failure, gateway_ref, actor, created_ms, completed_ms";
 
-fn payment_row(r: &AnyRow) -> R<PaymentRow> {
+const T: &str = "payments";
+
+fn payment_row(r: &Row) -> R<PaymentRow> {
+    let c = r.of(T);
     Ok(PaymentRow {
-        payment_id: r.try_get(0)?,
-        idempotency_key: r.try_get(1)?,
-        kind: r.try_get(2)?,
-        session_id: r.try_get(3)?,
-        reservation_id: r.try_get(4)?,
-        license_plate: r.try_get(5)?,
-        purpose: r.try_get(6)?,
-        parent_id: r.try_get(7)?,
-        payment_method: r.try_get(8)?,
-        status: r.try_get(9)?,
-        amount: r.try_get(10)?,
-        currency: r.try_get(11)?,
-        reason: r.try_get(12)?,
-        failure: r.try_get(13)?,
-        gateway_ref: r.try_get(14)?,
-        actor: r.try_get(15)?,
-        created_at: at_ms(r.try_get(16)?),
-        completed_at: opt_at(r.try_get(17)?),
+        payment_id: c.get(0)?,
+        idempotency_key: c.get(1)?,
+        kind: c.text::<PaymentKind>(2)?,
+        session_id: c.get(3)?,
+        reservation_id: c.get(4)?,
+        license_plate: c.get(5)?,
+        purpose: c.get(6)?,
+        parent_id: c.get(7)?,
+        payment_method: c.text::<PaymentMethod>(8)?,
+        status: c.text::<PaymentStatus>(9)?,
+        amount: c.get(10)?,
+        currency: c.currency(11)?,
+        reason: c.get(12)?,
+        failure: c.get(13)?,
+        gateway_ref: c.get(14)?,
+        actor: c.get(15)?,
+        created_at: c.instant(16)?,
+        completed_at: c.opt_instant(17)?,
     })
 }
 
 impl PaymentRow {
-    pub fn to_core(&self) -> Payment {
-        Payment {
+    /// The core's view of the payment (an error if a stored name is unknown).
+    pub fn to_core(&self) -> R<Payment> {
+        Ok(Payment {
             id: PaymentId::new(self.payment_id.clone()),
-            kind: if self.kind == "refund" {
-                PaymentKind::Refund
-            } else {
-                PaymentKind::Charge
-            },
-            method: method_from(&self.payment_method).unwrap_or(PaymentMethod::Card),
-            status: match self.status.as_str() {
-                "succeeded" => PaymentStatus::Succeeded,
-                "failed" => PaymentStatus::Failed,
-                _ => PaymentStatus::Pending,
-            },
-            amount: Money::new(self.amount, currency_of(&self.currency)),
+            kind: PaymentKind::decode(T, "kind", &self.kind)?,
+            method: self.method()?,
+            status: PaymentStatus::decode(T, "status", &self.status)?,
+            amount: Money::new(self.amount, decode_currency(T, "currency", &self.currency)?),
             at: self.completed_at.unwrap_or(self.created_at),
-        }
+        })
+    }
+
+    /// How the payment was made.
+    pub fn method(&self) -> R<PaymentMethod> {
+        PaymentMethod::decode(T, "method", &self.payment_method)
     }
 }
 
 pub async fn payment(conn: &mut Conn, id: &str) -> R<Option<PaymentRow>> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {PAY_COLS} FROM payments WHERE id = $1"
-    )))
-    .bind(id)
-    .fetch_optional(conn.ex())
-    .await?;
+    let row = sql::query(format!("SELECT {PAY_COLS} FROM payments WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(conn.ex())
+        .await?;
     row.as_ref().map(payment_row).transpose()
 }
 
 pub async fn payment_by_key(conn: &mut Conn, key: &str) -> R<Option<PaymentRow>> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+    let row = sql::query(format!(
         "SELECT {PAY_COLS} FROM payments WHERE idempotency_key = $1"
-    )))
+    ))
     .bind(key)
     .fetch_optional(conn.ex())
     .await?;
@@ -106,9 +104,9 @@ pub async fn payment_by_key(conn: &mut Conn, key: &str) -> R<Option<PaymentRow>>
 }
 
 pub async fn payments_for_session(conn: &mut Conn, session_id: &str) -> R<Vec<PaymentRow>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+    let rows = sql::query(format!(
         "SELECT {PAY_COLS} FROM payments WHERE session_id = $1 ORDER BY created_ms"
-    )))
+    ))
     .bind(session_id)
     .fetch_all(conn.ex())
     .await?;
@@ -116,9 +114,9 @@ pub async fn payments_for_session(conn: &mut Conn, session_id: &str) -> R<Vec<Pa
 }
 
 pub async fn payments_for_reservation(conn: &mut Conn, reservation_id: &str) -> R<Vec<PaymentRow>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+    let rows = sql::query(format!(
         "SELECT {PAY_COLS} FROM payments WHERE reservation_id = $1 ORDER BY created_ms"
-    )))
+    ))
     .bind(reservation_id)
     .fetch_all(conn.ex())
     .await?;
@@ -131,9 +129,9 @@ pub async fn unattached_payments(
     plate: &Plate,
     since: DateTime<Utc>,
 ) -> R<Vec<PaymentRow>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+    let rows = sql::query(format!(
         "SELECT {PAY_COLS} FROM payments WHERE plate = $1 AND session_id IS NULL AND reservation_id IS NULL AND created_ms >= $2 ORDER BY created_ms"
-    )))
+    ))
     .bind(plate.as_str())
     .bind(ms(since))
     .fetch_all(conn.ex())
@@ -148,29 +146,28 @@ pub async fn payments_list(
 ) -> R<Vec<PaymentRow>> {
     let rows = match session_id {
         Some(s) => {
-            sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {PAY_COLS} FROM payments WHERE session_id = $1 ORDER BY created_ms DESC LIMIT {limit}")))
+            sql::query(format!("SELECT {PAY_COLS} FROM payments WHERE session_id = $1 ORDER BY created_ms DESC LIMIT {limit}"))
                 .bind(s)
                 .fetch_all(conn.ex())
                 .await?
         }
-        None => sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {PAY_COLS} FROM payments ORDER BY created_ms DESC LIMIT {limit}"))).fetch_all(conn.ex()).await?,
+        None => sql::query(format!("SELECT {PAY_COLS} FROM payments ORDER BY created_ms DESC LIMIT {limit}")).fetch_all(conn.ex()).await?,
     };
     rows.iter().map(payment_row).collect()
 }
 
 pub async fn pending_payments(conn: &mut Conn) -> R<Vec<PaymentRow>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+    let rows = sql::query(format!(
         "SELECT {PAY_COLS} FROM payments WHERE status = 'pending' ORDER BY created_ms"
-    )))
+    ))
     .fetch_all(conn.ex())
     .await?;
     rows.iter().map(payment_row).collect()
 }
 
-/// Inserts a payment row as given (usually `pending`).
 /// Gives a payment the caller's idempotency key.
 pub async fn set_payment_key(conn: &mut Conn, payment_id: &str, key: &str) -> R<()> {
-    sqlx::query("UPDATE payments SET idempotency_key = $1 WHERE id = $2")
+    sql::query("UPDATE payments SET idempotency_key = $1 WHERE id = $2")
         .bind(key)
         .bind(payment_id)
         .execute(conn.ex())
@@ -178,8 +175,9 @@ pub async fn set_payment_key(conn: &mut Conn, payment_id: &str, key: &str) -> R<
     Ok(())
 }
 
+/// Inserts a payment row as given (usually `pending`).
 pub async fn insert_payment(conn: &mut Conn, p: &PaymentRow) -> R<()> {
-    sqlx::query(
+    sql::query(
         "INSERT INTO payments (id, idempotency_key, kind, session_id, reservation_id, plate, purpose, parent_id, method, status, amount_minor, \
          currency, reason, failure, gateway_ref, actor, created_ms, completed_ms) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
@@ -217,9 +215,9 @@ pub async fn complete_payment(
     failure: Option<&str>,
     now: DateTime<Utc>,
 ) -> R<Option<PaymentRow>> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+    let row = sql::query(format!(
         "UPDATE payments SET status = $1, gateway_ref = $2, failure = $3, completed_ms = $4 WHERE id = $5 AND status = 'pending' RETURNING {PAY_COLS}"
-    )))
+    ))
     .bind(status)
     .bind(gateway_ref)
     .bind(failure)
@@ -232,7 +230,7 @@ pub async fn complete_payment(
 
 /// A failed payment with a transient failure goes back to pending for a retry.
 pub async fn reopen_payment(conn: &mut Conn, id: &str) -> R<bool> {
-    let done = sqlx::query("UPDATE payments SET status = 'pending', failure = NULL, completed_ms = NULL WHERE id = $1 AND status = 'failed'")
+    let done = sql::query("UPDATE payments SET status = 'pending', failure = NULL, completed_ms = NULL WHERE id = $1 AND status = 'failed'")
         .bind(id)
         .execute(conn.ex())
         .await?;
@@ -252,7 +250,7 @@ pub async fn ledger_record(
     now: DateTime<Utc>,
 ) -> R<String> {
     let reference = format!("bgw_{}", &new_id()[..16]);
-    let inserted = sqlx::query(
+    let inserted = sql::query(
         "INSERT INTO gateway_ledger (idempotency_key, kind, method, amount_minor, currency, reference, at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7) \
          ON CONFLICT (idempotency_key) DO NOTHING RETURNING reference",
     )
@@ -267,7 +265,7 @@ pub async fn ledger_record(
     .await?;
     match inserted {
         Some(row) => row.try_get(0),
-        None => sqlx::query("SELECT reference FROM gateway_ledger WHERE idempotency_key = $1")
+        None => sql::query("SELECT reference FROM gateway_ledger WHERE idempotency_key = $1")
             .bind(key)
             .fetch_one(conn.ex())
             .await?
@@ -294,7 +292,7 @@ pub async fn insert_receipt(
 ) -> R<String> {
     let id = new_id();
     let number = format!("R-{}-{}", now.format("%Y%m%d"), &id[..8].to_uppercase());
-    sqlx::query("INSERT INTO receipts (id, number, payment_id, body_json, created_ms) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (payment_id) DO NOTHING")
+    sql::query("INSERT INTO receipts (id, number, payment_id, body_json, created_ms) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (payment_id) DO NOTHING")
         .bind(&id)
         .bind(&number)
         .bind(payment_id)
@@ -306,18 +304,19 @@ pub async fn insert_receipt(
 }
 
 pub async fn receipt_for_payment(conn: &mut Conn, payment_id: &str) -> R<Option<ReceiptRow>> {
-    let row = sqlx::query("SELECT id, number, payment_id, body_json, created_ms FROM receipts WHERE payment_id = $1 OR id = $2")
+    let row = sql::query("SELECT id, number, payment_id, body_json, created_ms FROM receipts WHERE payment_id = $1 OR id = $2")
         .bind(payment_id)
         .bind(payment_id)
         .fetch_optional(conn.ex())
         .await?;
     row.map(|r| {
+        let c = r.of("receipts");
         Ok(ReceiptRow {
-            receipt_id: r.try_get(0)?,
-            number: r.try_get(1)?,
-            payment_id: r.try_get(2)?,
-            body: serde_json::from_str(&r.try_get::<String, _>(3)?).unwrap_or_default(),
-            created_at: at_ms(r.try_get(4)?),
+            receipt_id: c.get(0)?,
+            number: c.get(1)?,
+            payment_id: c.get(2)?,
+            body: c.json(3)?,
+            created_at: c.instant(4)?,
         })
     })
     .transpose()
@@ -339,7 +338,6 @@ pub struct DebtRow {
     pub settled_at: Option<DateTime<Utc>>,
 }
 
-#[allow(clippy::too_many_arguments)]
 pub async fn insert_debt(
     conn: &mut Conn,
     plate: &Plate,
@@ -350,7 +348,7 @@ pub async fn insert_debt(
     now: DateTime<Utc>,
 ) -> R<String> {
     let id = new_id();
-    sqlx::query(
+    sql::query(
         "INSERT INTO debts (id, plate, session_id, reservation_id, kind, amount_minor, currency, incurred_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(&id)
@@ -369,22 +367,23 @@ pub async fn insert_debt(
 const DEBT_COLS: &str =
     "id, plate, session_id, reservation_id, kind, amount_minor, currency, incurred_ms, settled_ms";
 
-fn debt_row(r: &AnyRow) -> R<DebtRow> {
+fn debt_row(r: &Row) -> R<DebtRow> {
+    let c = r.of("debts");
     Ok(DebtRow {
-        debt_id: r.try_get(0)?,
-        license_plate: r.try_get(1)?,
-        session_id: r.try_get(2)?,
-        reservation_id: r.try_get(3)?,
-        kind: r.try_get(4)?,
-        amount: r.try_get(5)?,
-        currency: r.try_get(6)?,
-        incurred_at: at_ms(r.try_get(7)?),
-        settled_at: opt_at(r.try_get(8)?),
+        debt_id: c.get(0)?,
+        license_plate: c.get(1)?,
+        session_id: c.get(2)?,
+        reservation_id: c.get(3)?,
+        kind: c.get(4)?,
+        amount: c.get(5)?,
+        currency: c.currency(6)?,
+        incurred_at: c.instant(7)?,
+        settled_at: c.opt_instant(8)?,
     })
 }
 
 pub async fn open_debts_for(conn: &mut Conn, plate: &str) -> R<Vec<DebtRow>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {DEBT_COLS} FROM debts WHERE plate = $1 AND settled_ms IS NULL ORDER BY incurred_ms")))
+    let rows = sql::query(format!("SELECT {DEBT_COLS} FROM debts WHERE plate = $1 AND settled_ms IS NULL ORDER BY incurred_ms"))
         .bind(plate)
         .fetch_all(conn.ex())
         .await?;
@@ -392,9 +391,9 @@ pub async fn open_debts_for(conn: &mut Conn, plate: &str) -> R<Vec<DebtRow>> {
 }
 
 pub async fn debt_for_session(conn: &mut Conn, session_id: &str) -> R<Option<DebtRow>> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+    let row = sql::query(format!(
         "SELECT {DEBT_COLS} FROM debts WHERE session_id = $1"
-    )))
+    ))
     .bind(session_id)
     .fetch_optional(conn.ex())
     .await?;
@@ -402,9 +401,9 @@ pub async fn debt_for_session(conn: &mut Conn, session_id: &str) -> R<Option<Deb
 }
 
 pub async fn debt_for_reservation(conn: &mut Conn, reservation_id: &str) -> R<Option<DebtRow>> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+    let row = sql::query(format!(
         "SELECT {DEBT_COLS} FROM debts WHERE reservation_id = $1"
-    )))
+    ))
     .bind(reservation_id)
     .fetch_optional(conn.ex())
     .await?;
@@ -412,7 +411,7 @@ pub async fn debt_for_reservation(conn: &mut Conn, reservation_id: &str) -> R<Op
 }
 
 pub async fn settle_debt(conn: &mut Conn, id: &str, now: DateTime<Utc>) -> R<()> {
-    sqlx::query("UPDATE debts SET settled_ms = $1 WHERE id = $2 AND settled_ms IS NULL")
+    sql::query("UPDATE debts SET settled_ms = $1 WHERE id = $2 AND settled_ms IS NULL")
         .bind(ms(now))
         .bind(id)
         .execute(conn.ex())

@@ -3,16 +3,16 @@
 use crate::core::{ListMembership, Permit, Plate};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::any::AnyRow;
-use sqlx::Row;
 
 use super::codec::*;
 use super::exec::Conn;
+use super::StoreError;
 
-type R<T> = Result<T, sqlx::Error>;
+use super::sql::{self, Row};
+use super::R;
 
 pub async fn sync_permits(conn: &mut Conn, permits: &[Permit], now: DateTime<Utc>) -> R<()> {
-    sqlx::query("DELETE FROM permits WHERE source = 'config'")
+    sql::query("DELETE FROM permits WHERE source = 'config'")
         .execute(conn.ex())
         .await?;
     for p in permits {
@@ -23,7 +23,7 @@ pub async fn sync_permits(conn: &mut Conn, permits: &[Permit], now: DateTime<Utc
 
 /// Writes a permit (by id) with where it came from (`config` or `api`).
 pub async fn upsert_permit(conn: &mut Conn, p: &Permit, source: &str, now: DateTime<Utc>) -> R<()> {
-    sqlx::query(
+    sql::query(
         "INSERT INTO permits (id, plate, kind, valid_from, valid_until, permit_json, source, updated_ms) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
          ON CONFLICT (id) DO UPDATE SET plate = excluded.plate, kind = excluded.kind, valid_from = excluded.valid_from, \
@@ -31,10 +31,10 @@ pub async fn upsert_permit(conn: &mut Conn, p: &Permit, source: &str, now: DateT
     )
     .bind(p.id.as_str())
     .bind(p.plate.as_str())
-    .bind(enum_str(&p.kind))
+    .bind(p.kind.to_db())
     .bind(p.valid_from.to_string())
     .bind(p.valid_until.map(|d| d.to_string()))
-    .bind(serde_json::to_string(p).unwrap_or_default())
+    .bind(to_json("a permit", p)?)
     .bind(source)
     .bind(ms(now))
     .execute(conn.ex())
@@ -52,42 +52,36 @@ pub struct PermitRow {
     pub updated_at: DateTime<Utc>,
 }
 
-fn permit_row(r: &AnyRow) -> R<Option<PermitRow>> {
-    Ok(permit_of(r)?.map(|permit| PermitRow {
-        permit,
-        source: r.try_get("source").unwrap_or_default(),
-        updated_at: at_ms(r.try_get("updated_ms").unwrap_or_default()),
-    }))
+fn permit_row(r: &Row) -> R<PermitRow> {
+    let c = r.of("permits");
+    Ok(PermitRow {
+        permit: c.json("permit_json")?,
+        source: c.get("source")?,
+        updated_at: c.instant("updated_ms")?,
+    })
 }
 
 /// Stored permits, of one plate or all, by plate then id.
 pub async fn permit_rows(conn: &mut Conn, plate: Option<&str>) -> R<Vec<PermitRow>> {
-    let rows = sqlx::query("SELECT permit_json, source, updated_ms FROM permits WHERE ($1 IS NULL OR plate = $1) ORDER BY plate, id")
+    let rows = sql::query("SELECT permit_json, source, updated_ms FROM permits WHERE ($1 IS NULL OR plate = $1) ORDER BY plate, id")
         .bind(plate)
         .fetch_all(conn.ex())
         .await?;
-    let mut out = Vec::new();
-    for r in &rows {
-        out.extend(permit_row(r)?);
-    }
-    Ok(out)
+    rows.iter().map(permit_row).collect()
 }
 
 /// One stored permit.
 pub async fn permit_by_id(conn: &mut Conn, id: &str) -> R<Option<PermitRow>> {
-    let row = sqlx::query("SELECT permit_json, source, updated_ms FROM permits WHERE id = $1")
+    let row = sql::query("SELECT permit_json, source, updated_ms FROM permits WHERE id = $1")
         .bind(id)
         .fetch_optional(conn.ex())
         .await?;
-    Ok(match row {
-        Some(r) => permit_row(&r)?,
-        None => None,
-    })
+    row.as_ref().map(permit_row).transpose()
 }
 
 /// Deletes a permit; whether it existed.
 pub async fn delete_permit(conn: &mut Conn, id: &str) -> R<bool> {
-    Ok(sqlx::query("DELETE FROM permits WHERE id = $1")
+    Ok(sql::query("DELETE FROM permits WHERE id = $1")
         .bind(id)
         .execute(conn.ex())
         .await?
@@ -101,11 +95,11 @@ pub async fn sync_lists(
     entries: &[(Plate, &'static str)],
     now: DateTime<Utc>,
 ) -> R<()> {
-    sqlx::query("DELETE FROM plate_lists WHERE source = 'config'")
+    sql::query("DELETE FROM plate_lists WHERE source = 'config'")
         .execute(conn.ex())
         .await?;
     for (plate, list) in entries {
-        sqlx::query(
+        sql::query(
             "INSERT INTO plate_lists (plate, list, reason, source, added_ms) VALUES ($1, $2, NULL, 'config', $3) \
              ON CONFLICT (plate, list) DO NOTHING",
         )
@@ -130,14 +124,45 @@ pub struct ListEntryRow {
     pub added_at: DateTime<Utc>,
 }
 
-fn list_entry_row(r: &AnyRow) -> R<ListEntryRow> {
+fn list_entry_row(r: &Row) -> R<ListEntryRow> {
+    let c = r.of(LISTS);
     Ok(ListEntryRow {
-        license_plate: r.try_get(0)?,
-        list: r.try_get(1)?,
-        reason: r.try_get(2)?,
-        source: r.try_get(3)?,
-        added_at: at_ms(r.try_get(4)?),
+        license_plate: c.get(0)?,
+        list: list_name(c.get(1)?)?,
+        reason: c.get(2)?,
+        source: c.get(3)?,
+        added_at: c.instant(4)?,
     })
+}
+
+const LISTS: &str = "plate_lists";
+
+/// The lists a plate can be on, by their stored names.
+const LIST_NAMES: [&str; 3] = ["blocked", "watched", "allowed"];
+
+/// A stored list name, checked to be one.
+fn list_name(s: String) -> R<String> {
+    if LIST_NAMES.contains(&s.as_str()) {
+        Ok(s)
+    } else {
+        Err(StoreError::bad_value(
+            LISTS,
+            "list",
+            s,
+            "a list (blocked, watched, allowed)",
+        ))
+    }
+}
+
+/// Marks a plate's membership of a stored list.
+pub(super) fn add_membership(m: &mut ListMembership, list: &str) -> R<()> {
+    match list {
+        "blocked" => m.blocked = true,
+        "watched" => m.watched = true,
+        "allowed" => m.allowed = true,
+        other => return list_name(other.to_string()).map(drop),
+    }
+    Ok(())
 }
 
 /// List entries, optionally of one list and/or one plate, by list then plate.
@@ -146,7 +171,7 @@ pub async fn list_entry_rows(
     list: Option<&str>,
     plate: Option<&str>,
 ) -> R<Vec<ListEntryRow>> {
-    let rows = sqlx::query(
+    let rows = sql::query(
         "SELECT plate, list, reason, source, added_ms FROM plate_lists \
          WHERE ($1 IS NULL OR list = $1) AND ($2 IS NULL OR plate = $2) ORDER BY list, plate",
     )
@@ -159,7 +184,7 @@ pub async fn list_entry_rows(
 
 /// One list entry.
 pub async fn list_entry(conn: &mut Conn, list: &str, plate: &str) -> R<Option<ListEntryRow>> {
-    let row = sqlx::query("SELECT plate, list, reason, source, added_ms FROM plate_lists WHERE list = $1 AND plate = $2")
+    let row = sql::query("SELECT plate, list, reason, source, added_ms FROM plate_lists WHERE list = $1 AND plate = $2")
         .bind(list)
         .bind(plate)
         .fetch_optional(conn.ex())
@@ -176,7 +201,7 @@ pub async fn put_list_entry(
     reason: Option<&str>,
     now: DateTime<Utc>,
 ) -> R<()> {
-    sqlx::query(
+    sql::query(
         "INSERT INTO plate_lists (plate, list, reason, source, added_ms) VALUES ($1, $2, $3, 'api', $4) \
          ON CONFLICT (plate, list) DO UPDATE SET reason = excluded.reason WHERE plate_lists.source = 'api'",
     )
@@ -192,7 +217,7 @@ pub async fn put_list_entry(
 /// Removes a list entry; whether it existed.
 pub async fn delete_list_entry(conn: &mut Conn, list: &str, plate: &str) -> R<bool> {
     Ok(
-        sqlx::query("DELETE FROM plate_lists WHERE list = $1 AND plate = $2")
+        sql::query("DELETE FROM plate_lists WHERE list = $1 AND plate = $2")
             .bind(list)
             .bind(plate)
             .execute(conn.ex())
@@ -203,35 +228,25 @@ pub async fn delete_list_entry(conn: &mut Conn, list: &str, plate: &str) -> R<bo
 }
 
 pub async fn list_membership(conn: &mut Conn, plate: &Plate) -> R<ListMembership> {
-    let rows = sqlx::query("SELECT list FROM plate_lists WHERE plate = $1")
+    let rows = sql::query("SELECT list FROM plate_lists WHERE plate = $1")
         .bind(plate.as_str())
         .fetch_all(conn.ex())
         .await?;
     let mut m = ListMembership::default();
     for r in rows {
-        match r.try_get::<String, _>(0)?.as_str() {
-            "blocked" => m.blocked = true,
-            "watched" => m.watched = true,
-            "allowed" => m.allowed = true,
-            _ => {}
-        }
+        add_membership(&mut m, &r.try_get::<String>(0)?)?;
     }
     Ok(m)
 }
 
 /// Every list entry (for the offline cache).
 pub async fn all_list_entries(conn: &mut Conn) -> R<Vec<(String, String)>> {
-    let rows = sqlx::query("SELECT plate, list FROM plate_lists")
+    let rows = sql::query("SELECT plate, list FROM plate_lists")
         .fetch_all(conn.ex())
         .await?;
     rows.iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .map(|r| Ok((r.try_get(0)?, list_name(r.try_get(1)?)?)))
         .collect()
-}
-
-fn permit_of(r: &AnyRow) -> R<Option<Permit>> {
-    let json: String = r.try_get("permit_json")?;
-    Ok(serde_json::from_str(&json).ok())
 }
 
 pub async fn permits_for(conn: &mut Conn, plates: &[&Plate]) -> R<Vec<Permit>> {
@@ -240,12 +255,12 @@ pub async fn permits_for(conn: &mut Conn, plates: &[&Plate]) -> R<Vec<Permit>> {
         if plates[..i].contains(plate) {
             continue;
         }
-        let rows = sqlx::query("SELECT permit_json FROM permits WHERE plate = $1")
+        let rows = sql::query("SELECT permit_json FROM permits WHERE plate = $1")
             .bind(plate.as_str())
             .fetch_all(conn.ex())
             .await?;
         for r in &rows {
-            out.extend(permit_of(r)?);
+            out.push(r.of("permits").json("permit_json")?);
         }
     }
     Ok(out)
@@ -273,7 +288,7 @@ pub struct ApiKeyRow {
 }
 
 pub async fn api_key_by_hash(conn: &mut Conn, hash: &str) -> R<Option<ApiKeyRow>> {
-    let row = sqlx::query(
+    let row = sql::query(
         "SELECT id, name, role, rate_per_min, source, revoked FROM api_keys WHERE key_hash = $1",
     )
     .bind(hash)
@@ -286,7 +301,7 @@ pub async fn api_key_by_hash(conn: &mut Conn, hash: &str) -> R<Option<ApiKeyRow>
             role: r.try_get(2)?,
             rate_per_minute: r.try_get(3)?,
             source: r.try_get(4)?,
-            revoked: r.try_get::<i64, _>(5)? != 0,
+            revoked: r.try_get::<bool>(5)?,
         })
     })
     .transpose()
@@ -302,7 +317,7 @@ pub async fn upsert_api_key(
     source: &str,
     now: DateTime<Utc>,
 ) -> R<()> {
-    sqlx::query(
+    sql::query(
         "INSERT INTO api_keys (id, name, role, key_hash, rate_per_min, source, created_ms, revoked) VALUES ($1, $2, $3, $4, $5, $6, $7, 0) \
          ON CONFLICT (name) DO UPDATE SET role = excluded.role, key_hash = excluded.key_hash, rate_per_min = excluded.rate_per_min, \
          source = excluded.source, revoked = 0",

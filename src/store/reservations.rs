@@ -7,13 +7,12 @@ use crate::core::{
 };
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::any::AnyRow;
-use sqlx::Row;
 
 use super::codec::*;
 use super::exec::Conn;
 
-type R<T> = Result<T, sqlx::Error>;
+use super::sql::{self, Row};
+use super::R;
 
 // ---------------------------------------------------------------- reservations
 
@@ -36,44 +35,57 @@ pub struct ReservationRow {
 
 const RES_COLS: &str = "id, plate, space_id, space_type, requested, start_ms, end_ms, status, price_minor, currency, session_id, created_ms";
 
-fn reservation_row(r: &AnyRow) -> R<ReservationRow> {
+const T: &str = "reservations";
+
+fn reservation_row(r: &Row) -> R<ReservationRow> {
+    let c = r.of(T);
     Ok(ReservationRow {
-        reservation_id: r.try_get(0)?,
-        license_plate: r.try_get(1)?,
-        space_id: r.try_get(2)?,
-        space_type: r.try_get(3)?,
-        requested: r.try_get(4)?,
-        start_time: at_ms(r.try_get(5)?),
-        end_time: at_ms(r.try_get(6)?),
-        status: r.try_get(7)?,
-        price: r.try_get(8)?,
-        currency: r.try_get(9)?,
-        session_id: r.try_get(10)?,
-        created_at: at_ms(r.try_get(11)?),
+        reservation_id: c.get(0)?,
+        license_plate: c.get(1)?,
+        space_id: c.get(2)?,
+        space_type: c.text::<SpaceType>(3)?,
+        requested: c.get(4)?,
+        start_time: c.instant(5)?,
+        end_time: c.instant(6)?,
+        status: c.text::<ReservationStatus>(7)?,
+        price: c.get(8)?,
+        currency: c.currency(9)?,
+        session_id: c.get(10)?,
+        created_at: c.instant(11)?,
     })
 }
 
 impl ReservationRow {
-    /// The core's view: a booking of the bay it holds.
-    pub fn to_core(&self) -> Option<Reservation> {
-        Some(Reservation {
+    /// The core's view: a booking of the bay it holds; `None` if its plate
+    /// or window is not a valid one (an error if a stored name is unknown).
+    pub fn to_core(&self) -> R<Option<Reservation>> {
+        let (Ok(plate), Ok(window)) = (
+            Plate::parse(&self.license_plate),
+            TimeRange::new(self.start_time, self.end_time),
+        ) else {
+            return Ok(None);
+        };
+        Ok(Some(Reservation {
             id: ReservationId::new(self.reservation_id.clone()),
-            plate: Plate::parse(&self.license_plate).ok()?,
+            plate,
             target: ReservationTarget::Space(SpaceId::new(self.space_id.clone())),
-            window: TimeRange::new(self.start_time, self.end_time).ok()?,
-            price: Money::new(self.price, currency_of(&self.currency)),
-            status: reservation_status_from(&self.status),
-        })
+            window,
+            price: Money::new(self.price, decode_currency(T, "currency", &self.currency)?),
+            status: ReservationStatus::decode(T, "status", &self.status)?,
+        }))
+    }
+
+    /// The type of the reserved bay.
+    pub fn space_type(&self) -> R<SpaceType> {
+        SpaceType::decode(T, "space_type", &self.space_type)
     }
 }
 
 pub async fn reservation(conn: &mut Conn, id: &str) -> R<Option<ReservationRow>> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {RES_COLS} FROM reservations WHERE id = $1"
-    )))
-    .bind(id)
-    .fetch_optional(conn.ex())
-    .await?;
+    let row = sql::query(format!("SELECT {RES_COLS} FROM reservations WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(conn.ex())
+        .await?;
     row.as_ref().map(reservation_row).transpose()
 }
 
@@ -84,9 +96,9 @@ pub async fn current_reservation_for(
     plate: &Plate,
     now: DateTime<Utc>,
 ) -> R<Option<ReservationRow>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+    let rows = sql::query(format!(
         "SELECT {RES_COLS} FROM reservations WHERE plate = $1 AND status IN ('booked', 'checked_in') AND end_ms > $2 ORDER BY start_ms LIMIT 5"
-    )))
+    ))
     .bind(plate.as_str())
     .bind(ms(now))
     .fetch_all(conn.ex())
@@ -105,9 +117,9 @@ pub async fn active_reservations_overlapping(
     start: DateTime<Utc>,
     end: DateTime<Utc>,
 ) -> R<Vec<ReservationRow>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+    let rows = sql::query(format!(
         "SELECT {RES_COLS} FROM reservations WHERE status IN ('booked', 'checked_in') AND start_ms < $1 AND end_ms > $2"
-    )))
+    ))
     .bind(ms(end))
     .bind(ms(start))
     .fetch_all(conn.ex())
@@ -120,9 +132,9 @@ pub async fn reservations_for_plate(
     plate: &str,
     limit: i64,
 ) -> R<Vec<ReservationRow>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+    let rows = sql::query(format!(
         "SELECT {RES_COLS} FROM reservations WHERE plate = $1 ORDER BY start_ms DESC LIMIT {limit}"
-    )))
+    ))
     .bind(plate)
     .fetch_all(conn.ex())
     .await?;
@@ -135,9 +147,9 @@ pub async fn overdue_bookings(
     now: DateTime<Utc>,
     grace_ms: i64,
 ) -> R<Vec<ReservationRow>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+    let rows = sql::query(format!(
         "SELECT {RES_COLS} FROM reservations WHERE status = 'booked' AND start_ms <= $1"
-    )))
+    ))
     .bind(ms(now) - grace_ms)
     .fetch_all(conn.ex())
     .await?;
@@ -159,14 +171,14 @@ pub struct NewReservation<'a> {
 /// Inserts a booking; an overlap with another active booking of the bay is
 /// refused by the database ([`is_overlap_violation`]).
 pub async fn insert_reservation(conn: &mut Conn, r: &NewReservation<'_>) -> R<()> {
-    sqlx::query(
+    sql::query(
         "INSERT INTO reservations (id, plate, space_id, space_type, requested, start_ms, end_ms, status, price_minor, currency, created_ms, updated_ms) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, 'booked', $8, $9, $10, $11)",
     )
     .bind(r.id)
     .bind(r.plate.as_str())
     .bind(r.space_id)
-    .bind(r.space_type.as_str())
+    .bind(r.space_type.to_db())
     .bind(r.requested)
     .bind(ms(r.window.start))
     .bind(ms(r.window.end))
@@ -189,14 +201,14 @@ pub async fn set_reservation_status(
     session_id: Option<&str>,
     now: DateTime<Utc>,
 ) -> R<bool> {
-    let done = sqlx::query(
+    let done = sql::query(
         "UPDATE reservations SET status = $1, session_id = COALESCE($2, session_id), updated_ms = $3 WHERE id = $4 AND status = $5",
     )
-    .bind(reservation_status_str(to))
+    .bind(to.to_db())
     .bind(session_id)
     .bind(ms(now))
     .bind(id)
-    .bind(reservation_status_str(from))
+    .bind(from.to_db())
     .execute(conn.ex())
     .await?;
     Ok(done.rows_affected() == 1)

@@ -4,13 +4,12 @@ use crate::core::Currency;
 use crate::core::{OpenSession, Plate, ReservationId, SessionId, SpaceId, SpaceType, VehicleType};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::any::AnyRow;
-use sqlx::Row;
 
 use super::codec::*;
 use super::exec::Conn;
 
-type R<T> = Result<T, sqlx::Error>;
+use super::sql::{self, Row};
+use super::R;
 
 // ---------------------------------------------------------------- sessions
 
@@ -40,42 +39,61 @@ pub struct SessionRow {
 const SESSION_COLS: &str = "id, plate, vehicle_type, status, started_ms, ended_ms, entry_gate, exit_gate, entry_read_id, exit_read_id, \
                             space_id, space_type, reservation_id, entry_reason, exit_reason, fee_minor, currency, evidence_json";
 
-fn session_row(r: &AnyRow) -> R<SessionRow> {
+const T: &str = "sessions";
+
+fn session_row(r: &Row) -> R<SessionRow> {
+    let c = r.of(T);
     Ok(SessionRow {
-        session_id: r.try_get(0)?,
-        license_plate: r.try_get(1)?,
-        vehicle_type: r.try_get(2)?,
-        status: r.try_get(3)?,
-        entry_time: at_ms(r.try_get(4)?),
-        exit_time: opt_at(r.try_get(5)?),
-        entry_gate: r.try_get(6)?,
-        exit_gate: r.try_get(7)?,
-        entry_read_id: r.try_get(8)?,
-        exit_read_id: r.try_get(9)?,
-        space_id: r.try_get(10)?,
-        space_type: r.try_get(11)?,
-        reservation_id: r.try_get(12)?,
-        entry_reason: r.try_get(13)?,
-        exit_reason: r.try_get(14)?,
-        fee: r.try_get(15)?,
-        currency: r.try_get(16)?,
-        evidence: r
-            .try_get::<Option<String>, _>(17)?
-            .and_then(|s| serde_json::from_str(&s).ok()),
+        session_id: c.get(0)?,
+        license_plate: c.get(1)?,
+        vehicle_type: c.text::<VehicleType>(2)?,
+        status: c.get(3)?,
+        entry_time: c.instant(4)?,
+        exit_time: c.opt_instant(5)?,
+        entry_gate: c.get(6)?,
+        exit_gate: c.get(7)?,
+        entry_read_id: c.get(8)?,
+        exit_read_id: c.get(9)?,
+        space_id: c.get(10)?,
+        space_type: c.opt_text::<SpaceType>(11)?,
+        reservation_id: c.get(12)?,
+        entry_reason: c.get(13)?,
+        exit_reason: c.get(14)?,
+        fee: c.get(15)?,
+        currency: c.currency(16)?,
+        evidence: c.opt_json(17)?,
     })
 }
 
 impl SessionRow {
-    pub fn to_open(&self) -> Option<OpenSession> {
-        Some(OpenSession {
+    /// The core's view of an open session; `None` if its plate does not
+    /// parse as one (an error if a stored name is unknown).
+    pub fn to_open(&self) -> R<Option<OpenSession>> {
+        let Ok(plate) = Plate::parse(&self.license_plate) else {
+            return Ok(None);
+        };
+        Ok(Some(OpenSession {
             id: SessionId::new(self.session_id.clone()),
-            plate: Plate::parse(&self.license_plate).ok()?,
+            plate,
             started_at: self.entry_time,
-            vehicle_type: vehicle_type_from(&self.vehicle_type),
+            vehicle_type: self.vehicle_type()?,
             space: self.space_id.clone().map(SpaceId::new),
-            space_type: self.space_type.as_deref().map(space_type_from),
+            space_type: self.space_type()?,
             reservation: self.reservation_id.clone().map(ReservationId::new),
-        })
+        }))
+    }
+
+    /// The session's vehicle type.
+    pub fn vehicle_type(&self) -> R<VehicleType> {
+        VehicleType::decode(T, "vehicle_type", &self.vehicle_type)
+    }
+
+    /// The type of the session's bay, if it has one.
+    pub fn space_type(&self) -> R<Option<SpaceType>> {
+        self.space_type
+            .as_deref()
+            .map(|s| SpaceType::decode(T, "space_type", s))
+            .transpose()
     }
 }
 
@@ -97,18 +115,18 @@ pub struct NewSession<'a> {
 
 /// Inserts an open session; a unique violation means the plate already has one.
 pub async fn insert_session(conn: &mut Conn, s: &NewSession<'_>) -> R<()> {
-    sqlx::query(
+    sql::query(
         "INSERT INTO sessions (id, plate, vehicle_type, status, started_ms, entry_gate, entry_read_id, space_id, space_type, \
          reservation_id, entry_reason, currency, evidence_json) VALUES ($1, $2, $3, 'open', $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(s.id)
     .bind(s.plate.as_str())
-    .bind(s.vehicle_type.as_str())
+    .bind(s.vehicle_type.to_db())
     .bind(ms(s.started))
     .bind(s.gate)
     .bind(s.read_id)
     .bind(s.space.map(|(id, _)| id))
-    .bind(s.space.map(|(_, t)| t.as_str()))
+    .bind(s.space.map(|(_, t)| t.to_db()))
     .bind(s.reservation_id)
     .bind(s.reason)
     .bind(s.currency.as_str())
@@ -118,38 +136,56 @@ pub async fn insert_session(conn: &mut Conn, s: &NewSession<'_>) -> R<()> {
     Ok(())
 }
 
+/// How a session ends: closed at an exit, or superseded by a new entry.
+#[derive(Debug, Clone)]
+pub struct SessionEnd<'a> {
+    pub id: &'a str,
+    /// `closed` or `superseded`.
+    pub status: &'a str,
+    pub ended: DateTime<Utc>,
+    pub exit_gate: Option<&'a str>,
+    pub exit_read_id: Option<&'a str>,
+    pub fee_minor: Option<i64>,
+    pub reason: &'a str,
+}
+
+impl<'a> SessionEnd<'a> {
+    /// A stale open session replaced by a new entry of its plate.
+    pub fn superseded(id: &'a str, at: DateTime<Utc>) -> SessionEnd<'a> {
+        SessionEnd {
+            id,
+            status: "superseded",
+            ended: at,
+            exit_gate: None,
+            exit_read_id: None,
+            fee_minor: None,
+            reason: "superseded",
+        }
+    }
+}
+
 /// Closes an open session (or marks it superseded). False if it was not open.
-#[allow(clippy::too_many_arguments)]
-pub async fn close_session(
-    conn: &mut Conn,
-    id: &str,
-    status: &str,
-    ended: DateTime<Utc>,
-    exit_gate: Option<&str>,
-    exit_read_id: Option<&str>,
-    fee_minor: Option<i64>,
-    reason: &str,
-) -> R<bool> {
-    let done = sqlx::query(
+pub async fn close_session(conn: &mut Conn, end: &SessionEnd<'_>) -> R<bool> {
+    let done = sql::query(
         "UPDATE sessions SET status = $1, ended_ms = $2, exit_gate = $3, exit_read_id = $4, fee_minor = $5, exit_reason = $6 \
          WHERE id = $7 AND status = 'open'",
     )
-    .bind(status)
-    .bind(ms(ended))
-    .bind(exit_gate)
-    .bind(exit_read_id)
-    .bind(fee_minor)
-    .bind(reason)
-    .bind(id)
+    .bind(end.status)
+    .bind(ms(end.ended))
+    .bind(end.exit_gate)
+    .bind(end.exit_read_id)
+    .bind(end.fee_minor)
+    .bind(end.reason)
+    .bind(end.id)
     .execute(conn.ex())
     .await?;
     Ok(done.rows_affected() == 1)
 }
 
 pub async fn open_session_for(conn: &mut Conn, plate: &Plate) -> R<Option<SessionRow>> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+    let row = sql::query(format!(
         "SELECT {SESSION_COLS} FROM sessions WHERE plate = $1 AND status = 'open'"
-    )))
+    ))
     .bind(plate.as_str())
     .fetch_optional(conn.ex())
     .await?;
@@ -157,21 +193,19 @@ pub async fn open_session_for(conn: &mut Conn, plate: &Plate) -> R<Option<Sessio
 }
 
 pub async fn open_sessions(conn: &mut Conn) -> R<Vec<SessionRow>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+    let rows = sql::query(format!(
         "SELECT {SESSION_COLS} FROM sessions WHERE status = 'open'"
-    )))
+    ))
     .fetch_all(conn.ex())
     .await?;
     rows.iter().map(session_row).collect()
 }
 
 pub async fn session(conn: &mut Conn, id: &str) -> R<Option<SessionRow>> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {SESSION_COLS} FROM sessions WHERE id = $1"
-    )))
-    .bind(id)
-    .fetch_optional(conn.ex())
-    .await?;
+    let row = sql::query(format!("SELECT {SESSION_COLS} FROM sessions WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(conn.ex())
+        .await?;
     row.as_ref().map(session_row).transpose()
 }
 
@@ -197,7 +231,7 @@ pub async fn sessions(
         sql.push_str(&conds.join(" AND "));
     }
     sql.push_str(&format!(" ORDER BY started_ms DESC LIMIT {limit}"));
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    let mut q = sql::query(sql);
     if let Some(s) = status {
         q = q.bind(s.to_string());
     }
@@ -209,7 +243,7 @@ pub async fn sessions(
 }
 
 pub async fn count_open_sessions(conn: &mut Conn) -> R<i64> {
-    sqlx::query("SELECT COUNT(*) FROM sessions WHERE status = 'open'")
+    sql::query("SELECT COUNT(*) FROM sessions WHERE status = 'open'")
         .fetch_one(conn.ex())
         .await?
         .try_get(0)

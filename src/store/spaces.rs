@@ -6,13 +6,12 @@ use crate::core::BayState;
 use crate::core::{Space, SpaceId, SpaceStatus, SpaceType};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::any::AnyRow;
-use sqlx::Row;
 
 use super::codec::*;
 use super::exec::Conn;
 
-type R<T> = Result<T, sqlx::Error>;
+use super::sql::{self, Row};
+use super::R;
 
 // ---------------------------------------------------------------- seeds
 
@@ -29,11 +28,11 @@ pub struct SpaceSeed {
 /// Inserts or updates the configured spaces (keeping their live status);
 /// spaces no longer configured are taken out of service unless occupied.
 pub async fn sync_spaces(conn: &mut Conn, seeds: &[SpaceSeed], now: DateTime<Utc>) -> R<()> {
-    sqlx::query("UPDATE spaces SET in_config = 0")
+    sql::query("UPDATE spaces SET in_config = 0")
         .execute(conn.ex())
         .await?;
     for s in seeds {
-        sqlx::query(
+        sql::query(
             "INSERT INTO spaces (id, level, zone, space_type, rank, status, sensor_state, in_config, updated_ms) \
              VALUES ($1, $2, $3, $4, $5, 'available', 'unknown', 1, $6) \
              ON CONFLICT (id) DO UPDATE SET level = excluded.level, zone = excluded.zone, \
@@ -42,21 +41,18 @@ pub async fn sync_spaces(conn: &mut Conn, seeds: &[SpaceSeed], now: DateTime<Utc
         .bind(&s.id)
         .bind(&s.level)
         .bind(&s.zone)
-        .bind(s.space_type.as_str())
+        .bind(s.space_type.to_db())
         .bind(i64::from(s.rank))
         .bind(ms(now))
         .execute(conn.ex())
         .await?;
     }
-    sqlx::query("UPDATE spaces SET status = 'out_of_service', updated_ms = $1 WHERE in_config = 0 AND status = 'available'")
+    sql::query("UPDATE spaces SET status = 'out_of_service', updated_ms = $1 WHERE in_config = 0 AND status = 'available'")
         .bind(ms(now))
         .execute(conn.ex())
         .await?;
     Ok(())
 }
-
-/// Replaces the config-sourced permits by `permits` (permits issued through
-/// the API are left alone).
 
 // ---------------------------------------------------------------- spaces
 
@@ -87,55 +83,63 @@ pub struct SpaceRow {
 const SPACE_COLS: &str =
     "id, level, zone, space_type, rank, status, session_id, sensor_state, updated_ms, sensor_since_ms, override_state, override_by, sensor_flagged_ms";
 
-fn space_row(r: &AnyRow) -> R<SpaceRow> {
+const T: &str = "spaces";
+
+fn space_row(r: &Row) -> R<SpaceRow> {
+    let c = r.of(T);
     Ok(SpaceRow {
-        space_id: r.try_get(0)?,
-        level: r.try_get(1)?,
-        zone: r.try_get(2)?,
-        space_type: r.try_get(3)?,
-        rank: r.try_get(4)?,
-        status: r.try_get(5)?,
-        session_id: r.try_get(6)?,
-        sensor_state: r.try_get(7)?,
-        updated_at: at_ms(r.try_get(8)?),
-        sensor_since: opt_at(r.try_get(9)?),
-        override_state: r.try_get(10)?,
-        override_by: r.try_get(11)?,
-        flagged_episode: opt_at(r.try_get(12)?),
+        space_id: c.get(0)?,
+        level: c.get(1)?,
+        zone: c.get(2)?,
+        space_type: c.text::<SpaceType>(3)?,
+        rank: c.get(4)?,
+        status: c.text::<SpaceStatus>(5)?,
+        session_id: c.get(6)?,
+        sensor_state: c.text::<BayState>(7)?,
+        updated_at: c.instant(8)?,
+        sensor_since: c.opt_instant(9)?,
+        override_state: c.opt_text::<BayState>(10)?,
+        override_by: c.get(11)?,
+        flagged_episode: c.opt_instant(12)?,
     })
 }
 
 impl SpaceRow {
     /// The state that counts for this bay: the staff override, else the sensor's.
-    pub fn sensed(&self) -> BayState {
-        baywatch::effective(
-            BayState::parse(&self.sensor_state),
-            self.override_state.as_deref().map(BayState::parse),
-        )
+    pub fn sensed(&self) -> R<BayState> {
+        let sensor = BayState::decode(T, "sensor_state", &self.sensor_state)?;
+        let over = self
+            .override_state
+            .as_deref()
+            .map(|s| BayState::decode(T, "override_state", s))
+            .transpose()?;
+        Ok(baywatch::effective(sensor, over))
     }
 
-    pub fn to_core(&self, held: bool) -> Space {
-        let stored = match self.status.as_str() {
-            "occupied" => SpaceStatus::Occupied,
-            "out_of_service" => SpaceStatus::OutOfService,
-            _ => SpaceStatus::Available,
-        };
-        let status = baywatch::allocation_status(stored, held, self.sensed());
-        Space {
+    /// The core's view of the bay (`held`: kept for a booking).
+    pub fn to_core(&self, held: bool) -> R<Space> {
+        let stored = SpaceStatus::decode(T, "status", &self.status)?;
+        let status = baywatch::allocation_status(stored, held, self.sensed()?);
+        Ok(Space {
             id: SpaceId::new(self.space_id.clone()),
             level: self.level.clone(),
             zone: self.zone.clone(),
-            space_type: space_type_from(&self.space_type),
+            space_type: self.space_type()?,
             rank: self.rank.clamp(0, i64::from(u32::MAX)) as u32,
             status,
-        }
+        })
+    }
+
+    /// The bay's type.
+    pub fn space_type(&self) -> R<SpaceType> {
+        SpaceType::decode(T, "space_type", &self.space_type)
     }
 }
 
 pub async fn all_spaces(conn: &mut Conn) -> R<Vec<SpaceRow>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+    let rows = sql::query(format!(
         "SELECT {SPACE_COLS} FROM spaces WHERE in_config = 1 ORDER BY rank, id"
-    )))
+    ))
     .fetch_all(conn.ex())
     .await?;
     rows.iter().map(space_row).collect()
@@ -143,9 +147,9 @@ pub async fn all_spaces(conn: &mut Conn) -> R<Vec<SpaceRow>> {
 
 /// Bays free for allocation (stored status `available`).
 pub async fn available_spaces(conn: &mut Conn) -> R<Vec<SpaceRow>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+    let rows = sql::query(format!(
         "SELECT {SPACE_COLS} FROM spaces WHERE status = 'available' AND in_config = 1"
-    )))
+    ))
     .fetch_all(conn.ex())
     .await?;
     rows.iter().map(space_row).collect()
@@ -164,36 +168,39 @@ pub async fn nearest_available_spaces(conn: &mut Conn, limit: i64) -> R<(Vec<Spa
     let sql = SpaceType::ALL
         .iter()
         .map(|t| {
-            let t = t.as_str();
+            let t = t.to_db();
             format!("SELECT * FROM (SELECT {SPACE_COLS} FROM spaces WHERE status = 'available' AND space_type = '{t}' AND in_config = 1 ORDER BY rank, id LIMIT {limit}) AS nearest_{t}")
         })
         .collect::<Vec<_>>()
         .join(" UNION ALL ");
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .fetch_all(conn.ex())
-        .await?;
+    let rows = sql::query(sql).fetch_all(conn.ex()).await?;
     let out = rows.iter().map(space_row).collect::<R<Vec<_>>>()?;
     let truncated = SpaceType::ALL
         .iter()
-        .any(|t| out.iter().filter(|r| r.space_type == t.as_str()).count() as i64 >= limit);
+        .any(|t| out.iter().filter(|r| r.space_type == t.to_db()).count() as i64 >= limit);
     Ok((out, truncated))
 }
 
 /// Bays per (type, stored status), counted by the database.
 pub async fn space_counts(conn: &mut Conn) -> R<Vec<(String, String, i64)>> {
-    let rows = sqlx::query("SELECT space_type, status, COUNT(*) FROM spaces WHERE in_config = 1 GROUP BY space_type, status").fetch_all(conn.ex()).await?;
+    let rows = sql::query("SELECT space_type, status, COUNT(*) FROM spaces WHERE in_config = 1 GROUP BY space_type, status").fetch_all(conn.ex()).await?;
     rows.iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .map(|r| {
+            let c = r.of(T);
+            Ok((
+                c.text::<SpaceType>(0)?,
+                c.text::<SpaceStatus>(1)?,
+                c.get(2)?,
+            ))
+        })
         .collect()
 }
 
 pub async fn space(conn: &mut Conn, id: &str) -> R<Option<SpaceRow>> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {SPACE_COLS} FROM spaces WHERE id = $1"
-    )))
-    .bind(id)
-    .fetch_optional(conn.ex())
-    .await?;
+    let row = sql::query(format!("SELECT {SPACE_COLS} FROM spaces WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(conn.ex())
+        .await?;
     row.as_ref().map(space_row).transpose()
 }
 
@@ -204,7 +211,7 @@ pub async fn held_spaces(
     now: DateTime<Utc>,
     lead_ms: i64,
 ) -> R<Vec<(String, String, String)>> {
-    let rows = sqlx::query(
+    let rows = sql::query(
         "SELECT space_id, id, plate FROM reservations WHERE status = 'booked' AND start_ms <= $1 AND end_ms > $2",
     )
     .bind(ms(now) + lead_ms)
@@ -223,7 +230,7 @@ pub async fn claim_space(
     session_id: &str,
     now: DateTime<Utc>,
 ) -> R<bool> {
-    let done = sqlx::query("UPDATE spaces SET status = 'occupied', session_id = $1, updated_ms = $2 WHERE id = $3 AND status = 'available'")
+    let done = sql::query("UPDATE spaces SET status = 'occupied', session_id = $1, updated_ms = $2 WHERE id = $3 AND status = 'available'")
         .bind(session_id)
         .bind(ms(now))
         .bind(space_id)
@@ -238,7 +245,7 @@ pub async fn release_space_of(
     session_id: &str,
     now: DateTime<Utc>,
 ) -> R<Option<String>> {
-    let row = sqlx::query("UPDATE spaces SET status = 'available', session_id = NULL, updated_ms = $1 WHERE session_id = $2 RETURNING id")
+    let row = sql::query("UPDATE spaces SET status = 'available', session_id = NULL, updated_ms = $1 WHERE session_id = $2 RETURNING id")
         .bind(ms(now))
         .bind(session_id)
         .fetch_optional(conn.ex())
@@ -254,7 +261,7 @@ pub async fn set_space_status(
     status: &str,
     now: DateTime<Utc>,
 ) -> R<bool> {
-    let done = sqlx::query(
+    let done = sql::query(
         "UPDATE spaces SET status = $1, updated_ms = $2 WHERE id = $3 AND status <> 'occupied'",
     )
     .bind(status)
@@ -272,7 +279,7 @@ pub async fn set_sensor_state(
     state: &str,
     now: DateTime<Utc>,
 ) -> R<bool> {
-    let done = sqlx::query(
+    let done = sql::query(
         "UPDATE spaces SET sensor_since_ms = CASE WHEN sensor_state = $1 AND sensor_since_ms IS NOT NULL THEN sensor_since_ms ELSE $2 END, \
          sensor_state = $1, updated_ms = $2 WHERE id = $3",
     )
@@ -292,7 +299,7 @@ pub async fn set_override(
     by: &str,
     now: DateTime<Utc>,
 ) -> R<bool> {
-    let done = sqlx::query("UPDATE spaces SET override_state = $1, override_by = $2, override_ms = $3, updated_ms = $3 WHERE id = $4")
+    let done = sql::query("UPDATE spaces SET override_state = $1, override_by = $2, override_ms = $3, updated_ms = $3 WHERE id = $4")
         .bind(state)
         .bind(state.map(|_| by))
         .bind(ms(now))
@@ -304,7 +311,7 @@ pub async fn set_override(
 
 /// Remembers that the occupancy episode starting at `since` was flagged.
 pub async fn mark_bay_flagged(conn: &mut Conn, id: &str, since: DateTime<Utc>) -> R<()> {
-    sqlx::query("UPDATE spaces SET sensor_flagged_ms = $1 WHERE id = $2")
+    sql::query("UPDATE spaces SET sensor_flagged_ms = $1 WHERE id = $2")
         .bind(ms(since))
         .bind(id)
         .execute(conn.ex())
@@ -314,8 +321,11 @@ pub async fn mark_bay_flagged(conn: &mut Conn, id: &str, since: DateTime<Utc>) -
 
 /// Bays with a staff override: (space id, state).
 pub async fn overrides(conn: &mut Conn) -> R<Vec<(String, String)>> {
-    let rows = sqlx::query("SELECT id, override_state FROM spaces WHERE override_state IS NOT NULL AND in_config = 1 ORDER BY id").fetch_all(conn.ex()).await?;
+    let rows = sql::query("SELECT id, override_state FROM spaces WHERE override_state IS NOT NULL AND in_config = 1 ORDER BY id").fetch_all(conn.ex()).await?;
     rows.iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .map(|r| {
+            let c = r.of(T);
+            Ok((c.get(0)?, c.text::<BayState>(1)?))
+        })
         .collect()
 }

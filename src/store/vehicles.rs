@@ -3,12 +3,13 @@
 use crate::core::{ListMembership, Permit, Plate, VehicleType};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::Row;
 
 use super::codec::*;
 use super::exec::Conn;
+use super::registry::add_membership;
 
-type R<T> = Result<T, sqlx::Error>;
+use super::sql;
+use super::R;
 
 // ---------------------------------------------------------------- vehicles
 
@@ -19,13 +20,13 @@ pub async fn upsert_vehicle(
     now: DateTime<Utc>,
 ) -> R<()> {
     let t = vehicle_type.unwrap_or(VehicleType::Unknown);
-    sqlx::query(
+    sql::query(
         "INSERT INTO vehicles (plate, vehicle_type, first_seen_ms, last_seen_ms) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (plate) DO UPDATE SET last_seen_ms = excluded.last_seen_ms, \
          vehicle_type = CASE WHEN excluded.vehicle_type = 'unknown' THEN vehicles.vehicle_type ELSE excluded.vehicle_type END",
     )
     .bind(plate.as_str())
-    .bind(t.as_str())
+    .bind(t.to_db())
     .bind(ms(now))
     .bind(ms(now))
     .execute(conn.ex())
@@ -42,18 +43,19 @@ pub struct VehicleRow {
 }
 
 pub async fn vehicle(conn: &mut Conn, plate: &Plate) -> R<Option<VehicleRow>> {
-    let row = sqlx::query(
+    let row = sql::query(
         "SELECT plate, vehicle_type, first_seen_ms, last_seen_ms FROM vehicles WHERE plate = $1",
     )
     .bind(plate.as_str())
     .fetch_optional(conn.ex())
     .await?;
     row.map(|r| {
+        let c = r.of("vehicles");
         Ok(VehicleRow {
-            license_plate: r.try_get(0)?,
-            vehicle_type: r.try_get(1)?,
-            first_seen: at_ms(r.try_get(2)?),
-            last_seen: at_ms(r.try_get(3)?),
+            license_plate: c.get(0)?,
+            vehicle_type: c.text::<VehicleType>(1)?,
+            first_seen: c.instant(2)?,
+            last_seen: c.instant(3)?,
         })
     })
     .transpose()
@@ -72,7 +74,7 @@ pub struct PlateFacts {
 /// plate in one statement: this runs inside the entry's write transaction,
 /// where each statement is a round trip that every other writer waits for.
 pub async fn plate_facts(conn: &mut Conn, plate: &Plate) -> R<PlateFacts> {
-    let rows = sqlx::query(
+    let rows = sql::query(
         "SELECT 'list', list FROM plate_lists WHERE plate = $1 \
          UNION ALL SELECT 'permit', permit_json FROM permits WHERE plate = $1 \
          UNION ALL SELECT 'vehicle', vehicle_type FROM vehicles WHERE plate = $1",
@@ -82,16 +84,13 @@ pub async fn plate_facts(conn: &mut Conn, plate: &Plate) -> R<PlateFacts> {
     .await?;
     let mut f = PlateFacts::default();
     for r in &rows {
-        let value: String = r.try_get(1)?;
-        match (r.try_get::<String, _>(0)?.as_str(), value.as_str()) {
-            ("list", "blocked") => f.lists.blocked = true,
-            ("list", "watched") => f.lists.watched = true,
-            ("list", "allowed") => f.lists.allowed = true,
-            ("permit", json) => f.permits.extend(serde_json::from_str(json).ok()),
-            ("vehicle", t) => {
-                f.vehicle_type = Some(vehicle_type_from(t)).filter(|t| *t != VehicleType::Unknown)
+        match r.try_get::<String>(0)?.as_str() {
+            "list" => add_membership(&mut f.lists, &r.try_get::<String>(1)?)?,
+            "permit" => f.permits.push(r.of("permits").json(1)?),
+            _ => {
+                let t: VehicleType = r.of("vehicles").enumeration(1)?;
+                f.vehicle_type = Some(t).filter(|t| *t != VehicleType::Unknown)
             }
-            _ => {}
         }
     }
     Ok(f)
@@ -99,21 +98,26 @@ pub async fn plate_facts(conn: &mut Conn, plate: &Plate) -> R<PlateFacts> {
 
 // ---------------------------------------------------------------- plate reads
 
-/// Stores a camera read once (re-deliveries of the same id are ignored).
-pub async fn insert_plate_read(conn: &mut Conn, read: &crate::events::PlateRead) -> R<()> {
-    sqlx::query(
+/// Stores a camera read once (re-deliveries of the same id are ignored),
+/// with `json`, the read as JSON.
+pub async fn insert_plate_read(
+    conn: &mut Conn,
+    read: &crate::events::PlateRead,
+    json: &str,
+) -> R<()> {
+    sql::query(
         "INSERT INTO plate_reads (id, camera, role, gate, plate, raw_text, score, read_at, event_json) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
          ON CONFLICT (id) DO NOTHING",
     )
     .bind(&read.id)
     .bind(&read.camera)
-    .bind(enum_str(&read.role))
+    .bind(read.role.to_db())
     .bind(&read.gate)
     .bind(&read.plate)
     .bind(&read.raw_text)
     .bind(f64::from(read.score))
-    .bind(read.timestamp.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-    .bind(serde_json::to_string(read).unwrap_or_default())
+    .bind(read.timestamp.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+    .bind(json)
     .execute(conn.ex())
     .await?;
     Ok(())

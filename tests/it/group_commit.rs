@@ -1,11 +1,11 @@
-//! SQLite's group commit (`store::writer`), against a real SQLite file: a
+//! SQLite's group commit (`store::sqlite`), against a real SQLite file: a
 //! member that rolls back undoes only its own work, a failed group COMMIT
 //! fails every member and keeps nothing, a caller giving up in the queue
 //! does not strand a group, and racing transactions keep exactly their own
 //! work. The groups are built deterministically: a test holds the writer
 //! while others queue behind it (waiting for the queue to fill, not for time).
 
-use lotsense::service::db::Db;
+use lotsense::store::Db;
 use lotsense::store::{Conn, Store, StoreConn};
 use sqlx::Row;
 use std::sync::Arc;
@@ -35,7 +35,7 @@ async fn rows(db: &Db) -> Vec<String> {
 }
 
 async fn insert(c: &mut Conn, id: &str) {
-    sqlx::query("INSERT INTO gc (id) VALUES ($1)")
+    lotsense::store::sql::query("INSERT INTO gc (id) VALUES ($1)")
         .bind(id)
         .execute(c.ex())
         .await
@@ -58,7 +58,7 @@ fn member(
     db: &Db,
     id: &'static str,
     keep: bool,
-) -> tokio::task::JoinHandle<Result<(), sqlx::Error>> {
+) -> tokio::task::JoinHandle<Result<(), lotsense::store::StoreError>> {
     let db = db.clone();
     tokio::spawn(async move {
         let mut tx = db.write().await.unwrap();
@@ -120,7 +120,7 @@ async fn a_failed_group_commit_fails_every_member_and_keeps_nothing() {
         tokio::spawn(async move {
             let mut tx = db.write().await.unwrap();
             insert(&mut tx, "b").await;
-            sqlx::query("INSERT INTO gc_child (id, parent) VALUES (1, 42)")
+            lotsense::store::sql::query("INSERT INTO gc_child (id, parent) VALUES (1, 42)")
                 .execute(tx.ex())
                 .await
                 .unwrap();
@@ -181,10 +181,12 @@ async fn a_single_statement_write_joins_an_open_group() {
             let mut tx = db.write_one().await.unwrap();
             insert(&mut tx, "one").await;
             // A failing single statement undoes only itself.
-            assert!(sqlx::query("INSERT INTO gc (id) VALUES ('a')")
-                .execute(tx.ex())
-                .await
-                .is_err());
+            assert!(
+                lotsense::store::sql::query("INSERT INTO gc (id) VALUES ('a')")
+                    .execute(tx.ex())
+                    .await
+                    .is_err()
+            );
             tx.commit().await
         })
     };

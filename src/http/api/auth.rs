@@ -34,8 +34,8 @@ pub async fn store_key(
     hash: &str,
     rate: Option<u32>,
     source: &str,
-) -> Result<(), sqlx::Error> {
-    let mut c = store.pool().acquire().await?;
+) -> Result<(), st::StoreError> {
+    let mut c = store.write_one().await?;
     let rate = rate.unwrap_or_else(|| role.default_rate_per_minute());
     st::upsert_api_key(
         &mut c,
@@ -46,7 +46,8 @@ pub async fn store_key(
         source,
         chrono::Utc::now(),
     )
-    .await
+    .await?;
+    c.commit().await
 }
 
 /// The authenticated caller, put in the request's extensions.

@@ -1,7 +1,7 @@
 //! SQLite's writer: one connection kept outside the pool, and group commit.
 //!
 //! SQLite runs one write transaction at a time, so the services serialise
-//! their writes anyway (see `service::db`). Keeping that one connection out
+//! their writes anyway (see `store::tx`). Keeping that one connection out
 //! of the pool makes a write transaction cheaper: no pool bookkeeping on the
 //! critical path when every writer queues for the same lock, the writer's
 //! prepared statements stay cached on one connection, and the connection is
@@ -47,9 +47,9 @@
 //! One owner: the state of the connection and of the open group lives behind
 //! the writer's mutex, and only the caller holding it reads or changes it.
 
-use super::direct::{DirectConn, StoreDbError};
+use super::direct::DirectConn;
+use crate::store::{SqliteError, StoreError};
 use sqlx::AnyPool;
-use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::{watch, OwnedMutexGuard};
@@ -82,7 +82,7 @@ const WRITER_PRAGMAS: &[&str] = &[
 ];
 
 /// What the members of a group learn when it ends.
-type Outcome = Option<Result<(), Arc<sqlx::Error>>>;
+type Outcome = Option<Result<(), Arc<StoreError>>>;
 
 /// SQLite's one writer connection and its group commit (see the module).
 pub struct SqliteWriter {
@@ -122,7 +122,7 @@ impl Group {
     }
 
     /// Answers every member that committed into this group.
-    fn finish(self, result: Result<(), Arc<sqlx::Error>>) {
+    fn finish(self, result: Result<(), Arc<StoreError>>) {
         self.outcome.send_replace(Some(result));
     }
 }
@@ -152,7 +152,7 @@ impl Drop for Ticket<'_> {
 }
 
 impl SqliteWriter {
-    pub(super) fn new(url: String, pool: AnyPool) -> Arc<SqliteWriter> {
+    pub(crate) fn new(url: String, pool: AnyPool) -> Arc<SqliteWriter> {
         Arc::new(SqliteWriter {
             url,
             state: Arc::default(),
@@ -167,7 +167,7 @@ impl SqliteWriter {
     /// itself, which needs no savepoint): queues for the writer (first come,
     /// first served), connecting first when there is no live connection, and
     /// joins the open group or opens one.
-    pub async fn begin(self: &Arc<Self>, one: bool) -> Result<SqliteTx, sqlx::Error> {
+    pub async fn begin(self: &Arc<Self>, one: bool) -> Result<SqliteTx, StoreError> {
         self.queued.fetch_add(1, Ordering::AcqRel);
         let mut ticket = Ticket {
             writer: self,
@@ -184,7 +184,7 @@ impl SqliteWriter {
         };
         let state = tx.guard.as_mut().expect("held");
         if state.conn.is_none() {
-            let pragmas: Vec<&str> = super::SQLITE_PRAGMAS
+            let pragmas: Vec<&str> = crate::store::SQLITE_PRAGMAS
                 .iter()
                 .chain(WRITER_PRAGMAS)
                 .copied()
@@ -232,7 +232,7 @@ impl SqliteWriter {
             return;
         };
         let Some(conn) = state.conn.as_mut() else {
-            return group.finish(Err(Arc::new(sqlx::Error::WorkerCrashed)));
+            return group.finish(Err(Arc::new(StoreError::Writer(GONE))));
         };
         match conn.exec("COMMIT") {
             Ok(_) => {
@@ -242,7 +242,7 @@ impl SqliteWriter {
             Err(e) => {
                 // A failed COMMIT may leave the transaction open (SQLITE_BUSY).
                 end_transaction(state).await;
-                group.finish(Err(Arc::new(e)));
+                group.finish(Err(Arc::new(e.into())));
             }
         }
     }
@@ -284,7 +284,7 @@ impl SqliteWriter {
     }
 
     /// Commits an open group, then closes the connection.
-    pub(super) async fn close(&self) {
+    pub(crate) async fn close(&self) {
         let mut state = self.state.lock().await;
         self.close_group(&mut state).await;
         // Dropping the connection closes it.
@@ -305,12 +305,12 @@ impl SqliteWriter {
 /// Starts a member's savepoint, opening the group if there is none. If the
 /// group's transaction is gone (SQLite rolls a transaction back by itself on
 /// some errors), the group fails and this member opens a new one.
-async fn join(state: &mut WriterState) -> Result<(), sqlx::Error> {
+async fn join(state: &mut WriterState) -> Result<(), StoreError> {
     if state.group.is_some() {
         let conn = state.conn.as_mut().expect("connected");
         match conn.exec("RELEASE m; SAVEPOINT m") {
             Ok(_) => return Ok(()),
-            Err(e) => fail_group(state, e).await,
+            Err(e) => fail_group(state, e.into()).await,
         }
     }
     open_group(state, "SAVEPOINT m").await
@@ -318,11 +318,11 @@ async fn join(state: &mut WriterState) -> Result<(), sqlx::Error> {
 
 /// Opens a group: `BEGIN IMMEDIATE` (waiting asynchronously while another
 /// connection writes), then `then` (the first member's savepoint, if any).
-async fn open_group(state: &mut WriterState, then: &str) -> Result<(), sqlx::Error> {
+async fn open_group(state: &mut WriterState, then: &str) -> Result<(), StoreError> {
     // Set before BEGIN: if this is cancelled or fails, the member's rollback
     // (alone in the group) ends whatever transaction BEGIN left.
     state.group = Some(Group::new());
-    let conn = state.conn.as_mut().ok_or(sqlx::Error::WorkerCrashed)?;
+    let conn = state.conn.as_mut().ok_or(StoreError::Writer(GONE))?;
     conn.begin_immediate().await?;
     if !then.is_empty() {
         conn.exec(then)?;
@@ -331,7 +331,7 @@ async fn open_group(state: &mut WriterState, then: &str) -> Result<(), sqlx::Err
 }
 
 /// Ends the group with `e` for its members and leaves no transaction open.
-async fn fail_group(state: &mut WriterState, e: sqlx::Error) {
+async fn fail_group(state: &mut WriterState, e: StoreError) {
     let group = state.group.take();
     end_transaction(state).await;
     if let Some(g) = group {
@@ -340,15 +340,16 @@ async fn fail_group(state: &mut WriterState, e: sqlx::Error) {
 }
 
 /// Rolls back whatever transaction is open; a connection that cannot say
-/// (not a database error, e.g. the worker died) is replaced.
+/// (an error that is not SQLite's own) is replaced.
 async fn end_transaction(state: &mut WriterState) {
     if let Some(conn) = state.conn.as_mut() {
         if !conn.in_transaction() {
             return;
         }
         match conn.exec("ROLLBACK") {
-            // A database error here means no transaction was open.
-            Ok(_) | Err(sqlx::Error::Database(_)) => {}
+            // SQLite's own error here means no transaction was open.
+            Ok(_) => {}
+            Err(e) if e.code.is_some() => {}
             Err(_) => state.conn = None,
         }
     }
@@ -376,9 +377,9 @@ pub struct SqliteTx {
 
 const HELD: &str = "an open write transaction holds the writer connection";
 
-impl super::StoreConn for SqliteTx {
-    fn ex(&mut self) -> super::Ex<'_> {
-        super::Ex::Direct(
+impl crate::store::StoreConn for SqliteTx {
+    fn ex(&mut self) -> crate::store::Ex<'_> {
+        crate::store::Ex::Direct(
             self.guard
                 .as_mut()
                 .and_then(|g| g.conn.as_mut())
@@ -390,14 +391,14 @@ impl super::StoreConn for SqliteTx {
 impl SqliteTx {
     /// Commits: returns once the group holding this transaction committed
     /// (its error if the group's COMMIT failed).
-    pub async fn commit(mut self) -> Result<(), sqlx::Error> {
+    pub async fn commit(mut self) -> Result<(), StoreError> {
         let mut guard = self.guard.take().expect(HELD);
         let Some(group) = guard.group.as_mut() else {
             // Cannot happen (only the holder ends a group); never report
             // success for work whose transaction is unaccounted for.
             drop(guard);
-            return Err(sqlx::Error::Protocol(
-                "the write transaction's group ended before its commit".into(),
+            return Err(StoreError::Writer(
+                "ended the write transaction's group before its commit",
             ));
         };
         group.committed += 1;
@@ -405,7 +406,7 @@ impl SqliteTx {
         self.writer.release(guard);
         let result = match outcome.wait_for(Option::is_some).await {
             Ok(o) => o.clone().expect("answered"),
-            Err(_) => Err(Arc::new(sqlx::Error::WorkerCrashed)),
+            Err(_) => Err(Arc::new(StoreError::Writer(GONE))),
         };
         result.map_err(|e| share(&e))
     }
@@ -452,8 +453,8 @@ async fn rollback(state: &mut WriterState, member: Member) {
     };
     if let Err(e) = conn.exec("ROLLBACK TO m") {
         // The transaction is gone (or in doubt): so is the group's work.
-        let doubt = !matches!(e, sqlx::Error::Database(_));
-        fail_group(state, e).await;
+        let doubt = e.code.is_none();
+        fail_group(state, e.into()).await;
         if doubt {
             state.conn = None;
         }
@@ -461,19 +462,20 @@ async fn rollback(state: &mut WriterState, member: Member) {
 }
 
 /// A copy of a group's error for each member: same kind, code and message,
-/// so the services classify it as they would their own (sqlx errors are not
-/// `Clone`).
-fn share(e: &sqlx::Error) -> sqlx::Error {
+/// so the services classify it as they would their own (errors are not
+/// `Clone`: sqlx's are not).
+fn share(e: &StoreError) -> StoreError {
     match e {
-        sqlx::Error::Database(d) => sqlx::Error::Database(Box::new(StoreDbError {
-            code: d.code().map(Cow::into_owned),
-            message: d.message().to_string(),
+        StoreError::Sqlite(d) => StoreError::Sqlite(SqliteError {
             note: "group commit",
-        })),
-        sqlx::Error::Io(io) => sqlx::Error::Io(std::io::Error::new(io.kind(), io.to_string())),
-        sqlx::Error::PoolTimedOut => sqlx::Error::PoolTimedOut,
-        sqlx::Error::PoolClosed => sqlx::Error::PoolClosed,
-        sqlx::Error::WorkerCrashed => sqlx::Error::WorkerCrashed,
-        other => sqlx::Error::Protocol(format!("the group commit failed: {other}")),
+            ..d.clone()
+        }),
+        StoreError::Writer(w) => StoreError::Writer(w),
+        // The group's COMMIT runs on the direct connection, whose errors
+        // are SQLite's; anything else leaves the outcome in doubt.
+        _ => StoreError::Writer("failed the group commit"),
     }
 }
+
+/// What [`StoreError::Writer`] says when the connection is gone.
+const GONE: &str = "is gone";
