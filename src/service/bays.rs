@@ -16,9 +16,8 @@ pub enum SpaceStatusChange {
     BackInService,
 }
 
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct TypeAvailability {
-    #[serde(rename = "type")]
     pub space_type: String,
     pub total: i64,
     pub available: i64,
@@ -27,9 +26,8 @@ pub struct TypeAvailability {
     pub out_of_service: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct ParkingSpaceView {
-    #[serde(flatten)]
     pub space: st::SpaceRow,
     /// Status as shown to people: `reserved` when held for a booking.
     pub display_status: String,

@@ -15,7 +15,7 @@ pub struct EntryRequest {
     pub source: Source,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct EntryOutcome {
     pub decision_id: String,
     pub license_plate: String,

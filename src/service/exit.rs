@@ -13,7 +13,7 @@ pub struct ExitRequest {
     pub source: Source,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct ExitOutcome {
     pub decision_id: String,
     pub license_plate: String,

@@ -55,7 +55,6 @@ use chrono::{DateTime, Duration, Utc};
 use gates::{GateCommand, GateCommander, GateDisplay};
 use gateway::{BuiltinGateway, GatewayError, GatewayRequest};
 use ports::{GatePort, PaymentGateway};
-use serde::Serialize;
 use std::sync::Arc;
 
 /// How many times a decision is retried after losing a race.
@@ -204,19 +203,18 @@ impl Source {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct FlagRef {
     pub flag_id: String,
     pub kind: String,
     pub detail: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct SpaceRef {
     pub space_id: String,
     pub level: String,
     pub zone: String,
-    #[serde(rename = "type")]
     pub space_type: String,
 }
 
@@ -257,6 +255,13 @@ pub(super) struct GateOrder<'a> {
     /// `open` or `deny`.
     pub command: &'a str,
     pub reason: &'a str,
+}
+
+/// What a camera read decided: an entry or an exit.
+#[derive(Debug, Clone)]
+pub enum ReadOutcome {
+    Entry(EntryOutcome),
+    Exit(ExitOutcome),
 }
 
 impl ParkingService {
@@ -322,7 +327,7 @@ impl ParkingService {
     // ------------------------------------------------------------ plate reads
 
     /// Consumes one camera read: entry or exit by the camera's role.
-    pub async fn on_plate_read(&self, read: PlateRead) -> Result<serde_json::Value, ServiceError> {
+    pub async fn on_plate_read(&self, read: PlateRead) -> Result<ReadOutcome, ServiceError> {
         let plate = Plate::parse(&read.plate)
             .map_err(|e| invalid("invalid_plate", "plate", e.to_string()))?;
         let evidence = serde_json::json!({ "read_id": read.id, "camera": read.camera, "crop": read.evidence.crop, "frame": read.evidence.frame, "score": read.score });
@@ -331,7 +336,7 @@ impl ParkingService {
             read_id: read.id.clone(),
         };
         let out = match read.role {
-            Role::Entry => serde_json::to_value(
+            Role::Entry => ReadOutcome::Entry(
                 self.entry(EntryRequest {
                     plate,
                     vehicle_type: None,
@@ -344,7 +349,7 @@ impl ParkingService {
                 })
                 .await?,
             ),
-            Role::Exit => serde_json::to_value(
+            Role::Exit => ReadOutcome::Exit(
                 self.exit(ExitRequest {
                     plate,
                     gate: read.gate.clone(),
@@ -356,7 +361,7 @@ impl ParkingService {
                 .await?,
             ),
         };
-        Ok(out.unwrap_or_default())
+        Ok(out)
     }
 
     async fn command_gate(&self, order: GateOrder<'_>, display: GateDisplay) {

@@ -22,7 +22,7 @@ pub struct PaymentRequest {
     pub at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct PaymentOutcome {
     pub payment: PaymentRow,
     pub receipt: Option<st::ReceiptRow>,

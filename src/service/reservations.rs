@@ -14,17 +14,15 @@ pub struct ReservationRequest {
     pub now: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct ReservationOutcome {
-    #[serde(flatten)]
     pub reservation: st::ReservationRow,
     pub price_lines: Vec<core::FeeLine>,
     pub amount_due: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct CancelOutcome {
-    #[serde(flatten)]
     pub reservation: st::ReservationRow,
     pub refund_due: i64,
     pub refunds: Vec<PaymentRow>,

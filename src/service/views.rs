@@ -3,7 +3,7 @@
 
 use super::*;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct VehicleView {
     pub license_plate: String,
     pub vehicle: Option<st::VehicleRow>,
@@ -16,9 +16,8 @@ pub struct VehicleView {
     pub outstanding_debts: Vec<st::DebtRow>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct SessionView {
-    #[serde(flatten)]
     pub session: st::SessionRow,
     pub payments: Vec<PaymentRow>,
     pub gate_decisions: Vec<st::GateDecisionRow>,

@@ -2,7 +2,6 @@
 
 use crate::core::AuditAction;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 
 use super::exec::Conn;
 
@@ -107,7 +106,7 @@ impl AuditBatch {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct AuditRow {
     pub id: i64,
     pub at: String,

@@ -1,7 +1,6 @@
 //! Gate decisions and their acknowledgements.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 
 use super::codec::*;
 use super::exec::Conn;
@@ -12,7 +11,7 @@ use super::R;
 
 // ---------------------------------------------------------------- gate decisions
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct GateDecisionRow {
     pub decision_id: String,
     pub gate: Option<String>,

@@ -1,7 +1,6 @@
 //! Flags raised for staff (watch-list hits, unpaid exits, …).
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 
 use super::codec::*;
 use super::exec::Conn;
@@ -12,7 +11,7 @@ use super::R;
 
 // ---------------------------------------------------------------- flags
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct FlagRow {
     pub flag_id: String,
     pub kind: String,

@@ -3,7 +3,6 @@
 use crate::core::Money;
 use crate::core::{Payment, PaymentId, PaymentKind, PaymentMethod, PaymentStatus, Plate};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 
 use super::codec::*;
 use super::exec::Conn;
@@ -13,7 +12,7 @@ use super::R;
 
 // ---------------------------------------------------------------- payments
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PaymentRow {
     pub payment_id: String,
     pub idempotency_key: String,
@@ -275,7 +274,7 @@ pub async fn ledger_record(
 
 // ---------------------------------------------------------------- receipts
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct ReceiptRow {
     pub receipt_id: String,
     pub number: String,
@@ -324,7 +323,7 @@ pub async fn receipt_for_payment(conn: &mut Conn, payment_id: &str) -> R<Option<
 
 // ---------------------------------------------------------------- debts
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct DebtRow {
     pub debt_id: String,
     pub license_plate: String,

@@ -2,7 +2,6 @@
 
 use crate::core::{ListMembership, Permit, Plate};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 
 use super::codec::*;
 use super::exec::Conn;
@@ -43,9 +42,8 @@ pub async fn upsert_permit(conn: &mut Conn, p: &Permit, source: &str, now: DateT
 }
 
 /// A stored permit with its provenance, as the API lists it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct PermitRow {
-    #[serde(flatten)]
     pub permit: Permit,
     /// `config` (seeded from the site file) or `api` (issued at run time).
     pub source: String,
@@ -113,7 +111,7 @@ pub async fn sync_lists(
 }
 
 /// A block-, watch- or allow-list entry, as the API lists it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct ListEntryRow {
     pub license_plate: String,
     /// `blocked`, `watched` or `allowed`.
@@ -277,7 +275,7 @@ pub async fn all_permits(conn: &mut Conn) -> R<Vec<Permit>> {
 
 // ---------------------------------------------------------------- api keys
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct ApiKeyRow {
     pub key_id: String,
     pub name: String,

@@ -6,7 +6,6 @@ use crate::core::{
     TimeRange,
 };
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 
 use super::codec::*;
 use super::exec::Conn;
@@ -16,7 +15,7 @@ use super::R;
 
 // ---------------------------------------------------------------- reservations
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct ReservationRow {
     pub reservation_id: String,
     pub license_plate: String,

@@ -3,7 +3,6 @@
 use crate::core::Currency;
 use crate::core::{OpenSession, Plate, ReservationId, SessionId, SpaceId, SpaceType, VehicleType};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 
 use super::codec::*;
 use super::exec::Conn;
@@ -13,7 +12,7 @@ use super::R;
 
 // ---------------------------------------------------------------- sessions
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct SessionRow {
     pub session_id: String,
     pub license_plate: String,

@@ -5,7 +5,6 @@ use crate::core::baywatch;
 use crate::core::BayState;
 use crate::core::{Space, SpaceId, SpaceStatus, SpaceType};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 
 use super::codec::*;
 use super::exec::Conn;
@@ -56,12 +55,11 @@ pub async fn sync_spaces(conn: &mut Conn, seeds: &[SpaceSeed], now: DateTime<Utc
 
 // ---------------------------------------------------------------- spaces
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct SpaceRow {
     pub space_id: String,
     pub level: String,
     pub zone: String,
-    #[serde(rename = "type")]
     pub space_type: String,
     pub rank: i64,
     /// Stored allocation status: available | occupied | out_of_service.
@@ -76,7 +74,6 @@ pub struct SpaceRow {
     pub override_by: Option<String>,
     pub updated_at: DateTime<Utc>,
     /// `sensor_since` of the occupancy episode already flagged.
-    #[serde(skip)]
     pub flagged_episode: Option<DateTime<Utc>>,
 }
 

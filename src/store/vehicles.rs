@@ -2,7 +2,6 @@
 
 use crate::core::{ListMembership, Permit, Plate, VehicleType};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 
 use super::codec::*;
 use super::exec::Conn;
@@ -34,7 +33,7 @@ pub async fn upsert_vehicle(
     Ok(())
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct VehicleRow {
     pub license_plate: String,
     pub vehicle_type: String,

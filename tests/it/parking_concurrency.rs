@@ -3,6 +3,7 @@
 //! last 10 bays (exactly 10 sessions), the database itself refusing double
 //! bookings and a second open session, and gates working with the database down.
 
+use crate::support::parking::decided;
 use crate::support::parking::*;
 use chrono::{Duration, Utc};
 use lotsense::config::ApiRole::*;
@@ -65,6 +66,7 @@ async fn hundred_entries_last_ten_spaces(site: &Site) {
             .service
             .on_plate_read(read(Role::Entry, &format!("PRE{i}"), Utc::now()))
             .await
+            .map(|o| decided(&o))
             .unwrap();
         assert_eq!(e["verdict"], "admit");
     }
@@ -131,6 +133,7 @@ async fn same_plate_racing_opens_one_session(site: &Site) {
         tasks.push(tokio::spawn(async move {
             svc.on_plate_read(read(Role::Entry, "TWIN001", Utc::now()))
                 .await
+                .map(|o| decided(&o))
                 .unwrap()
         }));
     }
@@ -254,6 +257,7 @@ async fn gates_work_with_the_database_down(site: &Site) {
             chrono::TimeZone::with_ymd_and_hms(&Utc, 2024, 6, 3, 7, 0, 0).unwrap(),
         ))
         .await
+        .map(|o| decided(&o))
         .unwrap();
     assert_eq!(out["verdict"], "admit", "{out}");
     assert_eq!(out["reason"], "permit");
@@ -262,6 +266,7 @@ async fn gates_work_with_the_database_down(site: &Site) {
         .service
         .on_plate_read(read(Role::Entry, "RANDOM1", Utc::now()))
         .await
+        .map(|o| decided(&o))
         .unwrap();
     assert_eq!(out["verdict"], "deny");
     assert_eq!(out["reason"], "offline_no_entitlement");
@@ -269,12 +274,14 @@ async fn gates_work_with_the_database_down(site: &Site) {
         .service
         .on_plate_read(read(Role::Entry, "BL0CK01", Utc::now()))
         .await
+        .map(|o| decided(&o))
         .unwrap();
     assert_eq!(out["reason"], "blocked");
     let out = site
         .service
         .on_plate_read(read(Role::Exit, "RANDOM1", Utc::now()))
         .await
+        .map(|o| decided(&o))
         .unwrap();
     assert_eq!(out["verdict"], "hold");
     assert_eq!(site.service.offline_backlog(), 4);
@@ -304,6 +311,7 @@ async fn offline_decisions_are_written_when_the_database_returns() {
     let out = svc
         .on_plate_read(read(Role::Entry, "STAFF01", monday))
         .await
+        .map(|o| decided(&o))
         .unwrap();
     assert_eq!(out["offline"], true);
     assert_eq!(svc.offline_backlog(), 1);

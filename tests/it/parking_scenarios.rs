@@ -3,6 +3,7 @@
 //! `…::postgres`). Real database, real MQTT broker with a simulated gate
 //! controller, real HTTP server.
 
+use crate::support::parking::decided;
 use crate::support::parking::*;
 use chrono::{Duration, TimeZone, Utc};
 use lotsense::config::ApiRole::*;
@@ -206,6 +207,7 @@ async fn exit_with_misread_plate(site: &Site) {
         .service
         .on_plate_read(read(Role::Entry, "CJ08BOX", t0))
         .await
+        .map(|o| decided(&o))
         .unwrap();
     assert_eq!(e["verdict"], "admit", "{e}");
     assert_eq!(e["reason"], "admitted");
@@ -214,6 +216,7 @@ async fn exit_with_misread_plate(site: &Site) {
         .service
         .on_plate_read(read(Role::Exit, "CJ0880X", t0 + Duration::minutes(4)))
         .await
+        .map(|o| decided(&o))
         .unwrap();
     assert_eq!(x["match_kind"], "fuzzy", "{x}");
     assert_eq!(x["matched_plate"], "CJ08BOX");
@@ -229,6 +232,7 @@ async fn exit_with_misread_plate(site: &Site) {
         .service
         .on_plate_read(read(Role::Exit, "ZZ999ZZ", t0 + Duration::minutes(4)))
         .await
+        .map(|o| decided(&o))
         .unwrap();
     assert_eq!(x["verdict"], "hold");
     assert_eq!(x["flags"][0]["kind"], "unmatched_exit");
@@ -306,6 +310,7 @@ async fn blocked_and_watched(site: &Site) {
         .service
         .on_plate_read(read(Role::Entry, "BL0CK01", Utc::now()))
         .await
+        .map(|o| decided(&o))
         .unwrap();
     assert_eq!(e["verdict"], "deny");
     assert_eq!(e["reason"], "blocked");
@@ -387,12 +392,14 @@ async fn permit_window(site: &Site) {
         .service
         .on_plate_read(read(Role::Entry, "STAFF01", mon))
         .await
+        .map(|o| decided(&o))
         .unwrap();
     assert_eq!(e["reason"], "permit", "{e}");
     let x = site
         .service
         .on_plate_read(read(Role::Exit, "STAFF01", mon + Duration::hours(3)))
         .await
+        .map(|o| decided(&o))
         .unwrap();
     assert_eq!(x["verdict"], "open", "{x}");
     assert_eq!(x["reason"], "permit");
@@ -402,12 +409,14 @@ async fn permit_window(site: &Site) {
         .service
         .on_plate_read(read(Role::Entry, "STAFF01", sat))
         .await
+        .map(|o| decided(&o))
         .unwrap();
     assert_eq!(e["reason"], "admitted", "{e}");
     let x = site
         .service
         .on_plate_read(read(Role::Exit, "STAFF01", sat + Duration::hours(1)))
         .await
+        .map(|o| decided(&o))
         .unwrap();
     assert_eq!(x["verdict"], "payment_required", "{x}");
     assert_eq!(x["amount_due"], 1000);
@@ -550,12 +559,14 @@ async fn lists_and_permits_at_run_time(site: &Site) {
         .service
         .on_plate_read(read(Role::Entry, "STAFF77", mon))
         .await
+        .map(|o| decided(&o))
         .unwrap();
     assert_eq!(e["reason"], "permit", "{e}");
     let x = site
         .service
         .on_plate_read(read(Role::Exit, "STAFF77", mon + Duration::hours(3)))
         .await
+        .map(|o| decided(&o))
         .unwrap();
     assert_eq!(
         (x["verdict"].as_str(), x["reason"].as_str()),
@@ -597,12 +608,14 @@ async fn lists_and_permits_at_run_time(site: &Site) {
         .service
         .on_plate_read(read(Role::Entry, "STAFF77", next))
         .await
+        .map(|o| decided(&o))
         .unwrap();
     assert_eq!(e["reason"], "admitted", "{e}");
     let x = site
         .service
         .on_plate_read(read(Role::Exit, "STAFF77", next + Duration::hours(1)))
         .await
+        .map(|o| decided(&o))
         .unwrap();
     assert_eq!(
         (x["verdict"].as_str(), x["amount_due"].as_i64()),

@@ -34,7 +34,7 @@ pub(super) async fn entry(
             key: c.name.clone(),
         },
     };
-    ok(200, st.service.entry(req).await?)
+    ok_wire(200, st.service.entry(req).await?)
 }
 
 #[derive(Deserialize)]
@@ -63,5 +63,5 @@ pub(super) async fn exit(
             key: c.name.clone(),
         },
     };
-    ok(200, st.service.exit(req).await?)
+    ok_wire(200, st.service.exit(req).await?)
 }

@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod dto;
 mod endpoints;
 pub mod error;
 mod gates;
@@ -38,6 +39,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post, put};
 use axum::{Extension, Json, Router};
 use chrono::{DateTime, Utc};
+use dto::ToWire;
 use error::ApiError;
 use serde::Deserialize;
 use ApiRole::*;
@@ -61,6 +63,11 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for ApiJson<
 }
 
 type ApiResult = Result<Response, ApiError>;
+
+/// A success reply with the wire form of a row or outcome.
+fn ok_wire<T: dto::ToWire>(status: u16, v: T) -> ApiResult {
+    ok(status, v.wire())
+}
 
 fn ok<T: serde::Serialize>(status: u16, v: T) -> ApiResult {
     Ok((

@@ -56,7 +56,7 @@ pub(super) async fn pay(
         at: when(&c, b.timestamp)?,
     };
     let out = st.service.pay(req).await?;
-    ok(if out.replayed { 200 } else { 201 }, out)
+    ok_wire(if out.replayed { 200 } else { 201 }, out)
 }
 
 pub(super) async fn payments(
@@ -67,7 +67,7 @@ pub(super) async fn payments(
     c.allow(&PAYMENTS)?;
     ok(
         200,
-        serde_json::json!({ "payments": st.service.payments(q.session_id.as_deref(), q.limit()).await? }),
+        serde_json::json!({ "payments": st.service.payments(q.session_id.as_deref(), q.limit()).await?.wire() }),
     )
 }
 
@@ -77,7 +77,7 @@ pub(super) async fn payment(
     Path(id): Path<String>,
 ) -> ApiResult {
     c.allow(&PAYMENT)?;
-    ok(200, st.service.payment(&id).await?)
+    ok_wire(200, st.service.payment(&id).await?)
 }
 
 #[derive(Deserialize)]
@@ -97,7 +97,7 @@ pub(super) async fn refund(
     ApiJson(b): ApiJson<RefundBody>,
 ) -> ApiResult {
     c.allow(&REFUND)?;
-    ok(
+    ok_wire(
         201,
         st.service
             .refund(
@@ -137,7 +137,7 @@ pub(super) async fn receipt_json(
     Path(id): Path<String>,
 ) -> ApiResult {
     c.allow(&RECEIPT)?;
-    ok(200, st.service.receipt(&id).await?)
+    ok_wire(200, st.service.receipt(&id).await?)
 }
 
 pub(super) async fn receipt_page(

@@ -8,7 +8,7 @@ pub(super) async fn vehicle(
     Path(p): Path<String>,
 ) -> ApiResult {
     c.allow(&VEHICLE)?;
-    ok(200, st.service.vehicle(&plate(&p, "license_plate")?).await?)
+    ok_wire(200, st.service.vehicle(&plate(&p, "license_plate")?).await?)
 }
 
 pub(super) async fn sessions(
@@ -24,7 +24,7 @@ pub(super) async fn sessions(
         .transpose()?;
     ok(
         200,
-        serde_json::json!({ "sessions": st.service.sessions(q.status.as_deref(), p.as_ref().map(|p| p.as_str()), q.limit()).await? }),
+        serde_json::json!({ "sessions": st.service.sessions(q.status.as_deref(), p.as_ref().map(|p| p.as_str()), q.limit()).await?.wire() }),
     )
 }
 
@@ -34,7 +34,7 @@ pub(super) async fn session(
     Path(id): Path<String>,
 ) -> ApiResult {
     c.allow(&SESSION)?;
-    ok(200, st.service.session(&id).await?)
+    ok_wire(200, st.service.session(&id).await?)
 }
 
 pub(super) async fn flags(
@@ -50,7 +50,7 @@ pub(super) async fn flags(
         .transpose()?;
     ok(
         200,
-        serde_json::json!({ "flags": st.service.flags(q.status.as_deref(), q.kind.as_deref(), p.as_ref().map(|p| p.as_str()), q.limit()).await? }),
+        serde_json::json!({ "flags": st.service.flags(q.status.as_deref(), q.kind.as_deref(), p.as_ref().map(|p| p.as_str()), q.limit()).await?.wire() }),
     )
 }
 
@@ -69,7 +69,7 @@ pub(super) async fn flag_update(
     ApiJson(b): ApiJson<FlagBody>,
 ) -> ApiResult {
     c.allow(&FLAG_UPDATE)?;
-    ok(
+    ok_wire(
         200,
         st.service
             .update_flag(&id, b.status, b.note.as_deref(), &format!("api:{}", c.name))

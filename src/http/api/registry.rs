@@ -23,7 +23,7 @@ pub(super) async fn lists(
         .transpose()?;
     ok(
         200,
-        serde_json::json!({ "entries": st.service.list_entries(q.list.as_deref(), p.as_ref()).await? }),
+        serde_json::json!({ "entries": st.service.list_entries(q.list.as_deref(), p.as_ref()).await?.wire() }),
     )
 }
 
@@ -48,7 +48,7 @@ pub(super) async fn list_put(
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.to_string()))?
     };
-    ok(
+    ok_wire(
         200,
         st.service
             .add_to_list(
@@ -68,7 +68,7 @@ pub(super) async fn list_delete(
     Path((list, p)): Path<(String, String)>,
 ) -> ApiResult {
     c.allow(&LIST_DELETE)?;
-    ok(
+    ok_wire(
         200,
         st.service
             .remove_from_list(
@@ -94,7 +94,7 @@ pub(super) async fn permits(
         .transpose()?;
     ok(
         200,
-        serde_json::json!({ "permits": st.service.permit_list(p.as_ref()).await? }),
+        serde_json::json!({ "permits": st.service.permit_list(p.as_ref()).await?.wire() }),
     )
 }
 
@@ -134,7 +134,7 @@ pub(super) async fn permit_issue(
         space_types: b.space_types,
         covers_fees: b.covers_fees,
     };
-    ok(
+    ok_wire(
         201,
         st.service
             .issue_permit(req, &format!("api:{}", c.name), Utc::now())
@@ -156,7 +156,7 @@ pub(super) async fn permit_revoke(
 ) -> ApiResult {
     c.allow(&PERMIT_REVOKE)?;
     let Query(q) = q?;
-    ok(
+    ok_wire(
         200,
         st.service
             .revoke_permit(
@@ -177,6 +177,6 @@ pub(super) async fn audit(
     c.allow(&AUDIT)?;
     ok(
         200,
-        serde_json::json!({ "records": st.service.audit_log(q.subject.as_deref(), q.limit()).await? }),
+        serde_json::json!({ "records": st.service.audit_log(q.subject.as_deref(), q.limit()).await?.wire() }),
     )
 }

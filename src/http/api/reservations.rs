@@ -35,7 +35,7 @@ pub(super) async fn reserve(
         actor: format!("api:{}", c.name),
         now: when(&c, b.timestamp)?,
     };
-    ok(201, st.service.reserve(req).await?)
+    ok_wire(201, st.service.reserve(req).await?)
 }
 
 pub(super) async fn reservation(
@@ -45,8 +45,8 @@ pub(super) async fn reservation(
 ) -> ApiResult {
     c.allow(&RESERVATION)?;
     let (r, payments) = st.service.reservation(&id).await?;
-    let mut v = serde_json::to_value(r).unwrap_or_default();
-    v["payments"] = serde_json::to_value(payments).unwrap_or_default();
+    let mut v = serde_json::to_value(r.wire()).unwrap_or_default();
+    v["payments"] = serde_json::to_value(payments.wire()).unwrap_or_default();
     ok(200, v)
 }
 
@@ -76,7 +76,7 @@ pub(super) async fn cancel(
 ) -> ApiResult {
     c.allow(&CANCEL)?;
     let b: TimestampBody = optional_body(&body)?;
-    ok(
+    ok_wire(
         200,
         st.service
             .cancel_reservation(&id, &format!("api:{}", c.name), when(&c, b.timestamp)?)

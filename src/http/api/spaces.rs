@@ -21,7 +21,7 @@ pub(super) async fn availability(
         200,
         serde_json::json!({
             "total": sum(|a| a.total), "available": sum(|a| a.available), "occupied": sum(|a| a.occupied),
-            "reserved": sum(|a| a.reserved), "out_of_service": sum(|a| a.out_of_service), "by_type": by_type,
+            "reserved": sum(|a| a.reserved), "out_of_service": sum(|a| a.out_of_service), "by_type": by_type.wire(),
         }),
     )
 }
@@ -33,7 +33,7 @@ pub(super) async fn parkings(
     c.allow(&PARKINGS)?;
     ok(
         200,
-        serde_json::json!({ "spaces": st.service.parkings().await? }),
+        serde_json::json!({ "spaces": st.service.parkings().await?.wire() }),
     )
 }
 
@@ -111,5 +111,5 @@ pub(super) async fn space_status(
             _ => {}
         }
     }
-    ok(200, v)
+    ok_wire(200, v)
 }

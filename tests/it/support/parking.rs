@@ -289,3 +289,9 @@ macro_rules! on_both {
     };
 }
 pub(crate) use on_both;
+
+/// A camera read's decision as the API would show it (its wire form).
+pub fn decided(o: &lotsense::service::ReadOutcome) -> serde_json::Value {
+    use lotsense::http::api::dto::ToWire;
+    serde_json::to_value(o.wire()).unwrap()
+}
