@@ -17,6 +17,8 @@ pub enum Role {
     Exit,
 }
 
+crate::variants!(Role, Entry, Exit);
+
 /// A decided plate read: one vehicle seen by one gate camera, fused over the
 /// frames it was visible in. Schema version 1.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -206,3 +206,4 @@ mod tests {
 
 crate::variants!(SpaceType, Motorcycle, Compact, Large, Handicapped, Ev);
 crate::variants!(VehicleType, Car, Motorcycle, Van, Ev, Truck, Unknown);
+crate::variants!(SpaceStatus, Available, Occupied, Reserved, OutOfService);

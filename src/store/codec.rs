@@ -8,13 +8,14 @@
 //!
 //! Each enum stored as text has one mapping, [`DbText`], implemented once,
 //! with the enum's own spelling: its `as_str` where the core has one, else
-//! its serde name (the name it has in JSON), read from serde itself.
+//! its serde name (the name it has in JSON), read from serde itself; its
+//! variants are the core's one list of them ([`Variants`]).
 
 use super::sql::{ColumnIndex, FromValue, Row};
 use super::{StoreError, R};
 use crate::core::{
     BayState, Currency, EntryReason, EntryVerdict, ExitReason, FlagKind, FlagStatus, PaymentKind,
-    PaymentMethod, PaymentStatus, PermitKind, ReservationStatus, SpaceStatus, SpaceType,
+    PaymentMethod, PaymentStatus, PermitKind, ReservationStatus, SpaceStatus, SpaceType, Variants,
     VehicleType,
 };
 use crate::events::Role;
@@ -44,12 +45,11 @@ pub(super) fn to_json(what: &str, v: &impl Serialize) -> R<String> {
 
 // ---------------------------------------------------------------- enums ↔ text
 
-/// An enum stored as text: one name per variant, the same both ways.
-pub trait DbText: Sized + Copy + PartialEq + 'static {
+/// An enum stored as text: one name per variant, the same both ways. The
+/// variants are the core's own list ([`Variants`]).
+pub trait DbText: Variants + PartialEq {
     /// What the column holds, for errors ("a space type").
     const WHAT: &'static str;
-    /// Every variant.
-    const ALL: &'static [Self];
 
     /// The stored name.
     fn to_db(&self) -> &'static str;
@@ -72,126 +72,50 @@ fn expected<T: DbText>(what: &str, all: &[T]) -> String {
     format!("{what} ({})", names.join(", "))
 }
 
-/// [`DbText`] for an enum with the core's `as_str`. The match lists every
-/// variant, so a variant added in the core fails to compile here until it
-/// is listed.
+/// [`DbText`] for enums with the core's `as_str`.
 macro_rules! db_text_as_str {
-    ($t:ident, $what:literal, [$($v:ident),+ $(,)?]) => {
+    ($($t:ident: $what:literal;)+) => {$(
         impl DbText for $t {
             const WHAT: &'static str = $what;
-            const ALL: &'static [Self] = &[$($t::$v),+];
             fn to_db(&self) -> &'static str {
-                match self {
-                    $($t::$v => {})+
-                }
                 self.as_str()
             }
         }
-    };
+    )+};
 }
 
-/// [`DbText`] for an enum whose only spelling is its serde name.
+/// [`DbText`] for enums whose only spelling is their serde name.
 macro_rules! db_text_serde {
-    ($t:ident, $what:literal, [$($v:ident),+ $(,)?]) => {
+    ($($t:ident: $what:literal;)+) => {$(
         impl DbText for $t {
             const WHAT: &'static str = $what;
-            const ALL: &'static [Self] = &[$($t::$v),+];
             fn to_db(&self) -> &'static str {
-                match self {
-                    $($t::$v => {})+
-                }
                 variant_name(self)
             }
         }
-    };
+    )+};
 }
 
-db_text_as_str!(
-    SpaceType,
-    "a space type",
-    [Motorcycle, Compact, Large, Handicapped, Ev]
-);
-db_text_as_str!(
-    VehicleType,
-    "a vehicle type",
-    [Car, Motorcycle, Van, Ev, Truck, Unknown]
-);
-db_text_as_str!(BayState, "a bay state", [Free, Occupied, Unknown]);
-db_text_serde!(
-    SpaceStatus,
-    "a space status",
-    [Available, Occupied, Reserved, OutOfService]
-);
-db_text_serde!(
-    ReservationStatus,
-    "a reservation status",
-    [Booked, CheckedIn, Completed, Cancelled, NoShow]
-);
-db_text_serde!(PaymentMethod, "a payment method", [Card, Mobile, Cash]);
-db_text_serde!(
-    PaymentStatus,
-    "a payment status",
-    [Pending, Succeeded, Failed]
-);
-db_text_serde!(PaymentKind, "a payment kind", [Charge, Refund]);
-db_text_serde!(EntryVerdict, "an entry verdict", [Admit, Duplicate, Deny]);
-db_text_serde!(
-    EntryReason,
-    "an entry reason",
-    [
-        Admitted,
-        Permit,
-        AllowList,
-        Reservation,
-        DuplicateRead,
-        Blocked,
-        NoPermit,
-        DuplicateSession,
-        ReservationNotYetValid,
-        FullForVehicleType,
-        OfflineNoEntitlement,
-    ]
-);
-db_text_serde!(
-    ExitReason,
-    "an exit reason",
-    [
-        FreeGrace,
-        Paid,
-        NothingOwed,
-        Permit,
-        ReservationCovered,
-        PaymentRequired,
-        PayLater,
-        LostTicket,
-        UnmatchedHold,
-        AmbiguousHold,
-        UnmatchedPermit,
-        OfflineHold,
-    ]
-);
-db_text_serde!(
-    FlagKind,
-    "a flag kind",
-    [
-        WatchListHit,
-        UnmatchedExit,
-        AmbiguousExit,
-        UnpaidExit,
-        LowConfidenceRead,
-        OccupiedWithoutSession,
-        WrongBay,
-        UnacknowledgedGate,
-        DuplicateSession,
-    ]
-);
-db_text_serde!(FlagStatus, "a flag status", [Open, Acknowledged, Resolved]);
-db_text_serde!(
-    PermitKind,
-    "a permit kind",
-    [Staff, Handicapped, Ev, Resident, Contractor]
-);
-db_text_serde!(Role, "a camera role", [Entry, Exit]);
+db_text_as_str! {
+    SpaceType: "a space type";
+    VehicleType: "a vehicle type";
+    BayState: "a bay state";
+}
+
+db_text_serde! {
+    SpaceStatus: "a space status";
+    ReservationStatus: "a reservation status";
+    PaymentMethod: "a payment method";
+    PaymentStatus: "a payment status";
+    PaymentKind: "a payment kind";
+    EntryVerdict: "an entry verdict";
+    EntryReason: "an entry reason";
+    ExitReason: "an exit reason";
+    FlagKind: "a flag kind";
+    FlagStatus: "a flag status";
+    PermitKind: "a permit kind";
+    Role: "a camera role";
+}
 
 /// A currency stored as its ISO code in `table.column`.
 pub fn decode_currency(table: &'static str, column: &str, s: &str) -> R<Currency> {
@@ -485,7 +409,7 @@ mod tests {
         round_trips::<FlagStatus>();
         round_trips::<PermitKind>();
         round_trips::<Role>();
-        assert_eq!(<SpaceType as DbText>::ALL, &SpaceType::ALL[..]);
+        assert_eq!(<SpaceType as Variants>::ALL, &SpaceType::ALL[..]);
         assert_eq!(FlagKind::WatchListHit.to_db(), "watch_list_hit");
         assert_eq!(ReservationStatus::NoShow.to_db(), "no_show");
         assert_eq!(SpaceStatus::OutOfService.to_db(), "out_of_service");
