@@ -173,6 +173,7 @@ fn an_unreachable_camera_reports_why_while_another_keeps_working() {
 
 #[test]
 fn file_replay_as_fast_as_possible_delivers_every_frame_then_finishes() {
+    let _one = crate::support::HEAVY.blocking_lock();
     lotsense::ingest::init_gstreamer().unwrap();
     let metrics = Arc::new(Metrics::new());
     let url = format!("file://{}", std::fs::canonicalize(CLIP).unwrap().display());

@@ -7,8 +7,9 @@ pub mod net;
 pub mod parking;
 pub mod services;
 
-/// The end-to-end plate tests run the real models on both cores with
-/// timeouts that assume the CPU is theirs; they take this lock so that two
-/// of them never compete within the one test process. Other tests still run
-/// beside them.
+/// Tests that must keep pace with real time on the CPU take this lock, so
+/// that two of them never compete within the one test process: the
+/// end-to-end plate tests run the models on both cores with timeouts that
+/// assume the CPU is theirs, and the file replay test counts the frames its
+/// consumer keeps up with. Other tests still run beside them.
 pub static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
