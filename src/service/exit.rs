@@ -198,200 +198,259 @@ impl ParkingService {
         req: &ExitRequest,
         gate: Option<String>,
     ) -> Result<(ExitOutcome, Vec<PaymentRow>), ServiceError> {
-        let s = &self.inner.settings;
-        let now = req.at;
-        let plate = &req.plate;
         let policy = self.exit_policy();
         for _attempt in 0..MAX_ATTEMPTS {
             let mut tx = self.db().write().await?;
             let mut audit = st::AuditBatch::default();
             let (decision, m, row, res_row) = self
-                .exit_snapshot(&mut tx, plate, None, now, &policy)
+                .exit_snapshot(&mut tx, &req.plate, None, req.at, &policy)
                 .await?;
-            let session_id = row.as_ref().map(|r| r.session_id.clone());
-            let mut debt_id = None;
-            let mut refunds = Vec::new();
-            if let Some(sid) = &decision.close_session {
-                let fee_minor = decision.fee.as_ref().map(|f| f.total.amount_minor);
-                let closed = st::close_session(
-                    &mut tx,
-                    &st::SessionEnd {
-                        id: sid.as_str(),
-                        status: "closed",
-                        ended: now,
-                        exit_gate: gate.as_deref(),
-                        exit_read_id: req.source.read_id(),
-                        fee_minor,
-                        reason: decision.reason.to_db(),
-                    },
-                )
-                .await?;
-                if !closed {
-                    drop(tx);
-                    continue; // closed meanwhile by another read: decide again
-                }
-                let released = st::release_space_of(&mut tx, sid.as_str(), now).await?;
-                audit.push(
-                    now,
-                    &req.source.actor(),
-                    AuditAction::SessionClosed,
-                    Some(sid.as_str()),
-                    Some(decision.reason.to_db()),
-                    Some(&serde_json::json!({ "space": released, "fee": fee_minor })),
-                );
-                if let Some(r) = res_row.as_ref().filter(|r| r.status == "checked_in") {
-                    st::set_reservation_status(
-                        &mut tx,
-                        &r.reservation_id,
-                        ReservationStatus::CheckedIn,
-                        ReservationStatus::Completed,
-                        None,
-                        now,
-                    )
-                    .await?;
-                    if let Some(core_r) = r.to_core()? {
-                        let refund = core_r.early_departure_refund(&s.policy.reservations, now)?;
-                        if refund.is_positive() {
-                            let charges =
-                                st::payments_for_reservation(&mut tx, &r.reservation_id).await?;
-                            refunds = self
-                                .plan_refunds(
-                                    &mut tx,
-                                    &charges,
-                                    RefundPlan {
-                                        amount: refund.amount_minor,
-                                        reason: "early departure",
-                                        actor: &req.source.actor(),
-                                        now,
-                                        key_base: &format!("early-departure:{}", r.reservation_id),
-                                    },
-                                )
-                                .await?;
-                        }
+            let case = ExitCase {
+                req,
+                gate: gate.as_deref(),
+                decision: &decision,
+                reservation: res_row.as_ref(),
+            };
+            let closing = match &decision.close_session {
+                Some(sid) => {
+                    match self
+                        .close_for_exit(&mut tx, &mut audit, &case, sid.as_str())
+                        .await?
+                    {
+                        Some(closing) => closing,
+                        // Closed meanwhile by another read: decide again.
+                        None => continue,
                     }
                 }
-                if let Some(debt) = &decision.debt {
-                    let id = st::insert_debt(
-                        &mut tx,
-                        &debt.plate,
-                        Some(sid.as_str()),
-                        None,
-                        "unpaid_exit",
-                        debt.amount,
-                        now,
-                    )
-                    .await?;
-                    audit.push(
-                        now,
-                        &req.source.actor(),
-                        AuditAction::DebtRecorded,
-                        Some(sid.as_str()),
-                        Some("pay_later"),
-                        Some(&serde_json::json!({ "debt_id": id, "amount": debt.amount })),
-                    );
-                    debt_id = Some(id);
-                }
-            }
-            let decision_id = st::new_id();
-            let (verdict, amount) = match decision.verdict {
-                ExitVerdict::OpenGate => ("open", None),
-                ExitVerdict::PaymentRequired { amount } => {
-                    ("payment_required", Some(amount.amount_minor))
-                }
-                ExitVerdict::HoldForStaff => ("hold", None),
+                None => Closing::default(),
             };
-            let command = if decision.opens_gate() {
-                "open"
-            } else {
-                "deny"
-            };
-            st::insert_gate_decision(
-                &mut tx,
-                &st::GateDecisionRow {
-                    decision_id: decision_id.clone(),
-                    gate: gate.clone(),
-                    direction: "exit".into(),
-                    license_plate: plate.to_string(),
-                    session_id: session_id.clone(),
-                    command: command.into(),
-                    verdict: verdict.into(),
-                    reason: decision.reason.to_db().to_string(),
-                    explanation: decision.explanation.clone(),
-                    amount,
-                    read_id: req.source.read_id().map(String::from),
-                    source: req.source.kind().into(),
-                    decided_at: now,
-                    ack_state: None,
-                    acked_at: None,
-                    attempts: 0,
-                },
+            let refunds = closing.refunds.clone();
+            let out = self
+                .record_exit(&mut tx, &mut audit, &case, &m, row, closing)
+                .await?;
+            tx.commit().await?;
+            return Ok((out, refunds));
+        }
+        Err(ServiceError::Busy)
+    }
+
+    /// Closes the matched session and releases its bay, completes a booking
+    /// (refunding an early departure) and records a pay-later debt. `None`
+    /// when another read closed the session first.
+    async fn close_for_exit(
+        &self,
+        tx: &mut st::Conn,
+        audit: &mut st::AuditBatch,
+        case: &ExitCase<'_>,
+        sid: &str,
+    ) -> Result<Option<Closing>, ServiceError> {
+        let ExitCase {
+            req,
+            gate,
+            decision,
+            ..
+        } = *case;
+        let now = req.at;
+        let fee_minor = decision.fee.as_ref().map(|f| f.total.amount_minor);
+        let end = st::SessionEnd {
+            id: sid,
+            status: "closed",
+            ended: now,
+            exit_gate: gate,
+            exit_read_id: req.source.read_id(),
+            fee_minor,
+            reason: decision.reason.to_db(),
+        };
+        if !st::close_session(tx, &end).await? {
+            return Ok(None);
+        }
+        let released = st::release_space_of(tx, sid, now).await?;
+        audit.push(
+            now,
+            &req.source.actor(),
+            AuditAction::SessionClosed,
+            Some(sid),
+            Some(decision.reason.to_db()),
+            Some(&serde_json::json!({ "space": released, "fee": fee_minor })),
+        );
+        let refunds = self.complete_booking(tx, case).await?;
+        let mut debt_id = None;
+        if let Some(debt) = &decision.debt {
+            let id = st::insert_debt(
+                tx,
+                &debt.plate,
+                Some(sid),
+                None,
+                "unpaid_exit",
+                debt.amount,
+                now,
             )
             .await?;
-            let flag_ids = self
-                .raise_flags(
-                    &mut tx,
-                    &mut audit,
-                    &decision.flags,
-                    FlagScene {
-                        plate,
-                        session: session_id.as_deref(),
-                        gate: gate.as_deref(),
-                        evidence: req.evidence.as_ref(),
-                        now,
-                    },
-                )
-                .await?;
-            let action = if decision.opens_gate() {
-                AuditAction::ExitOpened
-            } else {
-                AuditAction::ExitHeld
-            };
-            let detail = serde_json::json!({ "decision_id": decision_id, "verdict": verdict, "owed": decision.owed, "match": m, "gate": gate });
             audit.push(
                 now,
                 &req.source.actor(),
-                action,
-                Some(plate.as_str()),
-                Some(decision.reason.to_db()),
-                Some(&detail),
+                AuditAction::DebtRecorded,
+                Some(sid),
+                Some("pay_later"),
+                Some(&serde_json::json!({ "debt_id": id, "amount": debt.amount })),
             );
-            audit.write(&mut tx).await?;
-            tx.commit().await?;
-            let match_kind = match &m {
-                ExitMatch::Exact { .. } => "exact",
-                ExitMatch::Fuzzy { .. } => "fuzzy",
-                ExitMatch::Ambiguous { .. } => "ambiguous",
-                ExitMatch::None => "none",
-            };
-            let amount_due = match decision.verdict {
-                ExitVerdict::PaymentRequired { amount } => amount.amount_minor,
-                _ => decision.owed.amount_minor,
-            };
-            return Ok((
-                ExitOutcome {
-                    decision_id,
-                    license_plate: plate.to_string(),
-                    verdict: verdict.into(),
-                    reason: decision.reason.to_db().to_string(),
-                    explanation: decision.explanation.clone(),
-                    gate,
-                    gate_command: command.into(),
-                    match_kind: match_kind.into(),
-                    session_id,
-                    matched_plate: row.map(|r| r.license_plate),
-                    amount_due,
-                    currency: s.currency.to_string(),
-                    fee: decision.fee.clone(),
-                    debt_id,
-                    refunds: refunds.clone(),
-                    flags: flag_refs(&flag_ids, &decision.flags),
-                    offline: false,
-                    timestamp: now,
-                },
-                refunds,
-            ));
+            debt_id = Some(id);
         }
-        Err(ServiceError::Busy)
+        Ok(Some(Closing { debt_id, refunds }))
+    }
+
+    /// A checked-in booking is completed; leaving before its end refunds
+    /// what the site's early-departure rule gives back (pending refund rows,
+    /// driven after the commit).
+    async fn complete_booking(
+        &self,
+        tx: &mut st::Conn,
+        case: &ExitCase<'_>,
+    ) -> Result<Vec<PaymentRow>, ServiceError> {
+        let (req, now) = (case.req, case.req.at);
+        let Some(r) = case.reservation.filter(|r| r.status == "checked_in") else {
+            return Ok(Vec::new());
+        };
+        st::set_reservation_status(
+            tx,
+            &r.reservation_id,
+            ReservationStatus::CheckedIn,
+            ReservationStatus::Completed,
+            None,
+            now,
+        )
+        .await?;
+        let Some(core_r) = r.to_core()? else {
+            return Ok(Vec::new());
+        };
+        let rules = &self.inner.settings.policy.reservations;
+        let refund = core_r.early_departure_refund(rules, now)?;
+        if !refund.is_positive() {
+            return Ok(Vec::new());
+        }
+        let charges = st::payments_for_reservation(tx, &r.reservation_id).await?;
+        self.plan_refunds(
+            tx,
+            &charges,
+            RefundPlan {
+                amount: refund.amount_minor,
+                reason: "early departure",
+                actor: &req.source.actor(),
+                now,
+                key_base: &format!("early-departure:{}", r.reservation_id),
+            },
+        )
+        .await
+    }
+
+    /// Records the decision (gate decision, flags, audit) in the
+    /// transaction and builds the reply.
+    async fn record_exit(
+        &self,
+        tx: &mut st::Conn,
+        audit: &mut st::AuditBatch,
+        case: &ExitCase<'_>,
+        m: &ExitMatch,
+        row: Option<st::SessionRow>,
+        closing: Closing,
+    ) -> Result<ExitOutcome, ServiceError> {
+        let ExitCase {
+            req,
+            gate,
+            decision,
+            ..
+        } = *case;
+        let (plate, now) = (&req.plate, req.at);
+        let gate = gate.map(String::from);
+        let session_id = row.as_ref().map(|r| r.session_id.clone());
+        let decision_id = st::new_id();
+        let (verdict, amount) = match decision.verdict {
+            ExitVerdict::OpenGate => ("open", None),
+            ExitVerdict::PaymentRequired { amount } => {
+                ("payment_required", Some(amount.amount_minor))
+            }
+            ExitVerdict::HoldForStaff => ("hold", None),
+        };
+        let command = if decision.opens_gate() {
+            "open"
+        } else {
+            "deny"
+        };
+        st::insert_gate_decision(
+            tx,
+            &st::GateDecisionRow {
+                decision_id: decision_id.clone(),
+                gate: gate.clone(),
+                direction: "exit".into(),
+                license_plate: plate.to_string(),
+                session_id: session_id.clone(),
+                command: command.into(),
+                verdict: verdict.into(),
+                reason: decision.reason.to_db().to_string(),
+                explanation: decision.explanation.clone(),
+                amount,
+                read_id: req.source.read_id().map(String::from),
+                source: req.source.kind().into(),
+                decided_at: now,
+                ack_state: None,
+                acked_at: None,
+                attempts: 0,
+            },
+        )
+        .await?;
+        let scene = FlagScene {
+            plate,
+            session: session_id.as_deref(),
+            gate: gate.as_deref(),
+            evidence: req.evidence.as_ref(),
+            now,
+        };
+        let flag_ids = self.raise_flags(tx, audit, &decision.flags, scene).await?;
+        let action = if decision.opens_gate() {
+            AuditAction::ExitOpened
+        } else {
+            AuditAction::ExitHeld
+        };
+        let detail = serde_json::json!({ "decision_id": decision_id, "verdict": verdict, "owed": decision.owed, "match": m, "gate": gate });
+        audit.push(
+            now,
+            &req.source.actor(),
+            action,
+            Some(plate.as_str()),
+            Some(decision.reason.to_db()),
+            Some(&detail),
+        );
+        std::mem::take(audit).write(tx).await?;
+        let match_kind = match m {
+            ExitMatch::Exact { .. } => "exact",
+            ExitMatch::Fuzzy { .. } => "fuzzy",
+            ExitMatch::Ambiguous { .. } => "ambiguous",
+            ExitMatch::None => "none",
+        };
+        let amount_due = match decision.verdict {
+            ExitVerdict::PaymentRequired { amount } => amount.amount_minor,
+            _ => decision.owed.amount_minor,
+        };
+        Ok(ExitOutcome {
+            decision_id,
+            license_plate: plate.to_string(),
+            verdict: verdict.into(),
+            reason: decision.reason.to_db().to_string(),
+            explanation: decision.explanation.clone(),
+            gate,
+            gate_command: command.into(),
+            match_kind: match_kind.into(),
+            session_id,
+            matched_plate: row.map(|r| r.license_plate),
+            amount_due,
+            currency: self.inner.settings.currency.to_string(),
+            fee: decision.fee.clone(),
+            debt_id: closing.debt_id,
+            refunds: closing.refunds,
+            flags: flag_refs(&flag_ids, &decision.flags),
+            offline: false,
+            timestamp: now,
+        })
     }
 
     /// What is owed on a payment target right now.
@@ -473,4 +532,21 @@ impl ParkingService {
             }
         }
     }
+}
+
+/// One exit being decided: the request, its gate, what the core decided and
+/// the booking the session belongs to.
+#[derive(Clone, Copy)]
+struct ExitCase<'a> {
+    req: &'a ExitRequest,
+    gate: Option<&'a str>,
+    decision: &'a ExitDecision,
+    reservation: Option<&'a st::ReservationRow>,
+}
+
+/// What closing the session wrote besides the session itself.
+#[derive(Default)]
+struct Closing {
+    debt_id: Option<String>,
+    refunds: Vec<PaymentRow>,
 }
