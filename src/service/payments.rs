@@ -46,7 +46,18 @@ pub(super) struct RefundPlan<'a> {
 impl ParkingService {
     /// Takes a payment exactly once per idempotency key.
     pub async fn pay(&self, req: PaymentRequest) -> Result<PaymentOutcome, ServiceError> {
-        let s = &self.inner.settings;
+        self.check_payment_request(&req)?;
+        let (row, replayed) = self.write_charge(&req).await?;
+        let row = if row.status == "pending" {
+            self.drive(row).await?
+        } else {
+            row
+        };
+        self.payment_outcome(&req, row, replayed).await
+    }
+
+    /// The request's own rules: a usable idempotency key, an accepted method.
+    fn check_payment_request(&self, req: &PaymentRequest) -> Result<(), ServiceError> {
         if req.idempotency_key.trim().is_empty() || req.idempotency_key.len() > 200 {
             return Err(invalid(
                 "invalid_idempotency_key",
@@ -54,21 +65,27 @@ impl ParkingService {
                 "an idempotency key of 1-200 characters is required",
             ));
         }
-        if !s.methods.contains(&req.method) {
+        if !self.inner.settings.methods.contains(&req.method) {
             return Err(invalid(
                 "method_not_accepted",
                 "payment_method",
                 format!("payment method {} is not accepted here", req.method.to_db()),
             ));
         }
+        Ok(())
+    }
+
+    /// Writes the charge `pending` (before the gateway is asked), or finds
+    /// the one written earlier under the same key (`true`: a replay; one
+    /// that failed only because the gateway was down is reopened).
+    async fn write_charge(&self, req: &PaymentRequest) -> Result<(PaymentRow, bool), ServiceError> {
+        let s = &self.inner.settings;
         let now = req.at;
         let (session_id, reservation_id, purpose) = match &req.target {
             PaymentTarget::Session(id) => (Some(id.clone()), None, "parking"),
             PaymentTarget::Reservation(id) => (None, Some(id.clone()), "reservation"),
             PaymentTarget::LostTicket(_) => (None, None, "lost_ticket"),
         };
-        let mut replayed = false;
-        let mut row = None;
         for _ in 0..MAX_ATTEMPTS {
             let mut tx = self.db().write().await?;
             if let Some(existing) = st::payment_by_key(&mut tx, &req.idempotency_key).await? {
@@ -86,7 +103,6 @@ impl ParkingService {
                         ),
                     });
                 }
-                replayed = true;
                 // A payment that failed only because the gateway was down is tried again.
                 if existing.status == "failed"
                     && existing.failure.as_deref() == Some("gateway_unavailable")
@@ -96,40 +112,16 @@ impl ParkingService {
                     let mut e = existing;
                     e.status = "pending".into();
                     e.failure = None;
-                    row = Some(e);
-                } else {
-                    drop(tx);
-                    row = Some(existing);
+                    return Ok((e, true));
                 }
-                break;
+                return Ok((existing, true));
             }
             let (due, plate) = self.amount_due(&mut tx, &req.target, now).await?;
             check_payment_amount(
                 Money::new(req.amount, s.currency),
                 Money::new(due, s.currency),
             )
-            .map_err(|r| match r {
-                PaymentRejection::NonPositive => invalid(
-                    "invalid_amount",
-                    "amount",
-                    "amount must be positive (minor units)",
-                ),
-                PaymentRejection::NothingDue => ServiceError::Conflict {
-                    code: "nothing_due",
-                    message: "nothing is owed".into(),
-                },
-                PaymentRejection::ExceedsDue { due } => invalid(
-                    "amount_exceeds_due",
-                    "amount",
-                    format!(
-                        "amount exceeds what is owed ({} minor units)",
-                        due.amount_minor
-                    ),
-                ),
-                PaymentRejection::WrongCurrency => {
-                    invalid("wrong_currency", "amount", "wrong currency")
-                }
-            })?;
+            .map_err(payment_rejection)?;
             let new = PaymentRow {
                 payment_id: st::new_id(),
                 idempotency_key: req.idempotency_key.clone(),
@@ -152,26 +144,28 @@ impl ParkingService {
             };
             match st::insert_payment(&mut tx, &new).await {
                 Ok(()) => {}
-                Err(e) if st::is_unique_violation(&e) => {
-                    drop(tx);
-                    continue; // a concurrent request with the same key: replay it
-                }
+                // A concurrent request with the same key: replay it.
+                Err(e) if st::is_unique_violation(&e) => continue,
                 Err(e) => return Err(e.into()),
             }
             tx.commit().await?;
-            row = Some(new);
-            break;
+            return Ok((new, false));
         }
-        let row = row.ok_or(ServiceError::Busy)?;
-        let row = if row.status == "pending" {
-            self.drive(row).await?
-        } else {
-            row
-        };
+        Err(ServiceError::Busy)
+    }
+
+    /// The reply once the gateway has answered: the payment, its receipt and
+    /// what is still owed, or the gateway's refusal as an error.
+    async fn payment_outcome(
+        &self,
+        req: &PaymentRequest,
+        row: PaymentRow,
+        replayed: bool,
+    ) -> Result<PaymentOutcome, ServiceError> {
         let mut c = self.db().read().await?;
         let receipt = st::receipt_for_payment(&mut c, &row.payment_id).await?;
         let remaining_due = self
-            .amount_due(&mut c, &req.target, Utc::now().max(now))
+            .amount_due(&mut c, &req.target, Utc::now().max(req.at))
             .await
             .map(|d| d.0)
             .unwrap_or(0);
@@ -505,5 +499,29 @@ impl ParkingService {
             }
         }
         Ok(n)
+    }
+}
+
+/// The core's refusal of an amount, as the API's error.
+fn payment_rejection(r: PaymentRejection) -> ServiceError {
+    match r {
+        PaymentRejection::NonPositive => invalid(
+            "invalid_amount",
+            "amount",
+            "amount must be positive (minor units)",
+        ),
+        PaymentRejection::NothingDue => ServiceError::Conflict {
+            code: "nothing_due",
+            message: "nothing is owed".into(),
+        },
+        PaymentRejection::ExceedsDue { due } => invalid(
+            "amount_exceeds_due",
+            "amount",
+            format!(
+                "amount exceeds what is owed ({} minor units)",
+                due.amount_minor
+            ),
+        ),
+        PaymentRejection::WrongCurrency => invalid("wrong_currency", "amount", "wrong currency"),
     }
 }
