@@ -61,66 +61,8 @@ impl ParkingService {
                     .filter_map(Result::transpose)
                     .collect::<Result<_, _>>()?;
             // Candidate bays in order, each checked by the core.
-            let (requested, candidates): (&str, Vec<&Space>) =
-                match (&req.space_id, req.space_type, req.vehicle_type) {
-                    (Some(id), _, _) => {
-                        let target = ReservationTarget::Space(core::SpaceId::new(id.clone()));
-                        check_booking(&target, &window, &spaces, &existing)
-                            .map_err(|r| booking_error(&r, id))?;
-                        (
-                            "space",
-                            spaces.iter().filter(|sp| sp.id.as_str() == id).collect(),
-                        )
-                    }
-                    (None, t, v) => {
-                        let types = match (t, v) {
-                            (Some(t), _) => vec![t],
-                            (None, Some(v)) => s.policy.compatibility.eligible_types(v, &[]),
-                            (None, None) => {
-                                return Err(invalid(
-                                    "target_required",
-                                    "space_id",
-                                    "give `space_id`, `space_type` or `vehicle_type`",
-                                ))
-                            }
-                        };
-                        let mut out = Vec::new();
-                        for t in types {
-                            if check_booking(
-                                &ReservationTarget::SpaceType(t),
-                                &window,
-                                &spaces,
-                                &existing,
-                            )
-                            .is_err()
-                            {
-                                continue;
-                            }
-                            let mut of_type: Vec<&Space> = spaces
-                                .iter()
-                                .filter(|sp| {
-                                    sp.space_type == t
-                                        && check_booking(
-                                            &ReservationTarget::Space(sp.id.clone()),
-                                            &window,
-                                            &spaces,
-                                            &existing,
-                                        )
-                                        .is_ok()
-                                })
-                                .collect();
-                            of_type.sort_by_key(|sp| (sp.rank, sp.id.clone()));
-                            out.extend(of_type);
-                        }
-                        if out.is_empty() {
-                            return Err(ServiceError::Conflict {
-                                code: "no_capacity",
-                                message: "no bay of that type is free for the whole window".into(),
-                            });
-                        }
-                        ("type", out)
-                    }
-                };
+            let (requested, candidates) =
+                booking_candidates(&req, &window, &spaces, &existing, &s.policy)?;
             let Some(space) = candidates.first() else {
                 return Err(not_found("space", req.space_id.as_deref().unwrap_or("")));
             };
@@ -340,4 +282,57 @@ pub(super) fn booking_error(r: &BookingRejection, id: &str) -> ServiceError {
             ),
         },
     }
+}
+
+/// The bays a booking may take, best first, each checked by the core: the
+/// named bay, or the free bays of the requested (or the vehicle's eligible)
+/// types for the whole window. Also says which was asked for (`space` or
+/// `type`).
+fn booking_candidates<'a>(
+    req: &ReservationRequest,
+    window: &TimeRange,
+    spaces: &'a [Space],
+    existing: &[core::Reservation],
+    policy: &SitePolicy,
+) -> Result<(&'static str, Vec<&'a Space>), ServiceError> {
+    let free_for_window =
+        |target: &ReservationTarget| check_booking(target, window, spaces, existing).is_ok();
+    if let Some(id) = &req.space_id {
+        let target = ReservationTarget::Space(core::SpaceId::new(id.clone()));
+        check_booking(&target, window, spaces, existing).map_err(|r| booking_error(&r, id))?;
+        let named = spaces.iter().filter(|sp| sp.id.as_str() == id).collect();
+        return Ok(("space", named));
+    }
+    let types = match (req.space_type, req.vehicle_type) {
+        (Some(t), _) => vec![t],
+        (None, Some(v)) => policy.compatibility.eligible_types(v, &[]),
+        (None, None) => {
+            return Err(invalid(
+                "target_required",
+                "space_id",
+                "give `space_id`, `space_type` or `vehicle_type`",
+            ))
+        }
+    };
+    let mut out = Vec::new();
+    for t in types {
+        if !free_for_window(&ReservationTarget::SpaceType(t)) {
+            continue;
+        }
+        let mut of_type: Vec<&Space> = spaces
+            .iter()
+            .filter(|sp| {
+                sp.space_type == t && free_for_window(&ReservationTarget::Space(sp.id.clone()))
+            })
+            .collect();
+        of_type.sort_by_key(|sp| (sp.rank, sp.id.clone()));
+        out.extend(of_type);
+    }
+    if out.is_empty() {
+        return Err(ServiceError::Conflict {
+            code: "no_capacity",
+            message: "no bay of that type is free for the whole window".into(),
+        });
+    }
+    Ok(("type", out))
 }
