@@ -351,51 +351,36 @@ impl ParkingService {
         } else {
             "deny"
         };
-        st::insert_gate_decision(
-            tx,
-            &st::GateDecisionRow {
-                decision_id: decision_id.clone(),
-                gate: gate.clone(),
-                direction: "entry".into(),
-                license_plate: plate.to_string(),
-                session_id: session_id.clone(),
-                command: command.into(),
-                verdict: decision.verdict.to_db().to_string(),
-                reason: decision.reason.to_db().to_string(),
-                explanation: decision.explanation.clone(),
-                amount: None,
-                read_id: req.source.read_id().map(String::from),
-                source: req.source.kind().into(),
-                decided_at: now,
-                ack_state: None,
-                acked_at: None,
-                attempts: 0,
-            },
-        )
-        .await?;
-        let scene = FlagScene {
-            plate,
-            session: session_id.as_deref(),
-            gate: gate.as_deref(),
-            evidence: req.evidence.as_ref(),
-            now,
-        };
-        let flag_ids = self.raise_flags(tx, audit, &decision.flags, scene).await?;
         let action = if decision.opens_gate() {
             AuditAction::EntryAdmitted
         } else {
             AuditAction::EntryDenied
         };
         let detail = serde_json::json!({ "decision_id": decision_id, "verdict": decision.verdict, "space": decision.assigned_space, "gate": gate });
-        audit.push(
-            now,
-            &req.source.actor(),
-            action,
-            Some(plate.as_str()),
-            Some(decision.reason.to_db()),
-            Some(&detail),
-        );
-        std::mem::take(audit).write(tx).await?;
+        let flag_ids = self
+            .record_decision(
+                tx,
+                audit,
+                DecisionRecord {
+                    id: &decision_id,
+                    direction: "entry",
+                    gate: gate.as_deref(),
+                    plate,
+                    session_id: session_id.as_deref(),
+                    command,
+                    verdict: decision.verdict.to_db(),
+                    reason: decision.reason.to_db(),
+                    explanation: &decision.explanation,
+                    amount: None,
+                    source: &req.source,
+                    evidence: req.evidence.as_ref(),
+                    now,
+                    flags: &decision.flags,
+                    action,
+                    detail,
+                },
+            )
+            .await?;
         let outstanding_debts = st::open_debts_for(tx, plate.as_str()).await?;
         Ok(EntryOutcome {
             decision_id,

@@ -376,51 +376,36 @@ impl ParkingService {
         } else {
             "deny"
         };
-        st::insert_gate_decision(
-            tx,
-            &st::GateDecisionRow {
-                decision_id: decision_id.clone(),
-                gate: gate.clone(),
-                direction: "exit".into(),
-                license_plate: plate.to_string(),
-                session_id: session_id.clone(),
-                command: command.into(),
-                verdict: verdict.into(),
-                reason: decision.reason.to_db().to_string(),
-                explanation: decision.explanation.clone(),
-                amount,
-                read_id: req.source.read_id().map(String::from),
-                source: req.source.kind().into(),
-                decided_at: now,
-                ack_state: None,
-                acked_at: None,
-                attempts: 0,
-            },
-        )
-        .await?;
-        let scene = FlagScene {
-            plate,
-            session: session_id.as_deref(),
-            gate: gate.as_deref(),
-            evidence: req.evidence.as_ref(),
-            now,
-        };
-        let flag_ids = self.raise_flags(tx, audit, &decision.flags, scene).await?;
         let action = if decision.opens_gate() {
             AuditAction::ExitOpened
         } else {
             AuditAction::ExitHeld
         };
         let detail = serde_json::json!({ "decision_id": decision_id, "verdict": verdict, "owed": decision.owed, "match": m, "gate": gate });
-        audit.push(
-            now,
-            &req.source.actor(),
-            action,
-            Some(plate.as_str()),
-            Some(decision.reason.to_db()),
-            Some(&detail),
-        );
-        std::mem::take(audit).write(tx).await?;
+        let flag_ids = self
+            .record_decision(
+                tx,
+                audit,
+                DecisionRecord {
+                    id: &decision_id,
+                    direction: "exit",
+                    gate: gate.as_deref(),
+                    plate,
+                    session_id: session_id.as_deref(),
+                    command,
+                    verdict,
+                    reason: decision.reason.to_db(),
+                    explanation: &decision.explanation,
+                    amount,
+                    source: &req.source,
+                    evidence: req.evidence.as_ref(),
+                    now,
+                    flags: &decision.flags,
+                    action,
+                    detail,
+                },
+            )
+            .await?;
         let match_kind = match m {
             ExitMatch::Exact { .. } => "exact",
             ExitMatch::Fuzzy { .. } => "fuzzy",

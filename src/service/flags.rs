@@ -13,7 +13,77 @@ pub(super) struct FlagScene<'a> {
     pub now: DateTime<Utc>,
 }
 
+/// A gate decision as it is recorded: its row, the flags it raised and its
+/// audit record, all in the decision's transaction.
+pub(super) struct DecisionRecord<'a> {
+    pub id: &'a str,
+    /// `entry` or `exit`.
+    pub direction: &'static str,
+    pub gate: Option<&'a str>,
+    pub plate: &'a Plate,
+    pub session_id: Option<&'a str>,
+    /// `open` or `deny`.
+    pub command: &'static str,
+    pub verdict: &'a str,
+    pub reason: &'static str,
+    pub explanation: &'a str,
+    pub amount: Option<i64>,
+    pub source: &'a Source,
+    pub evidence: Option<&'a serde_json::Value>,
+    pub now: DateTime<Utc>,
+    pub flags: &'a [RaisedFlag],
+    pub action: AuditAction,
+    pub detail: serde_json::Value,
+}
+
 impl ParkingService {
+    /// Writes a gate decision, its flags and its audit record (the batch is
+    /// written out with it); returns the new flags' ids.
+    pub(super) async fn record_decision(
+        &self,
+        tx: &mut st::Conn,
+        audit: &mut st::AuditBatch,
+        rec: DecisionRecord<'_>,
+    ) -> Result<Vec<String>, ServiceError> {
+        let row = st::GateDecisionRow {
+            decision_id: rec.id.into(),
+            gate: rec.gate.map(String::from),
+            direction: rec.direction.into(),
+            license_plate: rec.plate.to_string(),
+            session_id: rec.session_id.map(String::from),
+            command: rec.command.into(),
+            verdict: rec.verdict.into(),
+            reason: rec.reason.into(),
+            explanation: rec.explanation.into(),
+            amount: rec.amount,
+            read_id: rec.source.read_id().map(String::from),
+            source: rec.source.kind().into(),
+            decided_at: rec.now,
+            ack_state: None,
+            acked_at: None,
+            attempts: 0,
+        };
+        st::insert_gate_decision(tx, &row).await?;
+        let scene = FlagScene {
+            plate: rec.plate,
+            session: rec.session_id,
+            gate: rec.gate,
+            evidence: rec.evidence,
+            now: rec.now,
+        };
+        let flag_ids = self.raise_flags(tx, audit, rec.flags, scene).await?;
+        audit.push(
+            rec.now,
+            &rec.source.actor(),
+            rec.action,
+            Some(rec.plate.as_str()),
+            Some(rec.reason),
+            Some(&rec.detail),
+        );
+        std::mem::take(audit).write(tx).await?;
+        Ok(flag_ids)
+    }
+
     /// Writes the core's flags with their audit records, in the decision's
     /// transaction; returns the new flags' ids.
     pub(super) async fn raise_flags(

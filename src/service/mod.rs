@@ -18,7 +18,7 @@ mod bays;
 mod entry;
 mod exit;
 mod flags;
-use flags::FlagScene;
+use flags::{DecisionRecord, FlagScene};
 pub mod gates;
 pub mod gateway;
 mod lists;
