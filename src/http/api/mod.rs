@@ -182,6 +182,14 @@ pub(super) struct ListQuery {
 }
 
 impl ListQuery {
+    /// The `license_plate` filter, normalised (a bad plate is a 400 naming it).
+    fn plate(&self) -> Result<Option<Plate>, ApiError> {
+        self.license_plate
+            .as_deref()
+            .map(|p| plate(p, "license_plate"))
+            .transpose()
+    }
+
     fn limit(&self) -> i64 {
         self.limit.unwrap_or(100).clamp(1, 1000)
     }

@@ -17,11 +17,7 @@ pub(super) async fn sessions(
     Query(q): Query<ListQuery>,
 ) -> ApiResult {
     c.allow(&SESSIONS)?;
-    let p = q
-        .license_plate
-        .as_deref()
-        .map(|p| plate(p, "license_plate"))
-        .transpose()?;
+    let p = q.plate()?;
     ok(
         200,
         serde_json::json!({ "sessions": st.service.sessions(q.status.as_deref(), p.as_ref().map(|p| p.as_str()), q.limit()).await?.wire() }),
@@ -43,11 +39,7 @@ pub(super) async fn flags(
     Query(q): Query<ListQuery>,
 ) -> ApiResult {
     c.allow(&FLAGS)?;
-    let p = q
-        .license_plate
-        .as_deref()
-        .map(|p| plate(p, "license_plate"))
-        .transpose()?;
+    let p = q.plate()?;
     ok(
         200,
         serde_json::json!({ "flags": st.service.flags(q.status.as_deref(), q.kind.as_deref(), p.as_ref().map(|p| p.as_str()), q.limit()).await?.wire() }),

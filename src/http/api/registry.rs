@@ -87,11 +87,7 @@ pub(super) async fn permits(
     Query(q): Query<ListQuery>,
 ) -> ApiResult {
     c.allow(&PERMITS)?;
-    let p = q
-        .license_plate
-        .as_deref()
-        .map(|p| plate(p, "license_plate"))
-        .transpose()?;
+    let p = q.plate()?;
     ok(
         200,
         serde_json::json!({ "permits": st.service.permit_list(p.as_ref()).await?.wire() }),
